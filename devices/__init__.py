@@ -1,0 +1,1 @@
+"""Device side of roomguard: readings, profiles, codecs, transports and simulators."""

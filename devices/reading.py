@@ -1,0 +1,98 @@
+"""The reading types every other package consumes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+Value = float | int | bool | str | None
+
+
+class Quality(StrEnum):
+    """How far a value can be trusted; anything but GOOD carries no usable value."""
+
+    GOOD = "good"
+    STALE = "stale"
+    COMM_ERROR = "comm_error"
+    DECODE_ERROR = "decode_error"
+    AUTH_ERROR = "auth_error"
+    UNAVAILABLE = "unavailable"
+
+
+class DeviceClass(StrEnum):
+    """The kinds of equipment in a machine room."""
+
+    UPS = "ups"
+    GENSET = "genset"
+    CRAC = "crac"
+    ENV = "env"
+    DOOR = "door"
+    CONTACT = "contact"
+    COMPLIANCE = "compliance"
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One decoded value of a device, without device context (what a codec returns)."""
+
+    name: str
+    value: Value
+    quality: Quality = Quality.GOOD
+
+    def __post_init__(self) -> None:
+        # A sentinel, auth failure or decode failure is never a value (DESIGN: data model).
+        if self.quality is not Quality.GOOD and self.value is not None:
+            object.__setattr__(self, "value", None)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRef:
+    """Where a device lives and what it is: the tags every reading carries."""
+
+    site: str
+    room: str
+    device: str
+    device_class: DeviceClass
+    model: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One metric of one device at one poll time (UTC)."""
+
+    site: str
+    room: str
+    device: str
+    device_class: DeviceClass
+    metric: str
+    value: Value
+    quality: Quality
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """Everything one poll of one device produced; the unit that travels over MQTT."""
+
+    ref: DeviceRef
+    ts: datetime
+    metrics: tuple[Metric, ...]
+    duration_s: float = 0.0
+    error: str | None = None
+
+    def readings(self) -> Iterator[Reading]:
+        """Flatten into one Reading per metric."""
+        for m in self.metrics:
+            yield Reading(
+                site=self.ref.site,
+                room=self.ref.room,
+                device=self.ref.device,
+                device_class=self.ref.device_class,
+                metric=m.name,
+                value=m.value,
+                quality=m.quality,
+                ts=self.ts,
+            )
