@@ -82,6 +82,7 @@ class PollResult:
     metrics: tuple[Metric, ...]
     duration_s: float = 0.0
     error: str | None = None
+    quality: Quality = Quality.GOOD
 
     def readings(self) -> Iterator[Reading]:
         """Flatten into one Reading per metric."""

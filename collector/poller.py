@@ -1,0 +1,200 @@
+"""The poll scheduler: one asyncio task per device, so a dead or slow device never delays another."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from collector.schedule import PollSchedule
+from devices.door import DoorTracker
+from devices.errors import TransportError
+from devices.reader import DeviceReader
+from devices.reading import DeviceClass, DeviceRef, Metric, PollResult, Quality
+
+_LOG = logging.getLogger(__name__)
+
+Sink = Callable[[PollResult], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class PollTarget:
+    """One configured device: who it is, how to read it and how often."""
+
+    ref: DeviceRef
+    reader: DeviceReader
+    interval_s: float
+    timeout_s: float
+    door: DoorTracker | None = None
+
+
+@dataclass(slots=True)
+class DeviceHealth:
+    """What the poller knows about one device right now (for status and logs)."""
+
+    last_poll: datetime | None = None
+    last_ok: datetime | None = None
+    quality: Quality | None = None
+    error: str | None = None
+    failures: int = 0
+    polls: int = 0
+    last_duration_s: float = 0.0
+    known_metrics: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Poller:
+    """Polls every target on its own cadence and hands each PollResult to `sink`."""
+
+    def __init__(
+        self,
+        targets: list[PollTarget],
+        sink: Sink,
+        *,
+        jitter_pct: float = 10.0,
+        backoff_max_s: float = 300.0,
+        seed: int | None = None,
+        wall_clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._targets = {t.ref.device: t for t in targets}
+        self._sink = sink
+        self._jitter_pct = jitter_pct
+        self._backoff_max_s = backoff_max_s
+        self._rng = random.Random(seed)  # noqa: S311 - scheduling jitter, not security
+        self._wall = wall_clock
+        self.health: dict[str, DeviceHealth] = {d: DeviceHealth() for d in self._targets}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def note_access_granted(self, device: str, ts: datetime) -> None:
+        """Tell a door's tracker that access was granted (badge event or trap) at `ts`."""
+        target = self._targets.get(device)
+        if target is not None and target.door is not None:
+            target.door.note_access_granted(ts)
+
+    async def poll_once(self) -> list[PollResult]:
+        """Poll every device once, concurrently, and return the results (commissioning)."""
+        return list(await asyncio.gather(*(self._poll(t) for t in self._targets.values())))
+
+    async def run(self) -> None:
+        """Poll forever, one task per device, until cancelled."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._tasks = [
+            asyncio.create_task(self._device_loop(t, now), name=f"poll:{t.ref.device}")
+            for t in self._targets.values()
+        ]
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def close(self) -> None:
+        """Close every reader."""
+        for t in self._targets.values():
+            with contextlib.suppress(Exception):
+                await t.reader.close()
+
+    async def _device_loop(self, target: PollTarget, start: float) -> None:
+        loop = asyncio.get_running_loop()
+        schedule = PollSchedule.start(
+            start, target.interval_s, self._jitter_pct, self._backoff_max_s, self._rng
+        )
+        while True:
+            delay = schedule.next_due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            result = await self._poll(target)
+            if result.quality in (Quality.COMM_ERROR, Quality.AUTH_ERROR) and result.error:
+                schedule.after_failure(loop.time())
+            else:
+                schedule.after_success(loop.time())
+            try:
+                await self._sink(result)
+            except Exception:
+                _LOG.exception("sink failed for %s", target.ref.device)
+
+    async def _poll(self, target: PollTarget) -> PollResult:
+        ts = self._wall()
+        started = time.perf_counter()
+        health = self.health[target.ref.device]
+        health.polls += 1
+        try:
+            # The transport enforces per-request timeouts; this bounds the whole poll so that a
+            # device answering each request just in time cannot hold its task for many intervals.
+            metrics = await asyncio.wait_for(target.reader.read(), timeout=max(target.timeout_s, target.interval_s))
+        except TransportError as exc:
+            return self._failed(target, ts, started, exc.quality, f"{type(exc).__name__}: {exc}")
+        except TimeoutError:
+            return self._failed(target, ts, started, Quality.COMM_ERROR, "DeviceTimeout: poll deadline exceeded")
+        except Exception as exc:  # a bug in a decoder must not kill the device's task
+            _LOG.exception("unexpected error polling %s", target.ref.device)
+            return self._failed(target, ts, started, Quality.COMM_ERROR, f"{type(exc).__name__}: {exc}")
+        duration = time.perf_counter() - started
+        if target.door is not None:
+            metrics = self._with_door_state(target.door, ts, metrics)
+        if health.failures:
+            down_for = (ts - health.last_ok).total_seconds() if health.last_ok else None
+            _LOG.warning(
+                "%s recovered after %d failed polls%s", target.ref.device, health.failures,
+                f" ({down_for:.0f} s without data)" if down_for is not None else "",
+            )
+        health.failures = 0
+        health.last_poll = health.last_ok = ts
+        health.quality = Quality.GOOD
+        health.error = None
+        health.last_duration_s = duration
+        health.known_metrics = tuple(m.name for m in metrics)
+        return PollResult(ref=target.ref, ts=ts, metrics=tuple(metrics), duration_s=duration)
+
+    def _failed(
+        self, target: PollTarget, ts: datetime, started: float, quality: Quality, error: str
+    ) -> PollResult:
+        health = self.health[target.ref.device]
+        if health.failures == 0:
+            # Log the first failure once; later ones stay at debug until the device recovers
+            # (Home Assistant's log-when-unavailable rule).
+            _LOG.warning("%s unreachable: %s", target.ref.device, error)
+        else:
+            _LOG.debug("%s still unreachable (%d): %s", target.ref.device, health.failures + 1, error)
+        health.failures += 1
+        health.last_poll = ts
+        health.quality = quality
+        health.error = error
+        health.last_duration_s = time.perf_counter() - started
+        # Every metric the device had is reported with the failure's quality, so a dashboard shows a
+        # gap flagged as comm_error/auth_error rather than silently holding the last value.
+        metrics = tuple(Metric(name, None, quality) for name in health.known_metrics)
+        return PollResult(
+            ref=target.ref, ts=ts, metrics=metrics, duration_s=health.last_duration_s,
+            error=error, quality=quality,
+        )
+
+    @staticmethod
+    def _with_door_state(door: DoorTracker, ts: datetime, metrics: list[Metric]) -> list[Metric]:
+        by_name = {m.name: m for m in metrics}
+        contact = by_name.get("door_open")
+        rex = by_name.get("rex")
+        status = door.update(
+            ts,
+            contact.value if contact is not None and contact.quality is Quality.GOOD else None,  # type: ignore[arg-type]
+            rex.value if rex is not None and rex.quality is Quality.GOOD else None,  # type: ignore[arg-type]
+        )
+        quality = Quality.GOOD if status.state != "unknown" else Quality.UNAVAILABLE
+        return [*metrics, Metric("door_state", status.state if quality is Quality.GOOD else None, quality)]
+
+
+def is_door(ref: DeviceRef) -> bool:
+    """True for devices whose contact readings feed a DoorTracker."""
+    return ref.device_class is DeviceClass.DOOR
