@@ -1,0 +1,154 @@
+"""`roomguard` sub-commands owned by the collector: config check, polling, simulation, probes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from collector.cli_config import check_config_command
+from collector.config import SiteConfig, load_site
+from collector.render import format_poll, format_summary_line
+from devices.reading import PollResult
+from devices.registry import ProfileRegistry
+
+probe_app = typer.Typer(help="Commissioning probes for a device being wired up. 調試新設備用。", no_args_is_help=True)
+
+SiteArg = Annotated[Path, typer.Argument(help="Site configuration YAML.", exists=False)]
+
+
+def _load(path: Path) -> SiteConfig:
+    code, text = check_config_command(path)
+    if code != 0:
+        typer.echo(text, err=True)
+        raise typer.Exit(code)
+    return load_site(path)
+
+
+def check_config(path: SiteArg) -> None:
+    """Validate a site configuration; print a summary, or every error with file, line and key path."""
+    code, text = check_config_command(path)
+    typer.echo(text, err=code != 0)
+    raise typer.Exit(code)
+
+
+def profiles() -> None:
+    """List the built-in device profiles."""
+    for p in ProfileRegistry.builtin().all():
+        typer.echo(f"{p.model:<24} {p.protocol:<6} {p.device_class.value:<8} {p.vendor}: {p.title}")
+
+
+def poll(
+    path: SiteArg,
+    once: Annotated[bool, typer.Option("--once", help="Poll every device once and exit.")] = False,
+    seconds: Annotated[float, typer.Option(help="Stop after this many seconds (0 = run until Ctrl-C).")] = 0,
+    device: Annotated[list[str] | None, typer.Option(help="Only these device ids (repeatable).")] = None,
+    verbose: Annotated[bool, typer.Option("-v", help="Log at debug level.")] = False,
+) -> None:
+    """Poll the site's devices and print each device's readings with quality."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    site = _load(path)
+    asyncio.run(_poll(site, once=once, seconds=seconds, only=set(device or [])))
+
+
+async def _poll(site: SiteConfig, *, once: bool, seconds: float, only: set[str]) -> None:
+    from collector.poller import Poller
+    from collector.targets import TargetBuilder
+
+    targets = TargetBuilder(site, ProfileRegistry.builtin()).targets(only or None)
+    tz = site.site.timezone
+
+    async def show(result: PollResult) -> None:
+        typer.echo(format_poll(result, tz))
+
+    poller = Poller(targets, show, jitter_pct=site.defaults.jitter_pct, backoff_max_s=site.defaults.backoff_max_s)
+    try:
+        if once:
+            results = await poller.poll_once()
+            for r in results:
+                typer.echo(format_poll(r, tz))
+            typer.echo(format_summary_line(results))
+            return
+        task = asyncio.create_task(poller.run())
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=seconds or None)
+        except TimeoutError:
+            task.cancel()
+    finally:
+        await poller.close()
+
+
+def simulate(
+    path: SiteArg,
+    http_port: Annotated[int, typer.Option(help="Port of the scenario control API (0 = from config).")] = 0,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 1.0,
+    scenario: Annotated[list[str] | None, typer.Option(help="Scenario to start with (repeatable).")] = None,
+    seconds: Annotated[float, typer.Option(help="Stop after this many seconds (0 = until Ctrl-C).")] = 0,
+) -> None:
+    """Serve every configured device over real Modbus TCP and SNMP on loopback, with scenarios."""
+    from collector.simulate import run_simulator
+
+    site = _load(path)
+    asyncio.run(run_simulator(site, http_port=http_port, speed=speed, scenarios=scenario or [], seconds=seconds))
+
+
+def probe_modbus(
+    host: Annotated[str, typer.Argument(help="Device or gateway address.")],
+    port: Annotated[int, typer.Option(help="TCP port.")] = 502,
+    unit: Annotated[int, typer.Option(help="Unit (slave) id.")] = 1,
+    table: Annotated[str, typer.Option(help="holding or input.")] = "holding",
+    address: Annotated[int, typer.Option(help="First register, 0-based wire address.")] = 0,
+    count: Annotated[int, typer.Option(help="Number of registers.")] = 8,
+    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 2.0,
+) -> None:
+    """Read a register range and show it decoded under all four byte/word orders, with hints."""
+    from devices.probe_modbus import format_probe, probe_modbus as run_probe
+
+    if table not in ("holding", "input"):
+        typer.echo(f"--table: got {table!r}; valid choices: holding, input", err=True)
+        raise typer.Exit(2)
+    report = asyncio.run(run_probe(host, port, unit, table, address, count, timeout))
+    typer.echo(format_probe(report))
+
+
+def probe_snmp(
+    host: Annotated[str, typer.Argument(help="Agent address.")],
+    port: Annotated[int, typer.Option(help="UDP port.")] = 161,
+    root: Annotated[str, typer.Option(help="Subtree to walk.")] = "1.3.6.1",
+    community_env: Annotated[str, typer.Option(help="Environment variable holding the v2c community.")] = (
+        "ROOMGUARD_SNMP_COMMUNITY"
+    ),
+    limit: Annotated[int, typer.Option(help="Stop after this many varbinds.")] = 2000,
+    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 2.0,
+) -> None:
+    """Walk a subtree and name the built-in profile that matches the agent."""
+    from devices.probe_snmp import format_snmp_probe, match_profiles, probe_snmp as run_probe
+    from devices.snmp_transport import SnmpTarget, SnmpV2c
+
+    community = os.environ.get(community_env)
+    if not community:
+        typer.echo(f"set the community in ${community_env} (secrets are never taken on the command line)", err=True)
+        raise typer.Exit(2)
+    target = SnmpTarget(host, port, timeout, 1, SnmpV2c(community))
+    report = asyncio.run(run_probe(target, root=root, limit=limit))
+    typer.echo(format_snmp_probe(report, match_profiles(report, ProfileRegistry.builtin().all())))
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the collector's commands on the root `roomguard` app."""
+    app.command("check-config")(check_config)
+    app.command("profiles")(profiles)
+    app.command("poll")(poll)
+    app.command("simulate")(simulate)
+    probe_app.command("modbus")(probe_modbus)
+    probe_app.command("snmp")(probe_snmp)
+    app.add_typer(probe_app, name="probe")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use the roomguard command")
