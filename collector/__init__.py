@@ -1,0 +1,1 @@
+"""Collector side of roomguard: site configuration, polling, outbox, MQTT and the ingest bridge."""

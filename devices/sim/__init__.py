@@ -1,0 +1,1 @@
+"""Simulated devices that serve the same profiles the collector reads."""

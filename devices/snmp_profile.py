@@ -1,0 +1,265 @@
+"""Schema of an SNMP device profile: scalars, tables, ENTITY-SENSOR rows, derived metrics (pure)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from devices.profile import ProfileBase
+from devices.reading import Value
+from devices.transform import Transform
+
+_OID_RE = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_TEMPLATE_RE = re.compile(r"^[a-z{][a-z0-9_{}]*$")
+
+SnmpType = Literal["integer", "gauge", "counter", "timeticks", "string", "oid"]
+Aggregation = Literal["max", "min", "sum", "first"]
+
+ENTITY_SENSOR_TABLE = "1.3.6.1.2.1.99.1.1.1"
+
+
+def _check_oid(value: str, what: str = "oid") -> str:
+    value = value.strip().lstrip(".")
+    if not _OID_RE.match(value):
+        raise ValueError(f"{what} {value!r} is not a numeric OID like 1.3.6.1.2.1.33.1.2.1.0")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _SnmpValueSpec(Transform):
+    """Fields shared by scalar points and table columns: how an SNMP value becomes a metric."""
+
+    type: SnmpType = Field("integer", description="SNMP syntax; also what the simulator serves.")
+    oid_enum: dict[str, str] | None = Field(
+        None, description="OID-valued objects (AutonomousType): value OID → state name."
+    )
+    true_values: list[int] = Field(
+        default_factory=list, description="Raw values meaning True (the metric is then a bool)."
+    )
+    false_values: list[int] = Field(default_factory=list, description="Raw values meaning False.")
+    follows_unit: bool = Field(
+        False, description="Temperature in the unit named by the profile's temp_unit selector."
+    )
+
+    @field_validator("oid_enum")
+    @classmethod
+    def _enum_oids(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        return None if v is None else {_check_oid(k, "oid_enum key"): s for k, s in v.items()}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _SnmpValueSpec:
+        if bool(self.true_values) != bool(self.false_values):
+            raise ValueError("true_values and false_values go together (raw values for True and False)")
+        if self.oid_enum is not None and self.type != "oid":
+            raise ValueError("oid_enum needs type: oid")
+        if self.enum is not None and self.true_values:
+            raise ValueError("use either enum or true_values/false_values, not both")
+        if self.follows_unit and self.convert is not None:
+            raise ValueError("follows_unit picks the conversion at run time; drop convert")
+        return self
+
+    @property
+    def is_bool(self) -> bool:
+        """True when the metric is a boolean (true_values/false_values given)."""
+        return bool(self.true_values)
+
+
+class SnmpPoint(_SnmpValueSpec):
+    """One scalar object (an OID ending in .0, usually) mapped to one metric."""
+
+    name: str = Field(description="Canonical metric name (unit in the name).")
+    oid: str = Field(description="Numeric OID of the instance, e.g. 1.3.6.1.2.1.33.1.2.4.0.")
+    example: Value = Field(None, description="Typical value the simulator serves by default.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError(f"metric name {v!r} must be lower_snake_case")
+        return v
+
+    @field_validator("oid")
+    @classmethod
+    def _oid(cls, v: str) -> str:
+        return _check_oid(v)
+
+
+class Aggregate(_Strict):
+    """Derive one canonical metric from a column over every row (3-phase UPS → highest phase)."""
+
+    name: str
+    func: Aggregation = "max"
+
+
+class SnmpColumn(_SnmpValueSpec):
+    """One table column; `metric` is a template using `{index}` (row index) and/or `{key}`."""
+
+    oid: str = Field(description="Column OID without the row index, e.g. 1.3.6.1.2.1.33.1.4.4.1.5.")
+    metric: str | None = Field(None, description="Per-row metric name template; None = aggregate only.")
+    aggregate: Aggregate | None = None
+    example: Value = None
+
+    @field_validator("oid")
+    @classmethod
+    def _oid(cls, v: str) -> str:
+        return _check_oid(v, "column oid")
+
+    @field_validator("metric")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        if v is not None and not _TEMPLATE_RE.match(v):
+            raise ValueError(f"metric template {v!r} must be lower_snake_case with {{index}} / {{key}}")
+        return v
+
+    @model_validator(mode="after")
+    def _some_output(self) -> SnmpColumn:
+        if self.metric is None and self.aggregate is None:
+            raise ValueError("a column needs a metric template, an aggregate, or both")
+        return self
+
+
+class EntitySensorNames(_Strict):
+    """ENTITY-SENSOR-MIB sensor type → metric name (first sensor) and template for further ones."""
+
+    first: str
+    more: str = Field(description="Template with {n}: 2 for the second sensor of that type, …")
+
+
+def _default_entity_names() -> dict[str, EntitySensorNames]:
+    return {
+        "celsius": EntitySensorNames(first="temp_c", more="probe{n}_temp_c"),
+        "percentRH": EntitySensorNames(first="rh_pct", more="probe{n}_rh_pct"),
+    }
+
+
+class SnmpTable(_Strict):
+    """A conceptual table walked with GETBULK, or an ENTITY-SENSOR-MIB entPhySensorTable."""
+
+    name: str
+    kind: Literal["columns", "entity_sensor"] = "columns"
+    columns: list[SnmpColumn] = Field(default_factory=list)
+    key_column: str | None = Field(
+        None, description="Column OID whose value names the row (LIEBERT-GP Descr = well-known OID)."
+    )
+    key_map: dict[str, str] = Field(
+        default_factory=dict, description="Key column value → {key} in templates; unmapped rows are skipped."
+    )
+    rows: dict[str, str] = Field(
+        default_factory=dict,
+        description="Rows the simulator serves: index → key name (columns) or sensor type (entity_sensor).",
+    )
+    examples: dict[str, Value] = Field(default_factory=dict, description="Per-metric simulator values.")
+    root: str = Field(ENTITY_SENSOR_TABLE, description="entity_sensor only: the entPhySensorEntry OID.")
+    sensor_names: dict[str, EntitySensorNames] = Field(default_factory=_default_entity_names)
+
+    @field_validator("key_column", "root")
+    @classmethod
+    def _oid(cls, v: str | None) -> str | None:
+        return None if v is None else _check_oid(v)
+
+    @field_validator("key_map")
+    @classmethod
+    def _keys(cls, v: dict[str, str]) -> dict[str, str]:
+        return {(k if not _OID_RE.match(k.lstrip(".")) else k.lstrip(".")): s for k, s in v.items()}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SnmpTable:
+        if self.kind == "entity_sensor":
+            if self.columns or self.key_column:
+                raise ValueError(f"table {self.name}: entity_sensor tables take no columns/key_column")
+            bad = {t for t in self.rows.values() if t not in self.sensor_names}
+            if bad:
+                raise ValueError(f"table {self.name}: rows name unknown sensor types {sorted(bad)}; "
+                                 f"valid: {sorted(self.sensor_names)}")
+            return self
+        if not self.columns:
+            raise ValueError(f"table {self.name}: needs at least one column")
+        uses_key = any(c.metric and "{key}" in c.metric for c in self.columns)
+        if uses_key and not (self.key_column and self.key_map):
+            raise ValueError(f"table {self.name}: {{key}} in a metric template needs key_column and key_map")
+        if self.key_column and self.rows:
+            unknown = set(self.rows.values()) - set(self.key_map.values())
+            if unknown:
+                raise ValueError(f"table {self.name}: rows use keys {sorted(unknown)} not in key_map")
+        return self
+
+    def key_raw(self, key: str) -> str:
+        """Inverse of key_map: the key column value for a key name."""
+        for raw, name in self.key_map.items():
+            if name == key:
+                return raw
+        raise KeyError(key)
+
+
+class Derived(_Strict):
+    """A metric computed from another one: a copy, or a bool `source in equals`."""
+
+    name: str
+    source: str
+    equals: list[str | int | bool] | None = None
+
+
+class TempUnitSelector(_Strict):
+    """An OID whose value says whether `follows_unit` temperatures are °F or °C (Geist .1.7.0)."""
+
+    oid: str
+    fahrenheit: list[int] = Field(default_factory=lambda: [0])
+    celsius: list[int] = Field(default_factory=lambda: [1])
+
+    @field_validator("oid")
+    @classmethod
+    def _oid(cls, v: str) -> str:
+        return _check_oid(v)
+
+
+class SnmpMatch(_Strict):
+    """How the commissioning probe recognises a device for this profile."""
+
+    sys_object_ids: list[str] = Field(default_factory=list, description="sysObjectID prefixes.")
+    requires_oids: list[str] = Field(
+        default_factory=list, description="OID prefixes that must all be present in the walk (MIB support)."
+    )
+
+    @field_validator("sys_object_ids", "requires_oids")
+    @classmethod
+    def _oids(cls, v: list[str]) -> list[str]:
+        return [_check_oid(o) for o in v]
+
+
+class SnmpProfile(ProfileBase):
+    """A device model read over SNMP."""
+
+    protocol: Literal["snmp"]
+    match: SnmpMatch = Field(default_factory=SnmpMatch)
+    temp_unit: TempUnitSelector | None = None
+    scalars: list[SnmpPoint] = Field(default_factory=list)
+    tables: list[SnmpTable] = Field(default_factory=list)
+    derived: list[Derived] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SnmpProfile:
+        seen: set[str] = set()
+        for p in self.scalars:
+            if p.name in seen:
+                raise ValueError(f"scalar {p.name!r} is defined twice")
+            seen.add(p.name)
+        for t in self.tables:
+            for c in t.columns:
+                if c.aggregate is not None:
+                    seen.add(c.aggregate.name)
+        for d in self.derived:
+            if d.source not in seen and not any(t.columns for t in self.tables if t.kind == "columns"):
+                raise ValueError(f"derived {d.name!r}: source {d.source!r} is not a metric of this profile")
+            seen.add(d.name)
+        follows = any(p.follows_unit for p in self.scalars) or any(
+            c.follows_unit for t in self.tables for c in t.columns
+        )
+        if follows and self.temp_unit is None:
+            raise ValueError("follows_unit points need a temp_unit selector")
+        return self
