@@ -77,7 +77,7 @@ class Poller:
         """Tell a door's tracker that access was granted (badge event or trap) at `ts`."""
         target = self._targets.get(device)
         if target is not None and target.door is not None:
-            target.door.note_access_granted(ts)
+            target.door.note_access_granted(ts.timestamp())
 
     async def poll_once(self) -> list[PollResult]:
         """Poll every device once, concurrently, and return the results (commissioning)."""
@@ -187,7 +187,7 @@ class Poller:
         contact = by_name.get("door_open")
         rex = by_name.get("rex")
         status = door.update(
-            ts,
+            ts.timestamp(),
             contact.value if contact is not None and contact.quality is Quality.GOOD else None,  # type: ignore[arg-type]
             rex.value if rex is not None and rex.quality is Quality.GOOD else None,  # type: ignore[arg-type]
         )

@@ -341,12 +341,12 @@ def _parse(path: Path) -> Any:
     try:
         return yaml.load(text)
     except MarkedYAMLError as exc:
-        raise ConfigError([_syntax_error(str(path), exc)]) from None
+        raise ConfigError([_syntax_error(str(path), exc, text)]) from None
     except YAMLError as exc:
         raise ConfigError([LocatedError(str(path), None, None, "", f"YAML error: {exc}")]) from None
 
 
-def _syntax_error(file: str, exc: MarkedYAMLError) -> LocatedError:
+def _syntax_error(file: str, exc: MarkedYAMLError, text: str) -> LocatedError:
     mark = exc.problem_mark or exc.context_mark
     line = mark.line + 1 if mark is not None else None
     col = mark.column + 1 if mark is not None else None
@@ -354,11 +354,37 @@ def _syntax_error(file: str, exc: MarkedYAMLError) -> LocatedError:
     dup = re.match(r'found duplicate key "(.*?)"', problem)
     if dup:
         # ruamel's text quotes both values; they may be secrets, so name only the key.
-        return LocatedError(file, line, col, dup.group(1), "duplicate key")
+        return LocatedError(file, line, col, _duplicate_path(text, dup.group(1), line or 0), "duplicate key")
     message = f"YAML syntax error: {problem}"
     if exc.context and exc.problem:
         message += f" ({exc.context})"
     return LocatedError(file, line, col, "", message)
+
+
+def _duplicate_path(text: str, key: str, line: int) -> str:
+    """Key path of a duplicated key: the closest mapping above `line` (1-based) that holds `key`."""
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = True
+    try:
+        tree = yaml.load(text)
+    except YAMLError:
+        return key
+    best: tuple[int, str] = (-1, key)
+
+    def walk(node: Any, parts: list[str | int]) -> None:
+        nonlocal best
+        if isinstance(node, CommentedMap):
+            start = node.lc.line if node.lc.line is not None else 0
+            if key in node and best[0] < start < line:
+                best = (start, _join([*parts, key]))
+            for k, v in node.items():
+                walk(v, [*parts, k])
+        elif isinstance(node, CommentedSeq):
+            for i, v in enumerate(node):
+                walk(v, [*parts, i])
+
+    walk(tree, [])
+    return best[1]
 
 
 def _plain(node: Any) -> Any:
