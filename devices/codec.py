@@ -18,6 +18,7 @@ _SIGNED = frozenset({"int16", "int32", "int64"})
 _FLOAT = {"float32": ">f", "float64": ">d"}
 _UNAVAILABLE = Quality.UNAVAILABLE
 _DECODE_ERROR = Quality.DECODE_ERROR
+_CACHE_MAX = 256  # bound per-point memo tables (bit patterns seen); cleared when full
 
 
 def _swap(r: int) -> int:
@@ -83,12 +84,25 @@ def compile_decoder(wp: WirePoint) -> Decoder:
     identity = p.is_identity and p.enum is None and p.valid_range is None and fmt is None
     errors = (IndexError, DecodeError, TypeError, ValueError, struct.error)
 
+    # Decoding is pure, so the Metric of the last raw pattern is reused: most registers do not change
+    # between polls, and building a frozen Metric costs more than the whole decode (see bench notes).
+    last_u: list[int] = [-1]
+    last_m: list[Metric] = [Metric(name, None, _UNAVAILABLE)]
+
     def decode(d: RawData, o: int, out: list[Metric]) -> None:
         try:
             u = getu(d, o)
         except errors:
             out.append(Metric(name, None, _DECODE_ERROR))
             return
+        if u == last_u[0]:
+            out.append(last_m[0])
+            return
+        before = len(out)
+        convert(u, out)
+        last_u[0], last_m[0] = u, out[before]
+
+    def convert(u: int, out: list[Metric]) -> None:
         if u in sentinels:
             out.append(Metric(name, None, _UNAVAILABLE))
             return
@@ -119,10 +133,11 @@ def _sentinel_patterns(wp: WirePoint) -> frozenset[int]:
 
 def _bool_decoder(wp: WirePoint) -> Decoder:
     name = wp.point.name
+    on, off = Metric(name, True), Metric(name, False)
 
     def decode(d: RawData, o: int, out: list[Metric]) -> None:
         try:
-            out.append(Metric(name, bool(d[o])))
+            out.append(on if d[o] else off)
         except IndexError:
             out.append(Metric(name, None, _DECODE_ERROR))
 
@@ -131,6 +146,7 @@ def _bool_decoder(wp: WirePoint) -> Decoder:
 
 def _bitfield_decoder(wp: WirePoint, getu: Callable[[RawData, int], int], sentinels: frozenset[int]) -> Decoder:
     pairs = sorted((wp.point.bits or {}).items())
+    cache: dict[int, tuple[Metric, ...]] = {}
 
     def decode(d: RawData, o: int, out: list[Metric]) -> None:
         try:
@@ -138,10 +154,16 @@ def _bitfield_decoder(wp: WirePoint, getu: Callable[[RawData, int], int], sentin
         except (IndexError, DecodeError):
             out.extend(Metric(m, None, _DECODE_ERROR) for _, m in pairs)
             return
-        if u in sentinels:
-            out.extend(Metric(m, None, _UNAVAILABLE) for _, m in pairs)
-            return
-        out.extend(Metric(m, bool((u >> bit) & 1)) for bit, m in pairs)
+        cached = cache.get(u)
+        if cached is None:
+            if u in sentinels:
+                cached = tuple(Metric(m, None, _UNAVAILABLE) for _, m in pairs)
+            else:
+                cached = tuple(Metric(m, bool((u >> bit) & 1)) for bit, m in pairs)
+            if len(cache) >= _CACHE_MAX:
+                cache.clear()
+            cache[u] = cached
+        out.extend(cached)
 
     return decode
 
@@ -157,18 +179,37 @@ def _nibble_decoder(wp: WirePoint) -> Decoder:
     slots = _nibble_slots(wp)
     states = dict(wp.point.nibble_states)
     width, swap = wp.width, wp.byte_order == "little"
+    # Per register: its named slots, and a cache raw register → the Metrics of its (up to) 4 alarms.
+    per_reg: list[list[tuple[str, int]]] = [[] for _ in range(width)]
+    for metric, idx, shift in slots:
+        per_reg[idx].append((metric, shift))
+    caches: list[dict[int, tuple[Metric, ...]]] = [{} for _ in range(width)]
+
+    def build(reg_slots: list[tuple[str, int]], r: int) -> tuple[Metric, ...]:
+        ms = []
+        for metric, shift in reg_slots:
+            n = (r >> shift) & 0xF
+            state = states.get(n)
+            ms.append(Metric(metric, state if state is not None else f"unknown_{n}"))
+        return tuple(ms)
 
     def decode(d: RawData, o: int, out: list[Metric]) -> None:
-        regs = [int(x) for x in d[o : o + width]]
+        regs = d[o : o + width]
         if len(regs) != width:
             out.extend(Metric(m, None, _DECODE_ERROR) for m, _, _ in slots)
             return
-        if swap:
-            regs = [_swap(r) for r in regs]
-        for metric, idx, shift in slots:
-            n = (regs[idx] >> shift) & 0xF
-            state = states.get(n)
-            out.append(Metric(metric, state if state is not None else f"unknown_{n}"))
+        for i in range(width):
+            r = int(regs[i])
+            if swap:
+                r = _swap(r)
+            cache = caches[i]
+            ms = cache.get(r)
+            if ms is None:
+                ms = build(per_reg[i], r)
+                if len(cache) >= _CACHE_MAX:
+                    cache.clear()
+                cache[r] = ms
+            out.extend(ms)
 
     return decode
 
