@@ -144,7 +144,9 @@ def _bool_decoder(wp: WirePoint) -> Decoder:
     return decode
 
 
-def _bitfield_decoder(wp: WirePoint, getu: Callable[[RawData, int], int], sentinels: frozenset[int]) -> Decoder:
+def _bitfield_decoder(
+    wp: WirePoint, getu: Callable[[RawData, int], int], sentinels: frozenset[int]
+) -> Decoder:
     pairs = sorted((wp.point.bits or {}).items())
     cache: dict[int, tuple[Metric, ...]] = {}
 
@@ -296,8 +298,8 @@ def encode_point(wp: WirePoint, value: Value | Mapping[str, Value]) -> list[int]
         u = int.from_bytes(struct.pack(fmt, float(raw)), "big")
     else:
         n = round(raw)
-        bits = 16 * TYPE_WIDTH[t]
-        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if t in _SIGNED else (0, (1 << bits) - 1)
+        nbits = 16 * TYPE_WIDTH[t]
+        lo, hi = (-(1 << (nbits - 1)), (1 << (nbits - 1)) - 1) if t in _SIGNED else (0, (1 << nbits) - 1)
         if not lo <= n <= hi:
             raise ValueError(f"{p.name}: {value!r} → raw {n} does not fit {t} ({lo}..{hi})")
         u = n & mask
@@ -307,16 +309,16 @@ def encode_point(wp: WirePoint, value: Value | Mapping[str, Value]) -> list[int]
 def _encode_nibbles(wp: WirePoint, value: Value | Mapping[str, Value]) -> list[int]:
     p = wp.point
     codes: dict[str, int] = {}
-    for code, state in sorted(p.nibble_states.items(), reverse=True):
-        codes[state] = code  # lowest code wins for states with two codes (8/9 inactive_indication)
+    for nibble, state in sorted(p.nibble_states.items(), reverse=True):
+        codes[state] = nibble  # lowest code wins for states with two codes (8/9 inactive_indication)
     default_state = p.example if isinstance(p.example, str) else "not_active"
     default = codes.get(default_state, 0)
     given = value if isinstance(value, Mapping) else {}
     regs = [0] * wp.width
     for metric, idx, shift in _nibble_slots(wp):
-        state = given.get(metric)
-        code = default if state is None else codes.get(str(state))
+        given_state = given.get(metric)
+        code: int | None = default if given_state is None else codes.get(str(given_state))
         if code is None:
-            raise ValueError(f"{metric}: {state!r} is not one of {sorted(codes)}")
+            raise ValueError(f"{metric}: {given_state!r} is not one of {sorted(codes)}")
         regs[idx] |= code << shift
     return [_swap(r) for r in regs] if wp.byte_order == "little" else regs

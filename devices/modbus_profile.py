@@ -74,8 +74,8 @@ class ModbusOptions(BaseModel):
 class ModbusPoint(Transform):
     """One value (or a group of bits/nibbles) at one place in the device's register map."""
 
-    name: str = Field(description="Metric name (bitfield/nibbles: a label; the metrics come from bits/names).")
-    table: Table | None = Field(None, description="Required with wire addressing; implied by modicon numbers.")
+    name: str = Field(description="Metric name (bitfield/nibbles: a label; metrics come from bits/names).")
+    table: Table | None = Field(None, description="Required with wire addressing; implied by Modicon.")
     address: int = Field(ge=0)
     type: PointType = "uint16"
     count: int | None = Field(None, ge=1, le=125, description="Registers of a string/bitfield/nibbles point.")
@@ -186,7 +186,8 @@ class ModbusProfile(ProfileBase):
         seen: dict[str, str] = {}
         for p in self.points:
             table, address = self._resolve(p)
-            limit = self.modbus.max_bits_per_read if table in BIT_TABLES else self.modbus.max_registers_per_read
+            opts = self.modbus
+            limit = opts.max_bits_per_read if table in BIT_TABLES else opts.max_registers_per_read
             if p.width > limit:
                 raise ValueError(f"point {p.name}: {p.width} registers exceed max per read {limit}")
             if address + p.width > 65536:

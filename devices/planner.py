@@ -94,12 +94,14 @@ def plan_reads(
     return reads
 
 
-def slice_response(request: ReadRequest[P], data: Sequence[int] | Sequence[bool]) -> list[tuple[P, list[int] | list[bool]]]:
+def slice_response(
+    request: ReadRequest[P], data: Sequence[int] | Sequence[bool]
+) -> list[tuple[P, list[int] | list[bool]]]:
     """Cut one read's response into each point's own registers/bits, in the request's point order."""
     if len(data) < request.count:
         raise ValueError(f"response has {len(data)} values, read asked for {request.count}")
     out: list[tuple[P, list[int] | list[bool]]] = []
     for p in request.points:
         o = p.address - request.address
-        out.append((p, list(data[o : o + p.width])))  # type: ignore[arg-type]
+        out.append((p, list(data[o : o + p.width])))
     return out

@@ -147,8 +147,9 @@ def _located_issue(file: str, tree: Any, loc: Loc, issue: Issue) -> LocatedError
 def _located_pydantic(
     file: str, tree: Any, loc: Loc, err: Any, ctx: dict[str, Any], model_type: type[BaseModel] | None
 ) -> LocatedError:
-    line, col, path = _position(tree, loc)
     kind = err["type"]
+    # An unknown key is pointed at by its name; any other error by the offending value.
+    line, col, path = _position(tree, loc, at_key=kind == "extra_forbidden")
     message = str(err["msg"])
     value: Any = err.get("input", NO_VALUE)
     choices: tuple[str, ...] = ()
@@ -221,7 +222,7 @@ def _short_repr(value: Any) -> str:
 # --- positions ---------------------------------------------------------------------------------
 
 
-def _position(tree: Any, loc: Loc) -> tuple[int | None, int | None, str]:
+def _position(tree: Any, loc: Loc, *, at_key: bool = False) -> tuple[int | None, int | None, str]:
     """Line and column (1-based) of the node at `loc`, and its key path like `devices[3].snmp`.
 
     Loc elements that name no node (pydantic union tags, `[key]`) are skipped; the last element is
@@ -235,7 +236,7 @@ def _position(tree: Any, loc: Loc) -> tuple[int | None, int | None, str]:
         if isinstance(node, CommentedMap) and isinstance(elem, str) and elem in node:
             kline, kcol = node.lc.key(elem)
             child = node[elem]
-            if last and not isinstance(child, CommentedMap | CommentedSeq):
+            if last and not at_key and not isinstance(child, CommentedMap | CommentedSeq):
                 line, col = node.lc.value(elem)  # point at the bad value itself
             else:
                 line, col = kline, kcol

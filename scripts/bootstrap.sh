@@ -4,10 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(python3-venv python3-dev gcc pkg-config
+DEBS=(python3-venv python3-dev gcc pkg-config curl
       mosquitto mosquitto-clients influxdb victoria-metrics
       snmp snmpd snmptrapd mbpoll libmodbus-dev
-      nut-snmp nut-server nut-client)
+      nut-snmp nut-server nut-client socat)
 
 missing=()
 for p in "${DEBS[@]}"; do

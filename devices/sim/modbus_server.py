@@ -1,4 +1,4 @@
-"""Modbus TCP simulator: many unit ids on one endpoint, each serving a profile's points (pymodbus SimDevice)."""
+"""Modbus TCP simulator: many unit ids on one endpoint, each serving a profile (pymodbus SimDevice)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ class ModbusSimServer:
         self._units: dict[int, _Unit] = {}
         self._server: ModbusTcpServer | None = None
 
-    def add_device(self, unit_id: int, profile: ModbusProfile, values: Mapping[str, Value] | None = None) -> None:
+    def add_device(
+        self, unit_id: int, profile: ModbusProfile, values: Mapping[str, Value] | None = None
+    ) -> None:
         """Serve `profile` as unit `unit_id`; metrics not in `values` get the point's `example`."""
         if self._server is not None:
             raise RuntimeError("add_device must be called before start()")
@@ -77,7 +79,7 @@ class ModbusSimServer:
     async def stop(self) -> None:
         """Stop the server and close client connections."""
         if self._server is not None:
-            await self._server.shutdown()
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None
 
     async def set_values(self, unit_id: int, values: Mapping[str, Value]) -> None:
@@ -95,7 +97,8 @@ class ModbusSimServer:
                 data = _encode(unit, wp)
                 result = await context.async_setValues(unit_id, _FC[wp.table], wp.address, data)
                 if result is not None:
-                    raise RuntimeError(f"unit {unit_id} {wp.table} {wp.address}: simulator refused ({result})")
+                    where = f"unit {unit_id} {wp.table} {wp.address}"
+                    raise RuntimeError(f"{where}: simulator refused ({result})")
         finally:
             unit.writing = False
 
@@ -182,7 +185,10 @@ def _default(wp: WirePoint, metric: str) -> Value:
 def _checked(unit: _Unit, values: Mapping[str, Value]) -> dict[str, Value]:
     unknown = sorted(set(values) - set(unit.by_metric))
     if unknown:
-        raise KeyError(f"unit {unit.unit_id} ({unit.profile.model}) has no metric {unknown}; valid: {sorted(unit.by_metric)}")
+        raise KeyError(
+            f"unit {unit.unit_id} ({unit.profile.model}) has no metric {unknown}; "
+            f"valid: {sorted(unit.by_metric)}"
+        )
     return dict(values)
 
 

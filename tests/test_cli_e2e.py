@@ -1,0 +1,139 @@
+"""End to end through the real command: simulate the example site, then poll it with `roomguard`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE = ROOT / "deploy" / "examples" / "site.yaml"
+SECRETS = {
+    "ROOMGUARD_SNMP_COMMUNITY_UPS1": "ups1-ro",
+    "ROOMGUARD_SNMP_COMMUNITY_ENV1": "env1-ro",
+    "ROOMGUARD_SNMP_COMMUNITY_ENV2": "env2-ro",
+    "ROOMGUARD_SNMP_COMMUNITY_NETBOTZ": "netbotz-ro",
+    "ROOMGUARD_SNMP_COMMUNITY_DOOR": "door-ro",
+    "ROOMGUARD_SNMPV3_AUTH_KEY": "e2e-auth-pass-phrase",
+    "ROOMGUARD_SNMPV3_PRIV_KEY": "e2e-priv-pass-phrase",
+    "ROOMGUARD_SNMP_TRAP_COMMUNITY": "trap-ro",
+    "ROOMGUARD_MQTT_PASSWORD": "x",
+    "ROOMGUARD_INFLUX_TOKEN": "x",
+    "ROOMGUARD_INFLUX_PASSWORD": "x",
+}
+HTTP_PORT = 18099
+
+
+def _roomguard(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "roomguard", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def env() -> dict[str, str]:
+    return {**os.environ, **SECRETS}
+
+
+@pytest.fixture(scope="module")
+def simulator(env: dict[str, str]) -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roomguard", "simulate", str(SITE), "--http-port", str(HTTP_PORT)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{HTTP_PORT}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/state", timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"simulator exited: {proc.stdout.read() if proc.stdout else ''}")
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("simulator did not start within 30 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=15)
+
+
+def _device_ids() -> list[str]:
+    import yaml
+
+    return [d["id"] for d in yaml.safe_load(SITE.read_text())["devices"]]
+
+
+@pytest.mark.integration
+def test_check_config_on_the_example_site(env: dict[str, str]) -> None:
+    out = _roomguard("check-config", str(SITE), env=env)
+    assert out.returncode == 0, out.stderr
+    for device in _device_ids():
+        assert device in out.stdout
+    for secret in SECRETS.values():
+        if len(secret) > 2:
+            assert secret not in out.stdout
+
+
+@pytest.mark.integration
+def test_poll_once_reads_every_simulated_device_good(simulator: str, env: dict[str, str]) -> None:
+    out = _roomguard("poll", str(SITE), "--once", env=env)
+    assert out.returncode == 0, out.stderr
+    devices = _device_ids()
+    assert f"{len(devices)}/{len(devices)} devices good" in out.stdout, out.stdout
+    for device in devices:
+        assert f"\n{device} [" in "\n" + out.stdout
+    assert "door_state" in out.stdout
+    for secret in SECRETS.values():
+        if len(secret) > 2:
+            assert secret not in out.stdout + out.stderr
+
+
+@pytest.mark.integration
+def test_scenario_over_http_shows_up_in_the_next_poll(simulator: str, env: dict[str, str]) -> None:
+    req = urllib.request.Request(simulator + "/scenarios/utility_outage", method="POST")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.status == 200
+    try:
+        time.sleep(2.5)
+        out = _roomguard("poll", str(SITE), "--once", env=env)
+        assert out.returncode == 0, out.stderr
+        assert "on_battery  true" in out.stdout or "on_battery true" in " ".join(out.stdout.split())
+    finally:
+        req = urllib.request.Request(simulator + "/scenarios/utility_outage", method="DELETE")
+        urllib.request.urlopen(req, timeout=5).close()
+
+
+@pytest.mark.integration
+def test_wrong_v3_key_is_an_auth_error_reading_never_values(simulator: str, env: dict[str, str]) -> None:
+    bad = {**env, "ROOMGUARD_SNMPV3_AUTH_KEY": "not-the-right-pass-phrase"}
+    # crac-1 is the SNMPv3 authPriv device of the example site.
+    out = _roomguard("poll", str(SITE), "--once", "--device", "crac-1", env=bad)
+    assert out.returncode == 0, out.stderr
+    header = next(line for line in out.stdout.splitlines() if line.startswith("crac-1 ["))
+    assert "AUTH_ERROR" in header, out.stdout
+    assert "0/1 devices good" in out.stdout
+
+
+@pytest.mark.integration
+def test_unknown_scenario_lists_the_valid_ones(simulator: str) -> None:
+    req = urllib.request.Request(simulator + "/scenarios/earthquake", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=5)
+    assert err.value.code == 400
+    body = err.value.read().decode()
+    assert "utility_outage" in body
+
+
+def test_state_is_json(simulator: str) -> None:
+    with urllib.request.urlopen(simulator + "/state", timeout=5) as resp:
+        json.loads(resp.read())
