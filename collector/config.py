@@ -130,9 +130,20 @@ class ModbusRtu(_Model):
     stopbits: Literal[1, 2] = Field(1, description="Stop bits.")
     bytesize: Literal[7, 8] = Field(8, description="Data bits.")
     unit_id: int = Field(1, ge=1, le=247, description="Modbus unit (slave) id.")
-    inter_frame_delay_s: float | None = Field(
-        None, ge=0, le=1, description="Silence between frames; default 3.5 character times."
+    inter_frame_delay_s: float = Field(
+        0.0, ge=0, le=1, description="Silence between frames; default 3.5 character times at this baud rate."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_frame_delay(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("inter_frame_delay_s") is None:
+            baud = data.get("baudrate", 9600)
+            if isinstance(baud, int) and baud > 0:
+                # Modbus over Serial Line v1.02 §2.5.1.1: t3.5 = 3.5 characters of 11 bits, but a fixed
+                # 1.75 ms above 19200 bit/s.
+                data = {**data, "inter_frame_delay_s": 0.00175 if baud > 19200 else 3.5 * 11 / baud}
+        return data
 
 
 class SnmpV3(_Model):
