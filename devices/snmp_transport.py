@@ -178,7 +178,8 @@ class SnmpTarget:
         """Every instance under `root` (GETBULK walk)."""
         return await self.walk_many([root], max_repetitions)
 
-    async def walk_many(self, roots: Sequence[str], max_repetitions: int = 25) -> dict[str, SnmpValue]:
+    async def walk_many(self, roots: Sequence[str], max_repetitions: int = 25,
+                        limit: int | None = None) -> dict[str, SnmpValue]:
         """Walk several subtrees (table columns) side by side: one GETBULK carries all of them."""
         engine, target = shared_engine(), await self._target()
         out: dict[str, SnmpValue] = {}
@@ -207,6 +208,8 @@ class SnmpTarget:
             if not moved:  # an agent that does not advance would loop forever (oidNotIncreasing)
                 break
             active = [r for r in active if r not in done]
+            if limit is not None and len(out) >= limit:
+                break
         return out
 
     async def _check(self, ei: Any, es: Any, ix: Any, vbs: Any) -> None:

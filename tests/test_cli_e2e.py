@@ -68,9 +68,9 @@ def simulator(env: dict[str, str]) -> Iterator[str]:
 
 
 def _device_ids() -> list[str]:
-    import yaml
+    from devices.yamlload import read_yaml
 
-    return [d["id"] for d in yaml.safe_load(SITE.read_text())["devices"]]
+    return [str(d["id"]) for d in read_yaml(SITE)["devices"]]
 
 
 @pytest.mark.integration
