@@ -45,7 +45,9 @@ class MemorySource:
         self.tables = tables
         self.reads: list[tuple[str, int, int]] = []
 
-    async def read(self, table: str, address: int, count: int, unit_id: int) -> Sequence[int] | Sequence[bool]:
+    async def read(
+        self, table: str, address: int, count: int, unit_id: int
+    ) -> Sequence[int] | Sequence[bool]:
         self.reads.append((table, address, count))
         cells = self.tables.get(table, {})
         try:

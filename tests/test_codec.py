@@ -43,7 +43,8 @@ def test_integer_round_trip(kind, word, byte, data):
     value = data.draw(st.integers(lo, hi))
     wp = wire_point(word, byte, type=kind)
     regs = encode_point(wp, value)
-    assert len(regs) == wp.width and all(0 <= r <= 0xFFFF for r in regs)
+    assert len(regs) == wp.width
+    assert all(0 <= r <= 0xFFFF for r in regs)
     assert one(wp, regs) == Metric("x", value)
 
 
@@ -53,7 +54,8 @@ def test_integer_round_trip(kind, word, byte, data):
 def test_float32_round_trip(word, byte, value):
     wp = wire_point(word, byte, type="float32")
     m = one(wp, encode_point(wp, value))
-    assert m.quality is Quality.GOOD and m.value == value
+    assert m.quality is Quality.GOOD
+    assert m.value == value
 
 
 @pytest.mark.parametrize(("word", "byte"), ORDERS)
@@ -62,7 +64,8 @@ def test_float32_round_trip(word, byte, value):
 def test_float64_round_trip(word, byte, value):
     wp = wire_point(word, byte, type="float64")
     m = one(wp, encode_point(wp, value))
-    assert m.quality is Quality.GOOD and m.value == value
+    assert m.quality is Quality.GOOD
+    assert m.value == value
 
 
 @pytest.mark.parametrize(("word", "byte"), ORDERS)
@@ -113,7 +116,7 @@ def test_bits_round_trip(table, value):
     assert one(wp, [value]) == Metric("x", value)
 
 
-# ---------------------------------------------------------------------------------------------- byte/word order
+# -------------------------------------------------------------------------------------- byte/word order
 
 
 def test_word_and_byte_orders_of_a_float_are_distinct():
@@ -242,15 +245,32 @@ def test_encode_rejects_out_of_range():
 
 
 def base(**modbus):
-    return {"model": "t", "vendor": "v", "title": "t", "device_class": "ups", "protocol": "modbus", "modbus": modbus}
+    return {
+        "model": "t",
+        "vendor": "v",
+        "title": "t",
+        "device_class": "ups",
+        "protocol": "modbus",
+        "modbus": modbus,
+    }
 
 
 def test_modicon_addressing_resolves_tables():
     prof = ModbusProfile.model_validate(
         base(addressing="modicon")
-        | {"points": [{"name": "a", "address": 40001}, {"name": "b", "address": 30002}, {"name": "c", "address": 10003, "type": "bool"}]}
+        | {
+            "points": [
+                {"name": "a", "address": 40001},
+                {"name": "b", "address": 30002},
+                {"name": "c", "address": 10003, "type": "bool"},
+            ]
+        }
     )
-    assert [(w.table, w.address) for w in prof.wire_points()] == [("holding", 0), ("input", 1), ("discrete", 2)]
+    assert [(w.table, w.address) for w in prof.wire_points()] == [
+        ("holding", 0),
+        ("input", 1),
+        ("discrete", 2),
+    ]
     assert modicon_to_wire(400001) == ("holding", 0)
 
 
@@ -262,11 +282,23 @@ def test_modicon_addressing_resolves_tables():
         ({"addressing": "wire"}, {"name": "a", "table": "holding", "address": 400001}, "Modicon"),
         ({"addressing": "modicon"}, {"name": "a", "table": "input", "address": 40001}, "holding address"),
         ({"addressing": "modicon"}, {"name": "a", "address": 20001}, "not a Modicon number"),
-        ({"addressing": "wire"}, {"name": "a", "table": "coil", "address": 0, "type": "uint16"}, "single bits"),
-        ({"addressing": "wire"}, {"name": "a", "table": "holding", "address": 0, "bits": {0: "x"}}, "bitfield"),
+        (
+            {"addressing": "wire"},
+            {"name": "a", "table": "coil", "address": 0, "type": "uint16"},
+            "single bits",
+        ),
+        (
+            {"addressing": "wire"},
+            {"name": "a", "table": "holding", "address": 0, "bits": {0: "x"}},
+            "bitfield",
+        ),
         ({"addressing": "wire"}, {"name": "a", "table": "holding", "address": 0, "type": "string"}, "count"),
         ({"addressing": "wire"}, {"name": "a", "table": "holding", "address": 0, "bogus": 1}, "Extra inputs"),
-        ({"addressing": "wire", "max_registers_per_read": 200}, {"name": "a", "table": "holding", "address": 0}, "125"),
+        (
+            {"addressing": "wire", "max_registers_per_read": 200},
+            {"name": "a", "table": "holding", "address": 0},
+            "125",
+        ),
         ({"addressing": "wire"}, {"name": "Bad", "table": "holding", "address": 0}, "lower_snake"),
     ],
 )
@@ -276,6 +308,9 @@ def test_schema_errors_are_helpful(modbus, point, message):
 
 
 def test_duplicate_metric_names_rejected():
-    points = [{"name": "a", "table": "holding", "address": 0}, {"name": "a", "table": "holding", "address": 1}]
+    points = [
+        {"name": "a", "table": "holding", "address": 0},
+        {"name": "a", "table": "holding", "address": 1},
+    ]
     with pytest.raises(ValidationError, match="produced by both"):
         ModbusProfile.model_validate(base(addressing="wire") | {"points": points})

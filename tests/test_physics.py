@@ -10,9 +10,9 @@ CANONICAL = {
             "seconds_on_battery_s", "battery_voltage_v", "battery_temp_c", "input_voltage_v", "input_freq_hz",
             "output_voltage_v", "output_freq_hz", "output_load_pct", "test_result", "battery_replace"},
     "genset": {"control_mode", "engine_state", "oil_pressure_kpa", "coolant_temp_c", "fuel_level_pct",
-               "battery_voltage_v", "engine_speed_rpm", "gen_freq_hz", "gen_l1n_voltage_v", "gen_l2n_voltage_v",
-               "gen_l3n_voltage_v", "gen_l1_current_a", "gen_power_w", "gen_load_pct", "run_time_s",
-               "starts_count"},
+               "battery_voltage_v", "engine_speed_rpm", "gen_freq_hz", "gen_l1n_voltage_v",
+               "gen_l2n_voltage_v", "gen_l3n_voltage_v", "gen_l1_current_a", "gen_power_w", "gen_load_pct",
+               "run_time_s", "starts_count"},
     "crac": {"unit_state", "return_air_temp_c", "supply_air_temp_c", "return_rh_pct", "temp_setpoint_c",
              "cooling_capacity_pct", "status"},
     "env": {"temp_c", "rh_pct", "dew_point_c"},
@@ -55,8 +55,10 @@ def test_baseline_values_use_canonical_names_and_realistic_numbers() -> None:
         assert CANONICAL[decl.device_class] <= names, decl.device_class
         assert all(n == n.lower() for n in names)
     ups = m.values("ups1")
-    assert ups["output_source"] == "normal" and ups["on_battery"] is False
-    assert ups["battery_charge_pct"] == 100.0 and ups["runtime_s"] == pytest.approx(1800, abs=1)
+    assert ups["output_source"] == "normal"
+    assert ups["on_battery"] is False
+    assert ups["battery_charge_pct"] == 100.0
+    assert ups["runtime_s"] == pytest.approx(1800, abs=1)
     assert (ups["input_voltage_v"], ups["input_freq_hz"]) == (220.0, 60.0)
     gen = m.values("gen1")
     assert (gen["control_mode"], gen["engine_state"]) == ("auto", "stopped")
@@ -83,23 +85,29 @@ def test_utility_outage_timeline() -> None:
         ups, gen = m.values("ups1"), m.values("gen1")
         states[t] = (ups["on_battery"], gen["engine_state"])
         if t == 3.0:
-            assert ups["on_battery"] is True and ups["output_source"] == "battery"
+            assert ups["on_battery"] is True
+            assert ups["output_source"] == "battery"
             assert ups["input_voltage_v"] == 0.0
             assert ups["seconds_on_battery_s"] == 3
             assert gen["engine_state"] == "pre_start"
         if running_at is None and gen["engine_state"] == "running":
             running_at = t
-            assert gen["engine_speed_rpm"] == 1800 and gen["gen_freq_hz"] == 60.0
+            assert gen["engine_speed_rpm"] == 1800
+            assert gen["gen_freq_hz"] == 60.0
         if loaded_at is None and gen["gen_power_w"] > 0:
             loaded_at = t
         if back_at is None and ups["output_source"] == "normal":
             back_at = t
     assert "warming_up" in {s[1] for s in states.values()}
-    assert running_at is not None and 10.0 <= running_at <= 15.0
-    assert loaded_at is not None and loaded_at >= running_at
-    assert back_at is not None and back_at <= 16.0
+    assert running_at is not None
+    assert 10.0 <= running_at <= 15.0
+    assert loaded_at is not None
+    assert loaded_at >= running_at
+    assert back_at is not None
+    assert back_at <= 16.0
     ups, gen = m.values("ups1"), m.values("gen1")
-    assert ups["on_battery"] is False and ups["seconds_on_battery_s"] == 0
+    assert ups["on_battery"] is False
+    assert ups["seconds_on_battery_s"] == 0
     assert ups["input_freq_hz"] == 60.0
     assert 30.0 <= gen["gen_load_pct"] <= 80.0
     assert gen["gen_power_w"] == pytest.approx(gen["gen_load_pct"] * 1500, rel=0.01)
@@ -113,7 +121,8 @@ def test_utility_outage_timeline() -> None:
     assert seen[5] == "running"  # retransfer delay: mains must be stable first
     assert "cooling_down" in seen
     gen = m.values("gen1")
-    assert gen["engine_state"] == "stopped" and gen["gen_power_w"] == 0
+    assert gen["engine_state"] == "stopped"
+    assert gen["gen_power_w"] == 0
     assert gen["starts_count"] == 1
     assert gen["run_time_s"] >= run_before + 60
     assert m.values("ups1")["output_source"] == "normal"
@@ -176,7 +185,8 @@ def test_generator_monthly_test_meets_nfpa110_30_min_at_30_pct() -> None:
             on_load_s += 60.0
     assert on_load_s >= 30 * 60
     assert states.index("cooling_down") > states.index("running")
-    assert states[-1] == "stopped" and modes[-1] == "auto"
+    assert states[-1] == "stopped"
+    assert modes[-1] == "auto"
     assert m.values("gen1")["starts_count"] == 1
     assert m.values("ups1")["output_source"] == "normal"  # mains present throughout: no battery use
     assert not m.active()
@@ -199,7 +209,9 @@ def test_sensor_fault_gives_none_and_clears() -> None:
     m.step(0.0)
     assert m.trigger("sensor_fault") == "env-a"
     m.step(1.0)
-    assert m.values("env-a") == {"temp_c": None, "rh_pct": None, "dew_point_c": None}
+    faulted = m.values("env-a")
+    assert set(faulted) >= {"temp_c", "rh_pct", "dew_point_c"}
+    assert all(v is None for v in faulted.values())
     assert m.values("env-b")["temp_c"] is not None
     m.clear("sensor_fault")
     m.step(2.0)

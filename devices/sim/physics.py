@@ -153,6 +153,7 @@ class RoomModel:
             self._pending.sort(key=lambda p: p[0])
             return target
         self._start(name, target)
+        self._tick(0.0)  # instantaneous consequences (UPS on battery, door open) show without waiting
         return target
 
     def clear(self, name: str, device: str | None = None) -> bool:
@@ -162,6 +163,7 @@ class RoomModel:
         keys = [k for k in self._active if k[0] == name and (device is None or k[1] == device)]
         for key in keys:
             self._end(*key)
+        self._tick(0.0)
         return bool(keys)
 
     def active(self) -> list[dict[str, Value]]:
@@ -238,6 +240,7 @@ class RoomModel:
             at, name, device = self._pending.pop(0)
             self._advance_to(at)
             self._start(name, self._target(name, device))
+            self._tick(0.0)
         self._advance_to(now)
         self._draw_noise()
 
@@ -379,6 +382,10 @@ class RoomModel:
         if self._is("sensor_fault", device):
             return dict.fromkeys(vals)
         return vals
+
+    def faulted(self, device: str) -> bool:
+        """True while a sensor_fault scenario makes every value of `device` unavailable."""
+        return self._is("sensor_fault", device)
 
     def snapshot(self) -> dict[str, dict[str, Value]]:
         """Values of every device, by device id."""

@@ -64,7 +64,14 @@ class EnvModel:
         """Canonical env metrics."""
         t = self.temp_c + self.noise_c
         rh = min(100.0, max(0.0, rh_from_dew_point(self.temp_c, self._dew) + self.noise_rh))
-        return {"temp_c": round(t, 1), "rh_pct": round(rh, 1), "dew_point_c": round(dew_point_c(t, rh), 1)}
+        return {
+            "temp_c": round(t, 1),
+            "rh_pct": round(rh, 1),
+            "dew_point_c": round(dew_point_c(t, rh), 1),
+            # Extra probes on multi-probe monitors (Geist): rack top and bottom a little apart.
+            "probe2_temp_c": round(t + 1.5, 1),
+            "probe3_temp_c": round(t - 0.5, 1),
+        }
 
 
 @dataclass
@@ -107,4 +114,10 @@ class CracModel:
             "return_rh_pct": round(rh_from_dew_point(ret, self._dew), 1),
             "temp_setpoint_c": self.setpoint_c,
             "cooling_capacity_pct": cap,
+            # Vendor-specific extras (Liebert control loop, InRow rack inlet / output).
+            "control_temp_c": round(ret + self.noise_c, 1),
+            "unit_control": "standby" if self.failed else "on",
+            "fan_capacity_pct": 0.0 if self.failed else max(40.0, cap),
+            "cooling_output_kw": round(30.0 * cap / 100.0, 1),
+            "rack_inlet_temp_c": round(self.supply_base_c + self.supply_excess_c + 2.0 + self.noise_c, 1),
         }

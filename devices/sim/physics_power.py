@@ -99,6 +99,12 @@ class UpsModel:
             "output_load_pct": 0.0 if self.depleted else round(self.load_pct, 1),
             "test_result": self.test_result,
             "battery_replace": False,
+            # Status bits of UPSes that expose a bitfield instead of upsOutputSource (APC Modbus).
+            "online": not self.on_battery,
+            "input_bad": self.on_battery,
+            "on_bypass": False,
+            "output_current_a": 0.0 if self.depleted else round(
+                self.rated_w * self.load_pct / 100.0 / (3 * GRID_V * POWER_FACTOR), 1),
         }
 
 
@@ -208,6 +214,12 @@ class GensetModel:
             "gen_load_pct": round(self.load_pct, 1),
             "run_time_s": int(self.run_time_s),
             "starts_count": self.starts,
-            "alarm_low_fuel": "warning" if self.fuel_pct < 20.0 else "not_active",
+            "gen_l1_power_w": round(self.power_w / 3),
+            "gen_l2_power_w": round(self.power_w / 3),
+            "gen_l3_power_w": round(self.power_w / 3),
+            "oil_temp_c": round(self.coolant_c + (8.0 if excited > 0 else 0.0)),
+            "charge_alt_voltage_v": round(self.battery_v if excited > 0 else 0.0, 1),
+            "alarm_low_fuel_level": "warning" if self.fuel_pct < 20.0 else "not_active",
+            "alarm_fail_to_start": "not_active",
             "alarm_mains_failed": "active_indication" if self.mains_failed else "inactive_indication",
         }

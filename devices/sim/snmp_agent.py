@@ -83,7 +83,7 @@ class _Device:
 _UPTIME_KEY = tuple(int(x) for x in SYS_UPTIME.split("."))
 
 
-class _Router(AbstractMibInstrumController):
+class _Router(AbstractMibInstrumController):  # type: ignore[misc]
     """Answers every context from the device the request belongs to (community, context or v3 user)."""
 
     def __init__(self, agent: SnmpSimAgent) -> None:
@@ -130,19 +130,19 @@ class _SilenceMixin:
         super().handle_management_operation(snmpEngine, stateReference, contextName, PDU)  # type: ignore[misc]
 
 
-class _Get(_SilenceMixin, cmdrsp.GetCommandResponder):
+class _Get(_SilenceMixin, cmdrsp.GetCommandResponder):  # type: ignore[misc]
     pass
 
 
-class _Next(_SilenceMixin, cmdrsp.NextCommandResponder):
+class _Next(_SilenceMixin, cmdrsp.NextCommandResponder):  # type: ignore[misc]
     pass
 
 
-class _Bulk(_SilenceMixin, cmdrsp.BulkCommandResponder):
+class _Bulk(_SilenceMixin, cmdrsp.BulkCommandResponder):  # type: ignore[misc]
     pass
 
 
-class _AnyContext(context.SnmpContext):
+class _AnyContext(context.SnmpContext):  # type: ignore[misc]
     """Every context name goes to the router (the device key is resolved per request)."""
 
     def __init__(self, snmp_engine: Any, router: _Router) -> None:
@@ -247,7 +247,7 @@ class SnmpSimAgent:
         items = varbinds.items() if isinstance(varbinds, Mapping) else varbinds
         binds = [(rfc1902.ObjectName(oid), _trap_value(v)) for oid, v in items]
         err, *_ = await send_notification(
-            shared_engine(), CommunityData(community, mpModel=1),
+            shared_engine(), CommunityData(community, mpModel=1),  # noqa: S508 - door/UPS cards send v2c
             await UdpTransportTarget.create((target_host, target_port)), ContextData(), "trap",
             NotificationType(ObjectIdentity(trap_oid)).add_varbinds(*binds), lookupMib=False)
         if err:

@@ -1,0 +1,39 @@
+"""Commissioning probe against snmpsim serving real recordings."""
+
+from __future__ import annotations
+
+import pytest
+
+from devices.probe_snmp import SnmpProbeReport, format_snmp_probe, match_profiles, probe_snmp
+from devices.snmp_transport import SnmpTarget, SnmpV2c
+from tests.snmp_fixtures import snmp_profile, snmp_profiles, snmpsim_port
+
+__all__ = ["snmpsim_port"]
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(("community", "model"), [("eaton-93e", "rfc1628-ups"),
+                                                   ("liebert-pex", "liebert-gp-crac"),
+                                                   ("geist-wd15", "geist-watchdog15")])
+async def test_probe_names_the_profile(snmpsim_port: int, community: str, model: str) -> None:
+    report = await probe_snmp(SnmpTarget("127.0.0.1", snmpsim_port, 3, 1, SnmpV2c(community)))
+    assert report.error is None
+    assert len(report.values) > 50
+    matches = match_profiles(report, [snmp_profile(m) for m in snmp_profiles()])
+    assert [m for m, _ in matches] == [model]
+    text = format_snmp_probe(report, matches)
+    assert model in text and (report.sys_object_id or "") in text
+
+
+async def test_probe_limit_and_timeout() -> None:
+    report = await probe_snmp(SnmpTarget("127.0.0.1", 9, 0.3, 0, SnmpV2c("x")))
+    assert report.error is not None and "DeviceTimeout" in report.error
+    assert "no shipped profile matches" in format_snmp_probe(report, [])
+
+
+def test_match_needs_sys_object_id_and_required_oids() -> None:
+    report = SnmpProbeReport("t", sys_object_id="1.3.6.1.4.1.476.1.42",
+                             values={"1.3.6.1.4.1.476.1.42.2.1.1.0": "Liebert"})
+    # An IntelliSlot UPS card has the same sysObjectID but no environmental group: no CRAC match.
+    assert match_profiles(report, [snmp_profile("liebert-gp-crac")]) == []

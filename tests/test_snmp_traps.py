@@ -1,0 +1,106 @@
+"""Trap receiver: UPS-MIB and door traps sent by pysnmp (our simulator) and net-snmp snmptrap."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+
+from devices.reading import DeviceClass
+from devices.sim.snmp_agent import SnmpSimAgent
+from devices.snmp_codec import Oid
+from devices.snmp_transport import SnmpV3
+from devices.traps import TrapEvent, TrapReceiver, TrapV3User, decode_trap
+from tests.snmp_fixtures import require_tool
+
+pytestmark = pytest.mark.integration
+
+UPS = "1.3.6.1.2.1.33.1"
+ENGINE_ID = "8000000001020304"
+TRAP_USER = SnmpV3("trapuser", "sha256", "authpass123", "aes128", "privpass123")
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[TrapReceiver]:
+    """A receiver on a free port accepting community `traps` and v3 user trapuser."""
+    seen: list[TrapEvent] = []
+    rx = TrapReceiver("127.0.0.1", 0, communities=["traps"],
+                      v3_users=[TrapV3User(TRAP_USER, ENGINE_ID)], callback=seen.append)
+    await rx.start()
+    rx.seen = seen  # type: ignore[attr-defined]
+    yield rx
+    await rx.stop()
+
+
+async def next_event(rx: TrapReceiver, timeout: float = 5) -> TrapEvent:
+    """The next decoded trap, or fail."""
+    return await asyncio.wait_for(rx.queue.get(), timeout)
+
+
+async def snmptrap(*args: str) -> None:
+    """net-snmp snmptrap, without blocking the loop the receiver runs on."""
+    proc = await asyncio.create_subprocess_exec(require_tool("snmptrap"), *args,
+                                                env={**os.environ, "MIBS": ""},
+                                                stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+
+
+async def test_pysnmp_ups_traps_are_decoded(receiver: TrapReceiver) -> None:
+    sender = SnmpSimAgent()
+    await sender.send_trap("127.0.0.1", receiver.port, "traps", "1.3.6.1.2.1.33.2.1",
+                           {f"{UPS}.2.3.0": 17, f"{UPS}.2.2.0": 42, f"{UPS}.9.7.0": 3})
+    ev = await next_event(receiver)
+    assert ev.name == "upsTrapOnBattery"
+    assert ev.device_class is DeviceClass.UPS
+    assert ev.event == {"on_battery": True, "runtime_s": 1020, "seconds_on_battery_s": 42}
+    assert ev.source.startswith("127.0.0.1:")
+    await sender.send_trap("127.0.0.1", receiver.port, "traps", "1.3.6.1.2.1.33.2.3",
+                           {f"{UPS}.6.2.1.1.7": 7, f"{UPS}.6.2.1.2.7": Oid(f"{UPS}.6.3.5")})
+    ev = await next_event(receiver)
+    assert (ev.name, ev.event) == ("upsTrapAlarmEntryAdded",
+                                   {"alarm": "temp_bad", "alarm_id": 7, "active": True})
+    assert len(receiver.seen) == 2  # type: ignore[attr-defined]
+
+
+async def test_wrong_community_is_ignored(receiver: TrapReceiver) -> None:
+    await SnmpSimAgent().send_trap("127.0.0.1", receiver.port, "guess", "1.3.6.1.2.1.33.2.1", {})
+    with pytest.raises(TimeoutError):
+        await next_event(receiver, timeout=1)
+
+
+async def test_net_snmp_traps_v2c_and_v3(receiver: TrapReceiver) -> None:
+    addr = f"127.0.0.1:{receiver.port}"
+    await snmptrap("-v2c", "-c", "traps", addr, "", "1.3.6.1.2.1.33.2.2",
+                   f"{UPS}.7.3.0", "i", "3", f"{UPS}.7.4.0", "s", "battery weak")
+    ev = await next_event(receiver)
+    assert (ev.name, ev.event) == ("upsTrapTestCompleted", {"test_result": "failed",
+                                                            "test_detail": "battery weak"})
+    # NetBotz door switch change: decoded from the doorSwitchSensorValue varbind (0 = open).
+    await snmptrap("-v2c", "-c", "traps", addr, "", "1.3.6.1.4.1.5528.100.10.2.1",
+                   "1.3.6.1.4.1.5528.100.4.2.2.1.2.1", "i", "0")
+    ev = await next_event(receiver)
+    assert ev.device_class is DeviceClass.DOOR
+    assert ev.event == {"door_open": True}
+    await snmptrap("-v3", "-e", f"0x{ENGINE_ID}", "-u", TRAP_USER.user, "-l", "authPriv", "-a", "SHA-256",
+                   "-A", TRAP_USER.auth_key, "-x", "AES", "-X", TRAP_USER.priv_key, addr, "",
+                   "1.3.6.1.2.1.33.2.4", f"{UPS}.6.2.1.2.3", "o", f"{UPS}.6.3.2")
+    ev = await next_event(receiver)
+    assert (ev.name, ev.event) == ("upsTrapAlarmEntryRemoved",
+                                   {"alarm": "on_battery", "alarm_id": 3, "active": False})
+
+
+async def test_v3_trap_with_wrong_key_is_dropped(receiver: TrapReceiver) -> None:
+    await snmptrap("-v3", "-e", f"0x{ENGINE_ID}", "-u", TRAP_USER.user, "-l", "authPriv", "-a", "SHA-256",
+                   "-A", "wrongauth123", "-x", "AES", "-X", TRAP_USER.priv_key,
+                   f"127.0.0.1:{receiver.port}", "", "1.3.6.1.2.1.33.2.1")
+    with pytest.raises(TimeoutError):
+        await next_event(receiver, timeout=1)
+
+
+def test_decode_trap_door_null_is_unknown() -> None:
+    ev = decode_trap("1.3.6.1.4.1.5528.100.10.2.1", {"1.3.6.1.4.1.5528.100.4.2.2.1.2.4": -1}, "x")
+    assert ev.event == {"door_open": None}
+    assert decode_trap("1.2.3", {}, "x").device_class is None
