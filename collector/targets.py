@@ -11,7 +11,7 @@ from devices.reader import DeviceReader
 from devices.reading import DeviceClass, DeviceRef
 from devices.registry import ProfileRegistry
 from devices.snmp_reader import SnmpReader
-from devices.snmp_transport import SnmpCredentials, SnmpTarget, SnmpV2c, SnmpV3
+from devices.snmp_transport import Credentials, SnmpTarget, SnmpV2c, SnmpV3
 
 
 class TargetBuilder:
@@ -88,7 +88,7 @@ class TargetBuilder:
         raise ValueError(f"device {device.id}: no transport configured")
 
 
-def snmp_credentials(device: DeviceConfig) -> SnmpCredentials:
+def snmp_credentials(device: DeviceConfig) -> Credentials:
     """Resolve a device's SNMP secrets (from environment or files) into transport credentials."""
     snmp = device.snmp
     assert snmp is not None
@@ -97,7 +97,7 @@ def snmp_credentials(device: DeviceConfig) -> SnmpCredentials:
         v3 = snmp.v3
         return SnmpV3(
             user=v3.user, auth_protocol=v3.auth_protocol, auth_key=v3.auth_key.resolve(),
-            priv_protocol=v3.priv_protocol, priv_key=v3.priv_key.resolve(),
+            priv_protocol=v3.priv_protocol, priv_key=v3.priv_key.resolve(), context=v3.context_name,
         )
     assert snmp.community is not None
     return SnmpV2c(snmp.community.resolve())

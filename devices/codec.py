@@ -293,8 +293,7 @@ def encode_point(wp: WirePoint, value: Value | Mapping[str, Value]) -> list[int]
     if isinstance(value, Mapping):
         raise ValueError(f"{p.name}: a {t} point takes one value, not a mapping")
     # Transform.invert works in float, which loses 64-bit integers beyond 2**53: pass ints through.
-    identity_int = p.is_identity and p.enum is None and type(value) is int
-    raw = value if identity_int else p.invert(value)
+    raw: int | float = value if p.is_identity and p.enum is None and type(value) is int else p.invert(value)
     fmt = _FLOAT.get(t)
     if fmt is not None:
         u = int.from_bytes(struct.pack(fmt, float(raw)), "big")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass, field
+from typing import cast
 
 from devices.errors import TransportError
 from devices.modbus_transport import ModbusTcpTransport, Table
@@ -24,6 +25,7 @@ RANGES: tuple[tuple[str, float, float], ...] = (
     ("45-65 Hz", 45.0, 65.0),
 )
 _MIN_NORMAL = 1.1754943508222875e-38
+TABLES = ("holding", "input", "coil", "discrete")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +61,18 @@ class PairDecode:
 
 
 async def probe_modbus(
-    host: str, port: int, unit_id: int, table: Table, address: int, count: int, timeout_s: float = 3.0
+    host: str, port: int, unit_id: int, table: str, address: int, count: int, timeout_s: float = 3.0
 ) -> ProbeReport:
-    """Read `count` registers/bits once and return them (errors are reported, not raised)."""
+    """Read `count` registers/bits once and return them (transport errors are reported, not raised)."""
+    if table not in TABLES:
+        raise ValueError(f"table: got {table!r}; valid choices: {', '.join(TABLES)}")
+    t = cast(Table, table)
     transport = ModbusTcpTransport(host, port, timeout_s)
     try:
-        values = await transport.read(table, address, count, unit_id)
-        return ProbeReport(host, port, unit_id, table, address, count, values)
+        values = await transport.read(t, address, count, unit_id)
+        return ProbeReport(host, port, unit_id, t, address, count, values)
     except TransportError as exc:
-        return ProbeReport(host, port, unit_id, table, address, count, error=f"{type(exc).__name__}: {exc}")
+        return ProbeReport(host, port, unit_id, t, address, count, error=f"{type(exc).__name__}: {exc}")
     finally:
         await transport.close()
 
