@@ -26,7 +26,7 @@ VENV_BIN = Path(sys.executable).parent
 
 def snmpsim_data_dir() -> Path:
     """Folder of the snmpsim-data recordings (PyPI package snmpsim-data)."""
-    import snmpsim_data  # noqa: PLC0415 - only the tests need it
+    import snmpsim_data
 
     return Path(snmpsim_data.__file__).parent / "data"
 

@@ -27,7 +27,8 @@ def as_json(metrics: list[Metric]) -> dict[str, dict[str, object]]:
 
 def load_expected(case: Path) -> dict[str, dict[str, object]]:
     """The case's expected.json."""
-    return json.loads((case / "expected.json").read_text())
+    expected: dict[str, dict[str, object]] = json.loads((case / "expected.json").read_text())
+    return expected
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.parent.name}/{c.name}" for c in CASES])

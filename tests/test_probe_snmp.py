@@ -23,12 +23,22 @@ async def test_probe_names_the_profile(snmpsim_port: int, community: str, model:
     matches = match_profiles(report, [snmp_profile(m) for m in snmp_profiles()])
     assert [m for m, _ in matches] == [model]
     text = format_snmp_probe(report, matches)
-    assert model in text and (report.sys_object_id or "") in text
+    assert model in text
+    assert (report.sys_object_id or "") in text
 
 
-async def test_probe_limit_and_timeout() -> None:
+async def test_probe_stops_at_limit(snmpsim_port: int) -> None:
+    report = await probe_snmp(SnmpTarget("127.0.0.1", snmpsim_port, 3, 1, SnmpV2c("liebert-pex")), limit=40,
+                              max_repetitions=10)
+    assert report.truncated
+    assert 40 <= len(report.values) < 60
+    assert "limit reached" in format_snmp_probe(report, [])
+
+
+async def test_probe_timeout_is_reported() -> None:
     report = await probe_snmp(SnmpTarget("127.0.0.1", 9, 0.3, 0, SnmpV2c("x")))
-    assert report.error is not None and "DeviceTimeout" in report.error
+    assert report.error is not None
+    assert "DeviceTimeout" in report.error
     assert "no shipped profile matches" in format_snmp_probe(report, [])
 
 

@@ -109,12 +109,12 @@ async def test_sim_set_values_sentinel_and_silence(agent: SnmpSimAgent) -> None:
 
 # ------------------------------------------------------------------------------- net-snmp as a peer
 
-async def run_tool(*argv: str, timeout: float = 60) -> str:
+async def run_tool(*argv: str, wait_s: float = 60) -> str:
     """Run a peer tool without blocking the loop (our agent lives on it); fail on non-zero exit."""
     proc = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "MIBS": "", "MIBDIRS": "/nonexistent"})
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    out, err = await asyncio.wait_for(proc.communicate(), wait_s)
     assert proc.returncode == 0, f"{argv[0]} failed: {err.decode()}"
     return out.decode()
 
@@ -157,5 +157,5 @@ async def test_net_snmp_agrees_with_reader(agent: SnmpSimAgent, model: str) -> N
         walked[oid.lstrip(".")] = parse_net_snmp(value)
     for root in plan.walk_roots:
         peer.update({o: v for o, v in walked.items() if o.startswith(root + ".")})
-    assert {k: v for k, v in raw.items()} == peer
+    assert dict(raw.items()) == peer
     assert await ours.read() == decode(profile, peer)

@@ -34,9 +34,9 @@ async def receiver() -> AsyncIterator[TrapReceiver]:
     await rx.stop()
 
 
-async def next_event(rx: TrapReceiver, timeout: float = 5) -> TrapEvent:
+async def next_event(rx: TrapReceiver, wait_s: float = 5) -> TrapEvent:
     """The next decoded trap, or fail."""
-    return await asyncio.wait_for(rx.queue.get(), timeout)
+    return await asyncio.wait_for(rx.queue.get(), wait_s)
 
 
 async def snmptrap(*args: str) -> None:
@@ -68,7 +68,7 @@ async def test_pysnmp_ups_traps_are_decoded(receiver: TrapReceiver) -> None:
 async def test_wrong_community_is_ignored(receiver: TrapReceiver) -> None:
     await SnmpSimAgent().send_trap("127.0.0.1", receiver.port, "guess", "1.3.6.1.2.1.33.2.1", {})
     with pytest.raises(TimeoutError):
-        await next_event(receiver, timeout=1)
+        await next_event(receiver, wait_s=1)
 
 
 async def test_net_snmp_traps_v2c_and_v3(receiver: TrapReceiver) -> None:
@@ -97,7 +97,7 @@ async def test_v3_trap_with_wrong_key_is_dropped(receiver: TrapReceiver) -> None
                    "-A", "wrongauth123", "-x", "AES", "-X", TRAP_USER.priv_key,
                    f"127.0.0.1:{receiver.port}", "", "1.3.6.1.2.1.33.2.1")
     with pytest.raises(TimeoutError):
-        await next_event(receiver, timeout=1)
+        await next_event(receiver, wait_s=1)
 
 
 def test_decode_trap_door_null_is_unknown() -> None:

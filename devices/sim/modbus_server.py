@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -201,10 +200,3 @@ def _encode(unit: _Unit, wp: WirePoint) -> list[int] | list[bool]:
         return encode_point(wp, group)
     return encode_point(wp, unit.values[p.name])
 
-
-async def serve_forever(server: ModbusSimServer) -> None:
-    """Run a started server until cancelled (for scripts)."""
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await server.stop()
