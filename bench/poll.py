@@ -43,8 +43,11 @@ class SimHost:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.proc = subprocess.Popen(
-            [PY, "-m", "bench.simhost", json.dumps(spec)], cwd=ROOT, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True,
+            [PY, "-m", "bench.simhost", json.dumps(spec)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -109,13 +112,19 @@ def _libmodbus(port: int, plan: list[tuple[str, int, int]], seconds: float) -> f
     exe = Path(tempfile.gettempdir()) / "roomguard-modbus-loop"
     src = ROOT / "bench" / "modbus_loop.c"
     if not exe.exists() or exe.stat().st_mtime < src.stat().st_mtime:
-        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libmodbus"], capture_output=True, text=True)
+        flags = subprocess.run(
+            ["pkg-config", "--cflags", "--libs", "libmodbus"], capture_output=True, text=True
+        )
         if flags.returncode != 0:
             return None
         subprocess.run(["gcc", "-O2", "-o", str(exe), str(src), *flags.stdout.split()], check=True)
     blocks = [("i" if t == "input" else "") + f"{a}:{c}" for t, a, c in plan]
-    out = subprocess.run([str(exe), "127.0.0.1", str(port), "1", str(seconds), *blocks],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(exe), "127.0.0.1", str(port), "1", str(seconds), *blocks],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     n, secs = out.stdout.split()
     return int(n) / float(secs)
 
@@ -151,15 +160,33 @@ HR_SW_RUN = "1.3.6.1.2.1.25.4.2.1"
 def _bench_snmp_profile() -> Any:
     from devices.snmp_profile import SnmpProfile
 
-    cols = {1: ("index", "integer"), 2: ("name", "string"), 3: ("id", "oid"), 4: ("path", "string"),
-            5: ("params", "string"), 6: ("type", "integer"), 7: ("status", "integer")}
-    return SnmpProfile.model_validate({
-        "model": "bench-hrswrun", "vendor": "net-snmp", "title": "hrSWRunTable", "device_class": "env",
-        "protocol": "snmp",
-        "tables": [{"name": "run", "columns": [
-            {"oid": f"{HR_SW_RUN}.{c}", "metric": f"run{{index}}_{n}", "type": t} for c, (n, t) in cols.items()
-        ]}],
-    })
+    cols = {
+        1: ("index", "integer"),
+        2: ("name", "string"),
+        3: ("id", "oid"),
+        4: ("path", "string"),
+        5: ("params", "string"),
+        6: ("type", "integer"),
+        7: ("status", "integer"),
+    }
+    return SnmpProfile.model_validate(
+        {
+            "model": "bench-hrswrun",
+            "vendor": "net-snmp",
+            "title": "hrSWRunTable",
+            "device_class": "env",
+            "protocol": "snmp",
+            "tables": [
+                {
+                    "name": "run",
+                    "columns": [
+                        {"oid": f"{HR_SW_RUN}.{c}", "metric": f"run{{index}}_{n}", "type": t}
+                        for c, (n, t) in cols.items()
+                    ],
+                }
+            ],
+        }
+    )
 
 
 async def _roomguard_snmp(port: int, seconds: float) -> float:
@@ -179,7 +206,13 @@ async def _roomguard_snmp(port: int, seconds: float) -> float:
 
 async def _raw_pysnmp(port: int, seconds: float) -> float:
     from pysnmp.hlapi.v3arch.asyncio import (
-        CommunityData, ContextData, ObjectIdentity, ObjectType, SnmpEngine, UdpTransportTarget, bulk_walk_cmd,
+        CommunityData,
+        ContextData,
+        ObjectIdentity,
+        ObjectType,
+        SnmpEngine,
+        UdpTransportTarget,
+        bulk_walk_cmd,
     )
 
     engine = SnmpEngine()
@@ -189,8 +222,15 @@ async def _raw_pysnmp(port: int, seconds: float) -> float:
     t0 = time.perf_counter()
     while time.perf_counter() < end:
         async for err_ind, err_stat, _idx, vbs in bulk_walk_cmd(
-            engine, auth, target, ContextData(), 0, 25, ObjectType(ObjectIdentity(HR_SW_RUN)),
-            lexicographicMode=False, lookupMib=False,
+            engine,
+            auth,
+            target,
+            ContextData(),
+            0,
+            25,
+            ObjectType(ObjectIdentity(HR_SW_RUN)),
+            lexicographicMode=False,
+            lookupMib=False,
         ):
             if err_ind or err_stat:
                 raise RuntimeError(str(err_ind or err_stat))
@@ -205,8 +245,13 @@ def _netsnmp(port: int, seconds: float) -> float:
     varbinds, end = 0, time.perf_counter() + seconds
     t0 = time.perf_counter()
     while time.perf_counter() < end:
-        out = subprocess.run(["snmpbulkwalk", "-v2c", "-c", "bench", "-Cr25", "-On", "-Oq",
-                              f"127.0.0.1:{port}", HR_SW_RUN], capture_output=True, text=True, env=env, check=True)
+        out = subprocess.run(
+            ["snmpbulkwalk", "-v2c", "-c", "bench", "-Cr25", "-On", "-Oq", f"127.0.0.1:{port}", HR_SW_RUN],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
         varbinds += out.stdout.count("\n")
     return varbinds / (time.perf_counter() - t0)
 
@@ -218,8 +263,20 @@ def bench_snmp(seconds: float, rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         conf = Path(tmp) / "snmpd.conf"
         conf.write_text("rocommunity bench 127.0.0.1\n")
-        proc = subprocess.Popen([snmpd, "-f", "-Lf", "/dev/null", "-C", "-c", str(conf), "-p",
-                                 str(Path(tmp) / "pid"), f"udp:127.0.0.1:{port}"])
+        proc = subprocess.Popen(
+            [
+                snmpd,
+                "-f",
+                "-Lf",
+                "/dev/null",
+                "-C",
+                "-c",
+                str(conf),
+                "-p",
+                str(Path(tmp) / "pid"),
+                f"udp:127.0.0.1:{port}",
+            ]
+        )
         try:
             time.sleep(1.0)
             ours, raw, native = [], [], []
@@ -227,8 +284,11 @@ def bench_snmp(seconds: float, rounds: int) -> dict[str, Any]:
                 ours.append(asyncio.run(_roomguard_snmp(port, seconds)))
                 raw.append(asyncio.run(_raw_pysnmp(port, seconds)))
                 native.append(_netsnmp(port, seconds))
-            return {"roomguard": statistics.median(ours), "pysnmp": statistics.median(raw),
-                    "net-snmp": statistics.median(native)}
+            return {
+                "roomguard": statistics.median(ours),
+                "pysnmp": statistics.median(raw),
+                "net-snmp": statistics.median(native),
+            }
         finally:
             proc.terminate()
             proc.wait(timeout=10)
@@ -253,7 +313,7 @@ def _scale_spec(n: int) -> tuple[dict[str, Any], list[tuple[str, int, Any, str]]
         modbus_groups[g].append([unit + 1, model])
         layout.append(("modbus", g, unit + 1, model))
     for i in range(n - n_modbus):
-        g, k = divmod(i, 250)
+        g, _k = divmod(i, 250)
         if g == len(snmp_groups):
             snmp_groups.append([])
         model = SNMP_MIX[i % len(SNMP_MIX)]
@@ -272,17 +332,26 @@ def bench_scale(sizes: list[int], seconds: float, interval: float = 5.0) -> list
         try:
             devices = [[proto, host.ports[proto][g], key, model] for proto, g, key, model in layout]
             job = {"interval": interval, "seconds": seconds, "timeout": 3.0, "devices": devices}
-            out = subprocess.run([PY, "-m", "bench.pollworker", json.dumps(job)], cwd=ROOT,
-                                 capture_output=True, text=True, check=True, timeout=seconds + 120)
+            out = subprocess.run(
+                [PY, "-m", "bench.pollworker", json.dumps(job)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=seconds + 120,
+            )
             res = json.loads(out.stdout.strip().splitlines()[-1])
         finally:
             host.close()
         res["cpu_pct"] = 100.0 * res["cpu_s"] / res["wall_s"]
         res["polls_per_s"] = res["polls"] / res["wall_s"]
         rows.append(res)
-        print(f"  {n:>5} devices: poller CPU {res['cpu_pct']:5.1f} % of one core, "
-              f"{res['polls_per_s']:7.1f} polls/s, good {res['good']}/{res['polls']}, "
-              f"behind schedule {res['starved']}", flush=True)
+        print(
+            f"  {n:>5} devices: poller CPU {res['cpu_pct']:5.1f} % of one core, "
+            f"{res['polls_per_s']:7.1f} polls/s, good {res['good']}/{res['polls']}, "
+            f"behind schedule {res['starved']}",
+            flush=True,
+        )
     return rows
 
 
@@ -300,23 +369,31 @@ def main() -> None:
         m = bench_modbus(args.seconds, args.rounds)
         print(f"Modbus TCP, DSE genset profile ({m['requests_per_poll']} requests per poll), requests/s:")
         print(f"  roomguard ModbusReader {m['roomguard']:9.0f}")
-        print(f"  raw pymodbus loop      {m['pymodbus']:9.0f}   ratio roomguard/pymodbus = "
-              f"{m['roomguard'] / m['pymodbus']:.2f} (target >= 0.8)")
+        print(
+            f"  raw pymodbus loop      {m['pymodbus']:9.0f}   ratio roomguard/pymodbus = "
+            f"{m['roomguard'] / m['pymodbus']:.2f} (target >= 0.8)"
+        )
         if m["libmodbus"]:
             print(f"  libmodbus C loop       {m['libmodbus']:9.0f}   (native reference)")
     if "snmp" not in skip:
         s = bench_snmp(args.seconds, args.rounds)
         print("SNMP v2c GETBULK walk of hrSWRunTable on net-snmp snmpd, varbinds/s:")
         print(f"  roomguard SnmpReader   {s['roomguard']:9.0f}")
-        print(f"  raw pysnmp bulk walk   {s['pysnmp']:9.0f}   ratio roomguard/pysnmp = "
-              f"{s['roomguard'] / s['pysnmp']:.2f} (target >= 0.8)")
+        print(
+            f"  raw pysnmp bulk walk   {s['pysnmp']:9.0f}   ratio roomguard/pysnmp = "
+            f"{s['roomguard'] / s['pysnmp']:.2f} (target >= 0.8)"
+        )
         print(f"  net-snmp snmpbulkwalk  {s['net-snmp']:9.0f}   (native reference, incl. process start)")
     if "scale" not in skip:
         print("Fleet at a 5 s interval (60 % Modbus, 40 % SNMP; simulators in another process):")
         rows = bench_scale([int(x) for x in args.scale.split(",")], args.scale_seconds)
-        ok = [r["devices"] for r in rows if r["cpu_pct"] < 50 and r["starved"] == 0 and r["good"] == r["polls"]]
-        print(f"  largest fleet polled on schedule under 50 % of one core: {max(ok) if ok else 0} "
-              "(target >= 1000)")
+        ok = [
+            r["devices"] for r in rows if r["cpu_pct"] < 50 and r["starved"] == 0 and r["good"] == r["polls"]
+        ]
+        print(
+            f"  largest fleet polled on schedule under 50 % of one core: {max(ok) if ok else 0} "
+            "(target >= 1000)"
+        )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ from collector.render import format_poll, format_summary_line
 from devices.reading import PollResult
 from devices.registry import ProfileRegistry
 
-probe_app = typer.Typer(help="Commissioning probes for a device being wired up. 調試新設備用。", no_args_is_help=True)
+probe_app = typer.Typer(
+    help="Commissioning probes for a device being wired up. 調試新設備用。", no_args_is_help=True
+)
 
 SiteArg = Annotated[Path, typer.Argument(help="Site configuration YAML.", exists=False)]
 
@@ -51,7 +53,9 @@ def poll(
     verbose: Annotated[bool, typer.Option("-v", help="Log at debug level.")] = False,
 ) -> None:
     """Poll the site's devices and print each device's readings with quality."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
     site = _load(path)
     asyncio.run(_poll(site, once=once, seconds=seconds, only=set(device or [])))
 
@@ -66,7 +70,9 @@ async def _poll(site: SiteConfig, *, once: bool, seconds: float, only: set[str])
     async def show(result: PollResult) -> None:
         typer.echo(format_poll(result, tz))
 
-    poller = Poller(targets, show, jitter_pct=site.defaults.jitter_pct, backoff_max_s=site.defaults.backoff_max_s)
+    poller = Poller(
+        targets, show, jitter_pct=site.defaults.jitter_pct, backoff_max_s=site.defaults.backoff_max_s
+    )
     try:
         if once:
             results = await poller.poll_once()
@@ -94,7 +100,9 @@ def simulate(
     from collector.simulate import run_simulator
 
     site = _load(path)
-    asyncio.run(run_simulator(site, http_port=http_port, speed=speed, scenarios=scenario or [], seconds=seconds))
+    asyncio.run(
+        run_simulator(site, http_port=http_port, speed=speed, scenarios=scenario or [], seconds=seconds)
+    )
 
 
 def probe_modbus(
@@ -107,7 +115,8 @@ def probe_modbus(
     timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 2.0,
 ) -> None:
     """Read a register range and show it decoded under all four byte/word orders, with hints."""
-    from devices.probe_modbus import format_probe, probe_modbus as run_probe
+    from devices.probe_modbus import format_probe
+    from devices.probe_modbus import probe_modbus as run_probe
 
     if table not in ("holding", "input"):
         typer.echo(f"--table: got {table!r}; valid choices: holding, input", err=True)
@@ -127,16 +136,21 @@ def probe_snmp(
     timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 2.0,
 ) -> None:
     """Walk a subtree and name the built-in profile that matches the agent."""
-    from devices.probe_snmp import format_snmp_probe, match_profiles, probe_snmp as run_probe
+    from devices.probe_snmp import format_snmp_probe, match_profiles
+    from devices.probe_snmp import probe_snmp as run_probe
+    from devices.snmp_profile import SnmpProfile
     from devices.snmp_transport import SnmpTarget, SnmpV2c
 
     community = os.environ.get(community_env)
     if not community:
-        typer.echo(f"set the community in ${community_env} (secrets are never taken on the command line)", err=True)
+        typer.echo(
+            f"set the community in ${community_env} (secrets are never taken on the command line)", err=True
+        )
         raise typer.Exit(2)
     target = SnmpTarget(host, port, timeout, 1, SnmpV2c(community))
     report = asyncio.run(run_probe(target, root=root, limit=limit))
-    typer.echo(format_snmp_probe(report, match_profiles(report, ProfileRegistry.builtin().all())))
+    snmp_profiles = [p for p in ProfileRegistry.builtin().all() if isinstance(p, SnmpProfile)]
+    typer.echo(format_snmp_probe(report, match_profiles(report, snmp_profiles)))
 
 
 def register(app: typer.Typer) -> None:

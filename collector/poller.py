@@ -68,7 +68,7 @@ class Poller:
         self._sink = sink
         self._jitter_pct = jitter_pct
         self._backoff_max_s = backoff_max_s
-        self._rng = random.Random(seed)  # noqa: S311 - scheduling jitter, not security
+        self._rng = random.Random(seed)
         self._wall = wall_clock
         self.health: dict[str, DeviceHealth] = {d: DeviceHealth() for d in self._targets}
         self._tasks: list[asyncio.Task[None]] = []
@@ -133,11 +133,15 @@ class Poller:
         try:
             # The transport enforces per-request timeouts; this bounds the whole poll so that a
             # device answering each request just in time cannot hold its task for many intervals.
-            metrics = await asyncio.wait_for(target.reader.read(), timeout=max(target.timeout_s, target.interval_s))
+            metrics = await asyncio.wait_for(
+                target.reader.read(), timeout=max(target.timeout_s, target.interval_s)
+            )
         except TransportError as exc:
             return self._failed(target, ts, started, exc.quality, f"{type(exc).__name__}: {exc}")
         except TimeoutError:
-            return self._failed(target, ts, started, Quality.COMM_ERROR, "DeviceTimeout: poll deadline exceeded")
+            return self._failed(
+                target, ts, started, Quality.COMM_ERROR, "DeviceTimeout: poll deadline exceeded"
+            )
         except Exception as exc:  # a bug in a decoder must not kill the device's task
             _LOG.exception("unexpected error polling %s", target.ref.device)
             return self._failed(target, ts, started, Quality.COMM_ERROR, f"{type(exc).__name__}: {exc}")
@@ -147,7 +151,9 @@ class Poller:
         if health.failures:
             down_for = (ts - health.last_ok).total_seconds() if health.last_ok else None
             _LOG.warning(
-                "%s recovered after %d failed polls%s", target.ref.device, health.failures,
+                "%s recovered after %d failed polls%s",
+                target.ref.device,
+                health.failures,
                 f" ({down_for:.0f} s without data)" if down_for is not None else "",
             )
         health.failures = 0
@@ -177,8 +183,12 @@ class Poller:
         # gap flagged as comm_error/auth_error rather than silently holding the last value.
         metrics = tuple(Metric(name, None, quality) for name in health.known_metrics)
         return PollResult(
-            ref=target.ref, ts=ts, metrics=metrics, duration_s=health.last_duration_s,
-            error=error, quality=quality,
+            ref=target.ref,
+            ts=ts,
+            metrics=metrics,
+            duration_s=health.last_duration_s,
+            error=error,
+            quality=quality,
         )
 
     @staticmethod

@@ -29,17 +29,27 @@ def device_spec(device: DeviceConfig, registry: ProfileRegistry, bind_host: str 
             # A v3 device is told apart on the shared simulator port by its context name.
             community = cfg.context_name or device.id
             v3 = {
-                "user": cfg.user, "auth_protocol": cfg.auth_protocol, "auth_key": cfg.auth_key.resolve(),
-                "priv_protocol": cfg.priv_protocol, "priv_key": cfg.priv_key.resolve(),
+                "user": cfg.user,
+                "auth_protocol": cfg.auth_protocol,
+                "auth_key": cfg.auth_key.resolve(),
+                "priv_protocol": cfg.priv_protocol,
+                "priv_key": cfg.priv_key.resolve(),
             }
         elif device.snmp.community is not None:
             community = device.snmp.community.resolve()
     else:
         raise typer.BadParameter(f"device {device.id}: only Modbus TCP and SNMP devices can be simulated")
     return SimDeviceSpec(
-        id=device.id, device_class=profile.device_class, profile_model=profile.model,
-        protocol=profile.protocol, host=bind_host or host, port=port, unit_id=unit_id,
-        community=community, v3=v3, zone=device.zone,
+        id=device.id,
+        device_class=profile.device_class,
+        profile_model=profile.model,
+        protocol=profile.protocol,
+        host=bind_host or host,
+        port=port,
+        unit_id=unit_id,
+        community=community,
+        v3=v3,
+        zone=device.zone,
     )
 
 
@@ -57,7 +67,9 @@ async def run_simulator(
     await room.start_http(bind, port)
     for name in [*(scenarios or []), *([sim_cfg.scenario] if sim_cfg and sim_cfg.scenario else [])]:
         room.trigger(name)
-    typer.echo(f"simulating {len(specs)} devices of site {site.site.id}; control: http://{bind}:{port}/scenarios")
+    typer.echo(
+        f"simulating {len(specs)} devices of site {site.site.id}; control: http://{bind}:{port}/scenarios"
+    )
     for s in specs:
         where = f"unit {s.unit_id}" if s.protocol == "modbus" else "community/context (secret)"
         typer.echo(f"  {s.id:<14} {s.protocol:<6} {s.host}:{s.port} {where}")

@@ -52,8 +52,11 @@ class TargetBuilder:
                 access_grant_window_s=door_cfg.access_grant_window_s if door_cfg else 10.0,
             )
         return PollTarget(
-            ref=ref, reader=self._reader(device, profile, timeout), interval_s=interval,
-            timeout_s=timeout, door=door,
+            ref=ref,
+            reader=self._reader(device, profile, timeout),
+            interval_s=interval,
+            timeout_s=timeout,
+            door=door,
         )
 
     def _tags(self, device: DeviceConfig) -> dict[str, str]:
@@ -77,7 +80,12 @@ class TargetBuilder:
             bus = self._serial.get(rtu.serial_port)
             if bus is None:
                 bus = self._serial[rtu.serial_port] = ModbusSerialTransport(
-                    rtu.serial_port, rtu.baudrate, rtu.parity, rtu.stopbits, rtu.bytesize, timeout,
+                    rtu.serial_port,
+                    rtu.baudrate,
+                    rtu.parity,
+                    rtu.stopbits,
+                    rtu.bytesize,
+                    timeout,
                     rtu.inter_frame_delay_s,
                 )
             return ModbusReader(profile, bus, rtu.unit_id)  # type: ignore[arg-type]
@@ -96,8 +104,12 @@ def snmp_credentials(device: DeviceConfig) -> Credentials:
         assert snmp.v3 is not None
         v3 = snmp.v3
         return SnmpV3(
-            user=v3.user, auth_protocol=v3.auth_protocol, auth_key=v3.auth_key.resolve(),
-            priv_protocol=v3.priv_protocol, priv_key=v3.priv_key.resolve(), context=v3.context_name,
+            user=v3.user,
+            auth_protocol=v3.auth_protocol,
+            auth_key=v3.auth_key.resolve(),
+            priv_protocol=v3.priv_protocol,
+            priv_key=v3.priv_key.resolve(),
+            context=v3.context_name,
         )
     assert snmp.community is not None
     return SnmpV2c(snmp.community.resolve())

@@ -22,7 +22,7 @@ BAUD = 38400
 
 
 def _sht20(unit: int, temp_x10: int, rh_x10: int) -> SimDevice:
-    # SHT20/XY-MD02: FC4 input registers 1 (temperature ×10, signed) and 2 (RH ×10).
+    # SHT20/XY-MD02: FC4 input registers 1 (temperature x10, signed) and 2 (RH x10).
     return SimDevice(
         id=unit,
         simdata=(
@@ -49,8 +49,8 @@ def _silent(unit: int) -> SimDevice:
 async def serial_pair(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
     assert shutil.which("socat"), "socat is required (installed by scripts/bootstrap.sh)"
     a, b = tmp_path / "bus-a", tmp_path / "bus-b"
-    proc = subprocess.Popen(
-        ["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+    proc = await asyncio.create_subprocess_exec(
+        "socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}",
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     for _ in range(50):
@@ -59,7 +59,7 @@ async def serial_pair(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
         await asyncio.sleep(0.05)
     yield str(a), str(b)
     proc.terminate()
-    proc.wait(timeout=5)
+    await proc.wait()
 
 
 @pytest.mark.integration

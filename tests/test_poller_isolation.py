@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from statistics import mean
 
@@ -77,14 +78,15 @@ async def test_live_devices_keep_their_interval_while_one_is_dead(caplog: pytest
     for unit in range(1, LIVE + 1):
         times = seen[f"th-{unit:02d}"]
         assert len(times) >= RUN_S / INTERVAL - 1, f"th-{unit:02d} polled only {len(times)} times"
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         worst = max(worst, *(abs(g - INTERVAL) / INTERVAL for g in gaps))
         assert abs(mean(gaps) - INTERVAL) < 0.02
         assert all(r.quality is Quality.GOOD for r in results[f"th-{unit:02d}"])
     assert worst < 0.10, f"worst interval deviation {worst:.1%}"
 
     dead = results["th-dead"]
-    assert dead and all(r.quality is Quality.COMM_ERROR and r.error for r in dead)
+    assert dead
+    assert all(r.quality is Quality.COMM_ERROR and r.error for r in dead)
     assert all(m.value is None for r in dead for m in r.metrics)
     # Backoff: fewer attempts than the live devices made.
     assert len(dead) < len(seen["th-01"]) / 2
