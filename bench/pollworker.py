@@ -43,12 +43,16 @@ async def main(spec: dict[str, Any]) -> dict[str, Any]:
 
     counts = {"polls": 0, "good": 0}
     by_device: dict[str, int] = {}
+    failures: dict[str, int] = {}
 
     async def sink(result: PollResult) -> None:
         counts["polls"] += 1
         by_device[result.ref.device] = by_device.get(result.ref.device, 0) + 1
         if result.quality is Quality.GOOD:
             counts["good"] += 1
+        else:
+            key = f"{result.ref.model}: {(result.error or '').split(':')[0]}"
+            failures[key] = failures.get(key, 0) + 1
 
     poller = Poller(targets, sink, jitter_pct=100, seed=1)
     # Warm-up: connect everything and let the start phases spread, then measure whole intervals.
@@ -56,6 +60,7 @@ async def main(spec: dict[str, Any]) -> dict[str, Any]:
     await asyncio.sleep(interval * 1.5)
     counts.update(polls=0, good=0)
     by_device.clear()
+    failures.clear()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     await asyncio.sleep(float(spec["seconds"]))
     cpu1, wall1 = time.process_time(), time.perf_counter()
@@ -70,6 +75,7 @@ async def main(spec: dict[str, Any]) -> dict[str, Any]:
         "good": counts["good"],
         "devices": len(targets),
         "starved": starved,
+        "failures": failures,
     }
 
 

@@ -13,7 +13,7 @@ import typer
 
 from collector.cli_config import check_config_command
 from collector.config import SiteConfig, load_site
-from collector.render import format_poll, format_summary_line
+from collector.render import format_poll, format_poll_line, format_summary_line
 from devices.reading import PollResult
 from devices.registry import ProfileRegistry
 
@@ -50,6 +50,9 @@ def poll(
     once: Annotated[bool, typer.Option("--once", help="Poll every device once and exit.")] = False,
     seconds: Annotated[float, typer.Option(help="Stop after this many seconds (0 = run until Ctrl-C).")] = 0,
     device: Annotated[list[str] | None, typer.Option(help="Only these device ids (repeatable).")] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Every metric of every poll, not one line per poll.")
+    ] = False,
     verbose: Annotated[bool, typer.Option("-v", help="Log at debug level.")] = False,
 ) -> None:
     """Poll the site's devices and print each device's readings with quality."""
@@ -57,10 +60,10 @@ def poll(
         level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
     site = _load(path)
-    asyncio.run(_poll(site, once=once, seconds=seconds, only=set(device or [])))
+    asyncio.run(_poll(site, once=once, seconds=seconds, only=set(device or []), full=full))
 
 
-async def _poll(site: SiteConfig, *, once: bool, seconds: float, only: set[str]) -> None:
+async def _poll(site: SiteConfig, *, once: bool, seconds: float, only: set[str], full: bool = False) -> None:
     from collector.poller import Poller
     from collector.targets import TargetBuilder
 
@@ -68,7 +71,7 @@ async def _poll(site: SiteConfig, *, once: bool, seconds: float, only: set[str])
     tz = site.site.timezone
 
     async def show(result: PollResult) -> None:
-        typer.echo(format_poll(result, tz))
+        typer.echo(format_poll(result, tz) if full else format_poll_line(result, tz))
 
     poller = Poller(
         targets, show, jitter_pct=site.defaults.jitter_pct, backoff_max_s=site.defaults.backoff_max_s

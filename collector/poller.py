@@ -194,15 +194,20 @@ class Poller:
     @staticmethod
     def _with_door_state(door: DoorTracker, ts: datetime, metrics: list[Metric]) -> list[Metric]:
         by_name = {m.name: m for m in metrics}
-        contact = by_name.get("door_open")
-        rex = by_name.get("rex")
-        status = door.update(
-            ts.timestamp(),
-            contact.value if contact is not None and contact.quality is Quality.GOOD else None,  # type: ignore[arg-type]
-            rex.value if rex is not None and rex.quality is Quality.GOOD else None,  # type: ignore[arg-type]
-        )
-        quality = Quality.GOOD if status.state != "unknown" else Quality.UNAVAILABLE
-        return [*metrics, Metric("door_state", status.state if quality is Quality.GOOD else None, quality)]
+
+        def good(name: str) -> bool | None:
+            m = by_name.get(name)
+            return bool(m.value) if m is not None and m.quality is Quality.GOOD else None
+
+        at = ts.timestamp()
+        # A released lock (feedback input off) means the access controller unlocked the door for a
+        # valid badge or a remote open: that is the grant that makes the next opening authorised.
+        if good("lock_engaged") is False:
+            door.note_access_granted(at)
+        status = door.update(at, good("door_open"), good("rex"))
+        if status.state == "unknown":
+            return [*metrics, Metric("door_state", None, Quality.UNAVAILABLE)]
+        return [*metrics, Metric("door_state", status.state)]
 
 
 def is_door(ref: DeviceRef) -> bool:

@@ -38,3 +38,53 @@ def format_summary_line(results: list[PollResult]) -> str:
     bad = [r for r in results if r.error is not None]
     tail = "; ".join(f"{r.ref.device} ({r.quality.value})" for r in bad)
     return f"{len(results) - len(bad)}/{len(results)} devices good" + (f"; failing: {tail}" if bad else "")
+
+
+# What a facility engineer looks at first for each class; everything else is one `--full` away.
+HEADLINE: dict[str, tuple[str, ...]] = {
+    "ups": (
+        "output_source",
+        "on_battery",
+        "battery_charge_pct",
+        "runtime_s",
+        "output_load_pct",
+        "input_voltage_v",
+    ),
+    "genset": ("control_mode", "engine_state", "gen_power_w", "gen_load_pct", "fuel_level_pct", "run_time_s"),
+    "crac": ("unit_state", "status", "return_air_temp_c", "supply_air_temp_c", "return_rh_pct"),
+    "env": ("temp_c", "rh_pct", "dew_point_c", "leak", "door_open"),
+    "door": ("door_state", "door_open", "lock_engaged"),
+    "contact": ("leak", "smoke"),
+}
+_QUIET_ALARM = {"not_active", "disabled", "inactive_indication", "unimplemented"}
+
+
+def format_poll_line(result: PollResult, tz_name: str = "Asia/Taipei") -> str:
+    """One line per poll: time, device, headline metrics, active alarms and any bad quality."""
+    from zoneinfo import ZoneInfo
+
+    ref = result.ref
+    local = result.ts.astimezone(ZoneInfo(tz_name))
+    head = f"{local:%H:%M:%S} {ref.device:<14} {ref.device_class.value:<7}"
+    if result.error is not None:
+        return f"{head} {result.quality.value.upper()}: {result.error}"
+    by_name = {m.name: m for m in result.metrics}
+    parts = [
+        f"{name}={format_value(by_name[name].value)}"
+        for name in HEADLINE.get(ref.device_class.value, ())
+        if name in by_name and by_name[name].quality is Quality.GOOD
+    ]
+    active = [
+        m.name.removeprefix("alarm_")
+        for m in result.metrics
+        if m.name.startswith("alarm_")
+        and m.name != "alarm_count"
+        and m.quality is Quality.GOOD
+        and str(m.value) not in _QUIET_ALARM
+    ]
+    if active:
+        parts.append("ALARMS: " + ", ".join(active))
+    bad = [f"{m.name}({m.quality.value})" for m in result.metrics if m.quality is not Quality.GOOD]
+    if bad:
+        parts.append("not good: " + ", ".join(bad[:4]) + (f" +{len(bad) - 4}" if len(bad) > 4 else ""))
+    return f"{head} " + "  ".join(parts)

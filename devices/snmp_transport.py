@@ -1,10 +1,11 @@
-"""Thin async SNMP v2c/v3 client on the pysnmp 7 asyncio hlapi: GET and GETBULK walks, typed errors."""
+"""Thin async SNMP v2c/v3 client on the pysnmp 7 asyncio hlapi: GET, GETBULK walks, typed errors."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -55,6 +56,23 @@ _AUTH_ERRORS: tuple[type[errind.ErrorIndication], ...] = (
     errind.UnknownCommunityName, errind.UnsupportedAuthProtocol, errind.UnsupportedPrivProtocol,
 )
 _NO_SUCH_TYPES = (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView, univ.Null)
+_TOO_BIG = 1  # RFC 3416 errorStatus tooBig
+
+
+class BulkUnsupported(DeviceProtocolError):
+    """The agent cannot serve a combined GETBULK (tooBig, or a response laid out against RFC 3416)."""
+
+
+@dataclass(slots=True)
+class BulkResponse:
+    """One combined GETBULK: the non-repeaters' successors and the table columns it covered."""
+
+    # Non-repeater i → (OID returned, value); endOfMibView → (the OID sent, NO_SUCH). Shorter than the
+    # request when the agent truncated the response.
+    next_of: list[tuple[str, SnmpValue]]
+    columns: dict[str, SnmpValue]
+    counts: dict[str, int]  # column root → instances received
+    unfinished: dict[str, str]  # column root → last OID received, for columns this response did not end
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +149,40 @@ def from_pysnmp(value: Any) -> SnmpValue:
     return str(value)
 
 
+@functools.lru_cache(maxsize=4096)
+def _key(oid: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in oid.split("."))
+
+
+def _absorb(vbs: Sequence[Any], active: Sequence[str], pos: dict[str, str], out: dict[str, SnmpValue],
+            counts: dict[str, int], strict: bool = False) -> tuple[set[str], bool]:
+    """File a GETBULK response's repeater varbinds under their roots; (roots it ended, any advanced)."""
+    # strict: a varbind inside its column that does not advance means the agent did not lay the
+    # response out as we asked (BulkUnsupported) rather than a table that ends.
+    done: set[str] = set()
+    moved = False
+    n = len(active)
+    last: dict[str, tuple[int, ...]] = {}
+    for i, (name, val) in enumerate(vbs):
+        root = active[i % n]
+        if root in done:
+            continue
+        oid = str(name)
+        if isinstance(val, rfc1905.EndOfMibView) or not oid.startswith(root + "."):
+            done.add(root)
+            continue
+        if strict:
+            key = name.asTuple()
+            if root in last and key <= last[root]:
+                raise BulkUnsupported(f"column {root}: {oid} does not follow {pos[root]}")
+            last[root] = key
+        out[oid] = from_pysnmp(val)
+        counts[root] += 1
+        moved = moved or oid != pos[root]
+        pos[root] = oid
+    return done, moved
+
+
 class SnmpTarget:
     """One SNMP agent endpoint with its credentials; reuses its pysnmp objects between requests."""
 
@@ -148,6 +200,7 @@ class SnmpTarget:
         self._udp_loop: asyncio.AbstractEventLoop | None = None
         self._objects: dict[str, ObjectType] = {}
         self._rows_hint: dict[tuple[str, ...], int] = {}
+        self.requests = 0  # PDUs sent (retries excluded), for tests and benchmarks
 
     def __repr__(self) -> str:
         return f"SnmpTarget({self.host}:{self.port}, {self.credentials!r})"
@@ -170,6 +223,7 @@ class SnmpTarget:
         """GET these OIDs in one request; missing objects come back as NO_SUCH."""
         if not oids:
             return {}
+        self.requests += 1
         ei, es, ix, vbs = await get_cmd(shared_engine(), self._auth, await self._target(), self._context,
                                         *(self._object(o) for o in oids), lookupMib=False)
         await self._check(ei, es, ix, vbs)
@@ -179,48 +233,74 @@ class SnmpTarget:
         """Every instance under `root` (GETBULK walk)."""
         return await self.walk_many([root], max_repetitions)
 
-    async def walk_many(self, roots: Sequence[str], max_repetitions: int = 25,
-                        limit: int | None = None) -> dict[str, SnmpValue]:
+    async def walk_many(self, roots: Sequence[str], max_repetitions: int = 25, limit: int | None = None,
+                        start: Mapping[str, str] | None = None) -> dict[str, SnmpValue]:
         """Walk several subtrees (table columns) side by side: one GETBULK carries all of them."""
+        # `start` (root → last OID already received) continues columns an earlier request left open.
         engine, target = shared_engine(), await self._target()
         out: dict[str, SnmpValue] = {}
         pos = {r: r for r in roots}
+        if start:
+            pos.update(start)
         active = list(dict.fromkeys(roots))
         # Tables keep their size between polls: asking for last poll's row count + 1 lets one GETBULK
         # end every column without the agent encoding (and us parsing) 25 rows past the table's end.
         hint_key = tuple(active)
         reps = min(max_repetitions, self._rows_hint.get(hint_key, max_repetitions))
+        if start:  # the table outgrew the hint: continue at full speed
+            reps = max_repetitions
         counts = dict.fromkeys(active, 0)
         while active:
+            self.requests += 1
             ei, es, ix, vbs = await bulk_cmd(engine, self._auth, target, self._context, 0, reps,
                                              *(self._object(pos[r]) for r in active), lookupMib=False)
             await self._check(ei, es, ix, vbs)
             if not vbs:
                 break
-            done: set[str] = set()
-            moved = False
-            n = len(active)
-            for i, (name, val) in enumerate(vbs):
-                root = active[i % n]
-                if root in done:
-                    continue
-                oid = str(name)
-                if isinstance(val, rfc1905.EndOfMibView) or not oid.startswith(root + "."):
-                    done.add(root)
-                    continue
-                out[oid] = from_pysnmp(val)
-                counts[root] += 1
-                moved = moved or oid != pos[root]
-                pos[root] = oid
+            done, moved = _absorb(vbs, active, pos, out, counts)
             if not moved:  # an agent that does not advance would loop forever (oidNotIncreasing)
                 break
             active = [r for r in active if r not in done]
             if limit is not None and len(out) >= limit:
                 break
             reps = max_repetitions
-        if limit is None:
+        if limit is None and not start:  # only complete walks say how big the table is
             self._rows_hint[hint_key] = max(counts.values(), default=0) + 1
         return out
+
+    async def bulk(self, non_repeaters: Sequence[str], repeaters: Sequence[str],
+                   max_repetitions: int) -> BulkResponse:
+        """One GETBULK: GETNEXT of each non-repeater plus `max_repetitions` rows of each repeater column."""
+        # BulkUnsupported on tooBig or a response not laid out as RFC 3416 says (the caller then uses
+        # separate GET and walk requests); every other error is mapped as for get().
+        repeaters = list(dict.fromkeys(repeaters))  # wire slots are filed by position: no duplicates
+        n, m = len(non_repeaters), len(repeaters)
+        self.requests += 1
+        ei, es, ix, vbs = await bulk_cmd(
+            shared_engine(), self._auth, await self._target(), self._context, n, max_repetitions,
+            *(self._object(o) for o in non_repeaters), *(self._object(r) for r in repeaters),
+            lookupMib=False)
+        if not ei and es and int(es) == _TOO_BIG:
+            raise BulkUnsupported(f"{self}: tooBig for GETBULK of {n}+{m}x{max_repetitions}")
+        await self._check(ei, es, ix, vbs)
+        if len(vbs) > n + m * max_repetitions:  # e.g. an agent that repeats the non-repeaters too
+            raise BulkUnsupported(f"{self}: {len(vbs)} varbinds for GETBULK of {n}+{m}x{max_repetitions}")
+        next_of: list[tuple[str, SnmpValue]] = []
+        for sent, (name, val) in zip(non_repeaters, vbs[:n], strict=False):
+            oid = str(name)
+            if not isinstance(val, rfc1905.EndOfMibView) and name.asTuple() <= _key(sent):
+                raise BulkUnsupported(f"{self}: non-repeater {sent} answered with {oid}")
+            next_of.append((oid, from_pysnmp(val)))
+        pos = {r: r for r in repeaters}
+        columns: dict[str, SnmpValue] = {}
+        counts = dict.fromkeys(pos, 0)
+        active = list(pos)
+        done: set[str] = set()
+        if m:
+            done, _ = _absorb(vbs[n:], active, pos, columns, counts, strict=True)
+        # Columns still open: the table outgrew max_repetitions, or the agent shortened the response.
+        unfinished = {r: pos[r] for r in active if r not in done}
+        return BulkResponse(next_of, columns, counts, unfinished)
 
     async def _check(self, ei: Any, es: Any, ix: Any, vbs: Any) -> None:
         if ei:

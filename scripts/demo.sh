@@ -25,10 +25,10 @@ roomguard simulate "$SITE" > var/simulator.log 2>&1 &
 SIM=$!
 trap 'kill $SIM 2>/dev/null; wait $SIM 2>/dev/null' EXIT INT TERM
 for _ in $(seq 1 100); do
-  curl -fs localhost:8099/state >/dev/null 2>&1 && break
+  curl -fs localhost:18080/state >/dev/null 2>&1 && break
   kill -0 $SIM 2>/dev/null || { cat var/simulator.log; exit 1; }
   sleep 0.2
 done
-echo "simulator up (log: var/simulator.log); scenarios: curl localhost:8099/scenarios"
-echo "  e.g. curl -X POST localhost:8099/scenarios/utility_outage"
+echo "simulator up (log: var/simulator.log); scenarios: curl localhost:18080/scenarios"
+echo "  e.g. curl -X POST localhost:18080/scenarios/utility_outage"
 roomguard poll "$SITE" --seconds "${DEMO_SECONDS:-0}"
