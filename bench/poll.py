@@ -256,42 +256,71 @@ def _netsnmp(port: int, seconds: float) -> float:
     return varbinds / (time.perf_counter() - t0)
 
 
+_SNMPD_TYPES = {
+    "integer": "integer",
+    "gauge": "unsigned",
+    "timeticks": "timeticks",
+    "string": "octet_str",
+    "oid": "object_id",
+}
+
+
+class SnmpdHost:
+    """A net-snmp `snmpd` on a free loopback port, serving the given configuration lines."""
+
+    def __init__(self, conf_lines: list[str]) -> None:
+        self.port = free_port(socket.SOCK_DGRAM)
+        self._dir = tempfile.TemporaryDirectory()
+        conf = Path(self._dir.name) / "snmpd.conf"
+        conf.write_text("\n".join(conf_lines) + "\n")
+        snmpd = shutil.which("snmpd") or "/usr/sbin/snmpd"
+        pid = str(Path(self._dir.name) / "pid")
+        self.proc = subprocess.Popen(
+            [snmpd, "-f", "-Lf", "/dev/null", "-C", "-c", str(conf), "-p", pid, f"udp:127.0.0.1:{self.port}"]
+        )
+        time.sleep(0.5)
+
+    @classmethod
+    def for_profile(cls, model: str, communities: list[str]) -> SnmpdHost:
+        """snmpd serving one profile's example values (via `override`), one community per device.
+
+        The fleet benchmark measures the poller, so the SNMP devices must not be the bottleneck: a
+        pysnmp-based agent costs ~4 ms CPU per poll, and 400 of them at a 5 s interval would need the
+        whole machine. snmpd answers in native code, as a real device's agent does.
+        """
+        from devices.registry import ProfileRegistry
+        from devices.snmp_codec import encode_profile
+
+        profile = ProfileRegistry.builtin().get(model)
+        lines = [f"rocommunity {c} 127.0.0.1" for c in communities]
+        for oid, (kind, raw) in sorted(encode_profile(profile, {}).items()):  # type: ignore[arg-type]
+            value = f'"{raw}"' if kind == "string" else str(raw)
+            lines.append(f"override {oid} {_SNMPD_TYPES[kind]} {value}")
+        return cls(lines)
+
+    def close(self) -> None:
+        """Stop snmpd."""
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self._dir.cleanup()
+
+
 def bench_snmp(seconds: float, rounds: int) -> dict[str, Any]:
     """Varbinds/s walking hrSWRunTable on a real snmpd, median of `rounds`."""
-    snmpd = shutil.which("snmpd") or "/usr/sbin/snmpd"
-    port = free_port(socket.SOCK_DGRAM)
-    with tempfile.TemporaryDirectory() as tmp:
-        conf = Path(tmp) / "snmpd.conf"
-        conf.write_text("rocommunity bench 127.0.0.1\n")
-        proc = subprocess.Popen(
-            [
-                snmpd,
-                "-f",
-                "-Lf",
-                "/dev/null",
-                "-C",
-                "-c",
-                str(conf),
-                "-p",
-                str(Path(tmp) / "pid"),
-                f"udp:127.0.0.1:{port}",
-            ]
-        )
-        try:
-            time.sleep(1.0)
-            ours, raw, native = [], [], []
-            for _ in range(rounds):
-                ours.append(asyncio.run(_roomguard_snmp(port, seconds)))
-                raw.append(asyncio.run(_raw_pysnmp(port, seconds)))
-                native.append(_netsnmp(port, seconds))
-            return {
-                "roomguard": statistics.median(ours),
-                "pysnmp": statistics.median(raw),
-                "net-snmp": statistics.median(native),
-            }
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    agent = SnmpdHost(["rocommunity bench 127.0.0.1"])
+    try:
+        ours, raw, native = [], [], []
+        for _ in range(rounds):
+            ours.append(asyncio.run(_roomguard_snmp(agent.port, seconds)))
+            raw.append(asyncio.run(_raw_pysnmp(agent.port, seconds)))
+            native.append(_netsnmp(agent.port, seconds))
+        return {
+            "roomguard": statistics.median(ours),
+            "pysnmp": statistics.median(raw),
+            "net-snmp": statistics.median(native),
+        }
+    finally:
+        agent.close()
 
 
 # ---------------------------------------------------------------- scale
@@ -324,61 +353,6 @@ def _scale_spec(n: int) -> tuple[dict[str, Any], list[tuple[str, int, Any, str]]
     return spec, layout
 
 
-_SNMPD_TYPES = {
-    "integer": "integer",
-    "gauge": "unsigned",
-    "timeticks": "timeticks",
-    "string": "octet_str",
-    "oid": "object_id",
-}
-
-
-class SnmpdHost:
-    """A net-snmp `snmpd` serving one profile's example values (from the profile via `override`),
-    with one read community per simulated device.
-
-    The fleet benchmark measures the poller, so the SNMP devices must not be the bottleneck: a
-    pysnmp-based agent costs ~4 ms CPU per poll, and 400 of them at a 5 s interval would need the
-    whole machine. snmpd answers in native code, as a real device's agent does.
-    """
-
-    def __init__(self, model: str, communities: list[str]) -> None:
-        from devices.registry import ProfileRegistry
-        from devices.snmp_codec import encode_profile
-
-        profile = ProfileRegistry.builtin().get(model)
-        self.port = free_port(socket.SOCK_DGRAM)
-        self._dir = tempfile.TemporaryDirectory()
-        conf = Path(self._dir.name) / "snmpd.conf"
-        lines = [f"rocommunity {c} 127.0.0.1" for c in communities]
-        for oid, (kind, raw) in sorted(encode_profile(profile, {}).items()):  # type: ignore[arg-type]
-            value = f'"{raw}"' if kind == "string" else str(raw)
-            lines.append(f"override {oid} {_SNMPD_TYPES[kind]} {value}")
-        conf.write_text("\n".join(lines) + "\n")
-        snmpd = shutil.which("snmpd") or "/usr/sbin/snmpd"
-        self.proc = subprocess.Popen(
-            [
-                snmpd,
-                "-f",
-                "-Lf",
-                "/dev/null",
-                "-C",
-                "-c",
-                str(conf),
-                "-p",
-                str(Path(self._dir.name) / "pid"),
-                f"udp:127.0.0.1:{self.port}",
-            ],
-        )
-        time.sleep(0.5)
-
-    def close(self) -> None:
-        """Stop snmpd."""
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self._dir.cleanup()
-
-
 def _start_hosts(spec: dict[str, Any]) -> tuple[list[Any], dict[str, list[int]]]:
     """One simulator process per Modbus gateway and one snmpd per SNMP group, as separate devices
     would be: a single Python process serving the whole fleet would be the bottleneck."""
@@ -391,7 +365,7 @@ def _start_hosts(spec: dict[str, Any]) -> tuple[list[Any], dict[str, list[int]]]
     for group in spec["snmp"]:
         models = {m for _, m in group["devices"]}
         assert len(models) == 1, "one model per snmpd group"
-        snmpd = SnmpdHost(models.pop(), [c for c, _ in group["devices"]])
+        snmpd = SnmpdHost.for_profile(models.pop(), [c for c, _ in group["devices"]])
         hosts.append(snmpd)
         ports["snmp"].append(snmpd.port)
     return hosts, ports
@@ -462,7 +436,8 @@ def main() -> None:
         print(f"  net-snmp snmpbulkwalk  {s['net-snmp']:9.0f}   (native reference, incl. process start)")
     if "scale" not in skip:
         print(
-            "Fleet at a 5 s interval (60 % Modbus on pymodbus simulators, 40 % SNMP on snmpd; devices in other processes):"
+            "Fleet at a 5 s interval (60 % Modbus on pymodbus simulators, 40 % SNMP on snmpd; "
+            "devices in other processes):"
         )
         rows = bench_scale([int(x) for x in args.scale.split(",")], args.scale_seconds)
         ok = [
