@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from devices.errors import DeviceProtocolError
 from devices.reading import Metric
 from devices.snmp_codec import NO_SUCH, SnmpValue, decode, oid_key, plan_requests
 from devices.snmp_profile import SnmpProfile
@@ -17,20 +16,22 @@ BULK_MAX_VARBINDS = 60
 class SnmpReader:
     """Reads every metric of one SNMP device described by `profile`."""
 
-    # Per-message cost (pysnmp/pyasn1 encode, decode, dispatch) dominates a poll, so a poll is one
+    # Every request costs a fixed ~0.5 ms of pysnmp/pyasn1 work besides its varbinds, so a poll is one
     # GETBULK: each scalar's parent as a non-repeater (GETNEXT of the parent is the scalar when it is
     # the parent's first instance) and the table columns as repeaters, max-repetitions = last poll's
     # row count + 1. Scalars GETNEXT cannot reach go through a GET; columns that outgrow the hint are
     # walked on; agents that cannot take the combined request get a GET plus a GETBULK walk.
 
-    def __init__(self, profile: SnmpProfile, target: SnmpTarget, max_repetitions: int = 25) -> None:
+    def __init__(self, profile: SnmpProfile, target: SnmpTarget, max_repetitions: int = 25,
+                 combine: bool = True) -> None:
         self.profile = profile
         self.target = target
         self.max_repetitions = max_repetitions
         self._plan = plan_requests(profile)
         self._parent = {o: o.rpartition(".")[0] for o in self._plan.get_oids}
         # Scalars only: one GET is already one request; columns only: one walk is. Combine only both.
-        self._combined = bool(self._plan.get_oids and self._plan.walk_roots)
+        # combine=False keeps the GET + walk path (peer comparisons, agents known to mishandle it).
+        self._combined = combine and bool(self._plan.get_oids and self._plan.walk_roots)
         # Scalars GETNEXT of the parent does not return (another instance comes first, or GET and
         # GETNEXT disagree on this agent): always fetched with GET.
         self._get_path: set[str] = {o for o in self._plan.get_oids if self._parent[o].count(".") < 1}
@@ -56,12 +57,11 @@ class SnmpReader:
             return await self._read_split()
         try:
             return await self._read_combined(reps)
-        except BulkUnsupported:
-            self._combined = False
-            return await self._read_split()
-        except DeviceProtocolError:
-            # An errorStatus on the combined request: if separate requests work, the agent cannot do
-            # non-repeaters with repeaters; if they fail too, their error is the poll's error.
+        except BulkUnsupported as exc:
+            # tooBig (or a garbled layout): this agent cannot take the combined request. Another
+            # errorStatus: it cannot if separate requests work; if they fail too, theirs is the error.
+            if exc.definite:
+                self._combined = False
             values = await self._read_split()
             self._combined = False
             return values
@@ -82,43 +82,47 @@ class SnmpReader:
 
     async def _read_combined(self, reps: int) -> dict[str, SnmpValue]:
         plan = self._plan
-        via_next = [o for o in plan.get_oids if o not in self._get_path]
-        parents = list(dict.fromkeys(self._parent[o] for o in via_next))
+        parents = list(dict.fromkeys(self._parent[o] for o in plan.get_oids if o not in self._get_path))
         resp = await self.target.bulk(parents, plan.walk_roots, reps)
-        values = self._scalars_from_next(via_next, dict(zip(parents, resp.next_of, strict=False)))
+        values, skipped = self._scalars_from_next(dict(zip(parents, resp.next_of, strict=False)))
         need_get = [o for o in plan.get_oids if o not in values]
-        skipped = [o for o in need_get if o not in self._get_path]
         for i in range(0, len(need_get), GET_CHUNK):
             values.update(await self.target.get(need_get[i : i + GET_CHUNK]))
         for oid in skipped:
             if values.get(oid) is NO_SUCH:
                 self._absent.add(oid)
-            else:  # GET has what GETNEXT skipped (truncated response or odd agent): trust GET only
+            else:  # GET has what GETNEXT skipped (agent with inconsistent views): trust GET only
                 self._get_path.add(oid)
         values.update(resp.columns)
         self._rows = await self._finish_columns(resp, values)
         return values
 
-    def _scalars_from_next(self, via_next: list[str],
-                           answers: dict[str, tuple[str, SnmpValue]]) -> dict[str, SnmpValue]:
-        """Scalar values the non-repeaters settle; the rest are left for a GET."""
+    def _scalars_from_next(self, answers: dict[str, tuple[str, SnmpValue]]
+                           ) -> tuple[dict[str, SnmpValue], list[str]]:
+        """Scalar values the non-repeaters (parent → GETNEXT answer) settle, and the scalars they skipped."""
         values: dict[str, SnmpValue] = {}
-        for oid in via_next:
+        skipped: list[str] = []
+        for oid in self._plan.get_oids:
             got = answers.get(self._parent[oid])
-            if got is None:  # the agent truncated the response inside the non-repeaters
+            if got is None:  # parent not sent, or the agent truncated the response inside the non-repeaters
                 continue
             nxt, val = got
-            if nxt == oid:
+            if nxt == oid:  # also frees a GET-path scalar whose parent another scalar shares
                 values[oid] = val
                 self._absent.discard(oid)
+                self._get_path.discard(oid)
+            elif oid in self._get_path:
+                continue
             elif val is NO_SUCH or oid_key(nxt) > oid_key(oid):
                 # Nothing between the parent and the scalar: it is missing. Known-missing ones need no
                 # GET; the first time, a GET confirms it (and gives the exact answer).
                 if oid in self._absent:
                     values[oid] = NO_SUCH
+                else:
+                    skipped.append(oid)
             else:  # another instance precedes it under the parent: GETNEXT of the parent never reaches it
                 self._get_path.add(oid)
-        return values
+        return values, skipped
 
     async def _finish_columns(self, resp: BulkResponse, values: dict[str, SnmpValue]) -> int:
         """Walk on the columns the GETBULK did not end; the largest column's row count."""

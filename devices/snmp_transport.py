@@ -60,7 +60,13 @@ _TOO_BIG = 1  # RFC 3416 errorStatus tooBig
 
 
 class BulkUnsupported(DeviceProtocolError):
-    """The agent cannot serve a combined GETBULK (tooBig, or a response laid out against RFC 3416)."""
+    """A combined GETBULK failed in a way separate GET and walk requests may not (errorStatus, layout)."""
+
+    def __init__(self, message: str, definite: bool = True) -> None:
+        super().__init__(message)
+        # True: tooBig or a response laid out against RFC 3416, the agent cannot take the request.
+        # False: another errorStatus, which the same objects may also cause in a plain GET.
+        self.definite = definite
 
 
 @dataclass(slots=True)
@@ -280,9 +286,11 @@ class SnmpTarget:
             shared_engine(), self._auth, await self._target(), self._context, n, max_repetitions,
             *(self._object(o) for o in non_repeaters), *(self._object(r) for r in repeaters),
             lookupMib=False)
-        if not ei and es and int(es) == _TOO_BIG:
-            raise BulkUnsupported(f"{self}: tooBig for GETBULK of {n}+{m}x{max_repetitions}")
-        await self._check(ei, es, ix, vbs)
+        await self._check(ei, None, None, vbs)
+        if es and int(es):
+            where = vbs[int(ix) - 1][0] if ix and 0 < int(ix) <= len(vbs) else "?"
+            raise BulkUnsupported(f"{self}: {es.prettyPrint()} at {where} for GETBULK of "
+                                  f"{n}+{m}x{max_repetitions}", definite=int(es) == _TOO_BIG)
         if len(vbs) > n + m * max_repetitions:  # e.g. an agent that repeats the non-repeaters too
             raise BulkUnsupported(f"{self}: {len(vbs)} varbinds for GETBULK of {n}+{m}x{max_repetitions}")
         next_of: list[tuple[str, SnmpValue]] = []
