@@ -72,6 +72,7 @@ class Poller:
         self._wall = wall_clock
         self.health: dict[str, DeviceHealth] = {d: DeviceHealth() for d in self._targets}
         self._tasks: list[asyncio.Task[None]] = []
+        self._prepared = False
 
     def note_access_granted(self, device: str, ts: datetime) -> None:
         """Tell a door's tracker that access was granted (badge event or trap) at `ts`."""
@@ -79,12 +80,31 @@ class Poller:
         if target is not None and target.door is not None:
             target.door.note_access_granted(ts.timestamp())
 
-    async def poll_once(self) -> list[PollResult]:
-        """Poll every device once, concurrently, and return the results (commissioning)."""
-        return list(await asyncio.gather(*(self._poll(t) for t in self._targets.values())))
+    async def prepare(self) -> None:
+        """Set up every reader before the first poll (idempotent)."""
+        if not self._prepared:
+            for t in self._targets.values():
+                await t.reader.prepare()
+            self._prepared = True
+
+    async def poll_once(self, concurrency: int = 32) -> list[PollResult]:
+        """Poll every device once, at most `concurrency` at a time, and return the results.
+
+        Commissioning a whole site at once must not fire hundreds of requests in the same instant: the
+        time a poll waits for the event loop would count against its deadline.
+        """
+        await self.prepare()
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(target: PollTarget) -> PollResult:
+            async with gate:
+                return await self._poll(target)
+
+        return list(await asyncio.gather(*(one(t) for t in self._targets.values())))
 
     async def run(self) -> None:
         """Poll forever, one task per device, until cancelled."""
+        await self.prepare()
         loop = asyncio.get_running_loop()
         now = loop.time()
         self._tasks = [

@@ -79,6 +79,9 @@ class ModbusReader:
                 decode(data, offset, out)
         return out
 
+    async def prepare(self) -> None:
+        """Nothing to set up: the connection is opened by the first read."""
+
     async def close(self) -> None:
         """Nothing to release: the transport is shared by every unit on its endpoint."""
 

@@ -14,6 +14,10 @@ class DeviceReader(Protocol):
         """Poll the device once and return its decoded metrics."""
         ...
 
+    async def prepare(self) -> None:
+        """One-time set-up before the first poll of a fleet (no network traffic)."""
+        ...
+
     async def close(self) -> None:
         """Release the connection (shared transports stay open for their other devices)."""
         ...

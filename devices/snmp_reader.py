@@ -150,5 +150,9 @@ class SnmpReader:
                                  for r in self._plan.walk_roots)
         return values
 
+    async def prepare(self) -> None:
+        """Register the target with the SNMP engine before the first poll (see SnmpTarget.prepare)."""
+        await self.target.prepare()
+
     async def close(self) -> None:
         """Nothing to release per device: the SnmpTarget may be shared."""

@@ -22,6 +22,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
     get_cmd,
 )
 from pysnmp.hlapi.v3arch.asyncio import auth as usm
+from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD
 from pysnmp.proto import errind, rfc1902, rfc1905
 
 from devices.errors import AuthFailure, DeviceProtocolError, DeviceTimeout, TransportError
@@ -335,6 +336,16 @@ class SnmpTarget:
                 return AuthFailure(f"{self}: agent answers discovery ({ei}) but not our authPriv "
                                    "requests: wrong privacy key or protocol?")
         return DeviceTimeout(f"{self}: no answer within {self.timeout_s}s x {self.retries + 1}")
+
+    async def prepare(self) -> None:
+        """Register this target's credentials and address with the shared engine before polling.
+
+        pysnmp rebuilds its community and target maps (a walk over every configured entry) on each
+        message after any registration. Registering a fleet lazily, one first poll at a time, costs
+        O(n) per message for the whole start-up; with hundreds of devices that blocks the event loop
+        for seconds and first polls time out. Registering all targets first costs one rebuild.
+        """
+        LCD.configure(shared_engine(), self._auth, await self._target(), self._context.contextName)
 
     async def close(self) -> None:
         """Forget the cached transport target (the shared engine stays up for other targets)."""
