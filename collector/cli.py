@@ -13,7 +13,7 @@ import typer
 
 from collector.cli_config import check_config_command
 from collector.config import SiteConfig, load_site
-from collector.render import format_poll, format_poll_line, format_summary_line
+from collector.render import format_poll, format_poll_line, format_summary_line, format_trap
 from devices.reading import PollResult
 from devices.registry import ProfileRegistry
 
@@ -66,12 +66,20 @@ def poll(
 async def _poll(site: SiteConfig, *, once: bool, seconds: float, only: set[str], full: bool = False) -> None:
     from collector.poller import Poller
     from collector.targets import TargetBuilder
+    from collector.trap_listen import trap_receiver, trap_sender
+    from devices.traps import TrapEvent
 
     targets = TargetBuilder(site, ProfileRegistry.builtin()).targets(only or None)
     tz = site.site.timezone
 
     async def show(result: PollResult) -> None:
         typer.echo(format_poll(result, tz) if full else format_poll_line(result, tz))
+
+    def show_trap(event: TrapEvent) -> None:
+        device = trap_sender(site, event)
+        typer.echo(format_trap(event, device, tz))
+        if device is not None and event.event.get("access_granted") is True:
+            poller.note_access_granted(device, event.ts)
 
     poller = Poller(
         targets, show, jitter_pct=site.defaults.jitter_pct, backoff_max_s=site.defaults.backoff_max_s
@@ -83,11 +91,17 @@ async def _poll(site: SiteConfig, *, once: bool, seconds: float, only: set[str],
                 typer.echo(format_poll(r, tz))
             typer.echo(format_summary_line(results))
             return
+        receiver = trap_receiver(site, show_trap)
+        if receiver is not None:
+            await receiver.start()
         task = asyncio.create_task(poller.run())
         try:
             await asyncio.wait_for(asyncio.shield(task), timeout=seconds or None)
         except TimeoutError:
             task.cancel()
+        finally:
+            if receiver is not None:
+                await receiver.stop()
     finally:
         await poller.close()
 

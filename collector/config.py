@@ -349,13 +349,22 @@ class InfluxDb(_Model):
         return self
 
 
+class SnmpTrapUser(SnmpV3):
+    """An SNMPv3 user allowed to send traps (authPriv)."""
+
+    engine_id: str = Field(
+        pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$",
+        description="The sending device's SNMP engine ID in hex: v3 traps are authoritative at the sender.",
+    )
+
+
 class SnmpTraps(_Model):
     """The SNMP trap/inform listener."""
 
     listen_host: str = Field("0.0.0.0", description="Address to bind.")
     listen_port: Port = Field(162, description="UDP port (162 needs CAP_NET_BIND_SERVICE).")
     communities: list[SecretRef] = Field(default_factory=list, description="Accepted v2c communities.")
-    v3_users: list[SnmpV3] = Field(default_factory=list, description="Accepted v3 users.")
+    v3_users: list[SnmpTrapUser] = Field(default_factory=list, description="Accepted v3 users.")
 
 
 class Simulator(_Model):

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from devices.reading import PollResult, Quality, Value
+
+if TYPE_CHECKING:
+    from devices.traps import TrapEvent
 
 
 def format_value(value: Value) -> str:
@@ -88,3 +93,13 @@ def format_poll_line(result: PollResult, tz_name: str = "Asia/Taipei") -> str:
     if bad:
         parts.append("not good: " + ", ".join(bad[:4]) + (f" +{len(bad) - 4}" if len(bad) > 4 else ""))
     return f"{head} " + "  ".join(parts)
+
+
+def format_trap(event: TrapEvent, device: str | None, tz_name: str = "Asia/Taipei") -> str:
+    """One line per received trap: time, sender, trap name and its decoded meaning."""
+    from zoneinfo import ZoneInfo
+
+    local = event.ts.astimezone(ZoneInfo(tz_name))
+    who = device or event.source
+    detail = "  ".join(f"{k}={format_value(v)}" for k, v in event.event.items())
+    return f"{local:%H:%M:%S} {who:<14} TRAP    {event.name}" + (f"  {detail}" if detail else "")
