@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pysnmp.carrier.asyncio.dgram import udp
 from pysnmp.entity import config, engine
 from pysnmp.entity.rfc3413 import ntfrcv
 
 from devices.reading import DeviceClass, Value
 from devices.snmp_codec import SnmpValue
+from devices.snmp_server import listening_engine
 from devices.snmp_transport import AUTH_PROTOCOLS, PRIV_PROTOCOLS, SnmpV3, from_pysnmp
 
 SNMP_TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"
@@ -134,13 +133,7 @@ class TrapReceiver:
 
     async def start(self) -> None:
         """Bind and start receiving."""
-        eng = engine.SnmpEngine()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((self.host, self._port))
-        sock.setblocking(False)
-        self._port = sock.getsockname()[1]
-        transport = udp.UdpTransport().open_server_mode(sock=sock)
-        config.add_transport(eng, udp.DOMAIN_NAME, transport)
+        eng, self._port, listening = listening_engine(self.host, self._port)
         for i, community in enumerate(self.communities):
             config.add_v1_system(eng, f"trap-area-{i}", community)
         for u in self.v3_users:
@@ -150,7 +143,7 @@ class TrapReceiver:
                                securityEngineId=bytes.fromhex(u.engine_id.removeprefix("0x")))
         ntfrcv.NotificationReceiver(eng, self._on_trap)
         self._engine = eng
-        await transport._lport
+        await listening
 
     def _on_trap(self, snmp_engine: Any, state_ref: Any, ctx_engine_id: Any, ctx_name: Any,
                  var_binds: Any, cb_ctx: Any) -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pysnmp.carrier.asyncio.dgram import udp
 from pysnmp.entity import config, engine
 from pysnmp.entity.rfc3413 import cmdrsp, context
 from pysnmp.hlapi.v3arch.asyncio import (
@@ -27,6 +25,7 @@ from pysnmp.smi.instrum import AbstractMibInstrumController
 from devices.reading import Value
 from devices.snmp_codec import Encoded, Oid, encode_profile
 from devices.snmp_profile import SnmpProfile
+from devices.snmp_server import listening_engine
 from devices.snmp_transport import AUTH_PROTOCOLS, PRIV_PROTOCOLS, SnmpV3, shared_engine
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
@@ -194,20 +193,14 @@ class SnmpSimAgent:
 
     async def start(self) -> None:
         """Bind the UDP port and start answering."""
-        eng = engine.SnmpEngine()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((self.host, self._port))
-        sock.setblocking(False)
-        self._port = sock.getsockname()[1]
-        transport = udp.UdpTransport().open_server_mode(sock=sock)
-        config.add_transport(eng, udp.DOMAIN_NAME, transport)
+        eng, self._port, listening = listening_engine(self.host, self._port)
         self._engine = eng
         for dev in self._devices.values():
             self._configure(dev)
         ctx = _AnyContext(eng, _Router(self))
         for responder in (_Get, _Next, _Bulk):
             responder(eng, ctx, self)
-        await transport._lport  # endpoint is up before start() returns
+        await listening  # endpoint is up before start() returns
         self._started = time.monotonic()
 
     def _configure(self, dev: _Device) -> None:
