@@ -61,7 +61,15 @@ async def run_simulator(
     sim_cfg = site.simulator
     bind = sim_cfg.host if sim_cfg else "127.0.0.1"
     specs = [device_spec(d, registry, None) for d in site.devices if d.modbus_rtu is None]
-    room = SimulatedRoom(specs, registry, speed=speed, seed=sim_cfg.seed if sim_cfg and sim_cfg.seed else 0)
+    traps = site.snmp_traps
+    trap_target: tuple[str, int] | None = None
+    trap_community: str | None = None
+    if traps is not None and traps.communities:  # the simulated cards send v2c traps only
+        # A wildcard listen address is not a destination: the poller listens on this host then.
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(traps.listen_host, traps.listen_host)
+        trap_target, trap_community = (host, traps.listen_port), traps.communities[0].resolve()
+    room = SimulatedRoom(specs, registry, speed=speed, seed=sim_cfg.seed if sim_cfg and sim_cfg.seed else 0,
+                         trap_target=trap_target, trap_community=trap_community)
     port = http_port or (sim_cfg.http_port if sim_cfg else 8099)
     await room.start()
     await room.start_http(bind, port)

@@ -25,6 +25,7 @@ from devices.reading import Value
 from devices.registry import ProfileRegistry
 from devices.sim.modbus_server import ModbusSimServer
 from devices.sim.physics import SCENARIOS, DeviceDecl, RoomModel, SimEvent, UnknownScenario
+from devices.sim.room_traps import RoomTraps
 from devices.sim.snmp_agent import SnmpSimAgent
 from devices.snmp_codec import decode, encode_profile, encoded_values
 from devices.snmp_profile import SnmpProfile
@@ -140,8 +141,13 @@ class SimulatedRoom:
     """Serves a RoomModel over real Modbus TCP and SNMP endpoints, with scenario control."""
 
     def __init__(self, specs: Sequence[SimDeviceSpec], registry: ProfileRegistry, tick_s: float = 1.0,
-                 speed: float = 1.0, seed: int = 0, clock: Callable[[], float] = time.time) -> None:
-        """`clock` gives the time the model follows (wall clock by default; event timestamps use it)."""
+                 speed: float = 1.0, seed: int = 0, clock: Callable[[], float] = time.time, *,
+                 trap_target: tuple[str, int] | None = None, trap_community: str | None = None) -> None:
+        """`clock`: the time the model follows (wall clock by default); `trap_target`: SNMP trap receiver.
+
+        With `trap_target` set, SNMP devices send UPS-MIB and NetBotz door traps there (community
+        `trap_community`, else each device's own); Modbus devices have no traps.
+        """
         self.specs = list(specs)
         self.registry = registry
         self.tick_s = tick_s
@@ -156,6 +162,7 @@ class SimulatedRoom:
         self.recent_events: deque[SimEvent] = deque(maxlen=_MAX_EVENTS)
         self._undrained: list[SimEvent] = []
         self._lock = asyncio.Lock()
+        self._traps = RoomTraps(trap_target, trap_community) if trap_target is not None else None
         self._build()
 
     def _build(self) -> None:
@@ -265,6 +272,16 @@ class SimulatedRoom:
                 want = served.spec.id in silent or self._mute_for_fault(served, model_values, values)
                 if want != served.silent:
                     served.set_silent(want)
+                await self._send_traps(served, model_values)
+
+    async def _send_traps(self, served: _Served, values: dict[str, Value]) -> None:
+        """Traps this device owes after the tick (a silent device sends none, as a dead card would)."""
+        if (self._traps is None or served.silent or not isinstance(served.server, SnmpSimAgent)
+                or not isinstance(served.profile, SnmpProfile)):
+            return
+        await self._traps.device_tick(served.spec.id, served.spec.device_class, served.server,
+                                      _snmp_key(served.spec), served.profile, values, served.pushed,
+                                      self.model.sim_time)
 
     def drain_events(self) -> list[SimEvent]:
         """Access-granted events since the last call (for a door tracker or a trap sender)."""

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyasn1.codec.ber import encoder
+from pysnmp.carrier.asyncio.dgram import udp
 from pysnmp.entity import config, engine
 from pysnmp.entity.rfc3413 import cmdrsp, context
 from pysnmp.hlapi.v3arch.asyncio import (
@@ -20,6 +22,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
     send_notification,
 )
 from pysnmp.proto import rfc1902, rfc1905
+from pysnmp.proto.api import v2c
 from pysnmp.smi.instrum import AbstractMibInstrumController
 
 from devices.reading import Value
@@ -27,10 +30,10 @@ from devices.snmp_codec import Encoded, Oid, encode_profile
 from devices.snmp_profile import SnmpProfile
 from devices.snmp_server import listening_engine
 from devices.snmp_transport import AUTH_PROTOCOLS, PRIV_PROTOCOLS, SnmpV3, shared_engine
+from devices.traps import SNMP_TRAP_OID, SYS_UPTIME
 
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
-SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 SYS_NAME = "1.3.6.1.2.1.1.5.0"
 _NET_SNMP_LINUX = "1.3.6.1.4.1.8072.3.2.10"  # sysObjectID for profiles that match on MIB support only
 
@@ -164,6 +167,11 @@ class SnmpSimAgent:
         self._started = time.monotonic()
 
     @property
+    def started(self) -> bool:
+        """True between start() and stop()."""
+        return self._engine is not None and self._engine.transport_dispatcher is not None
+
+    @property
     def port(self) -> int:
         """UDP port served (the real one after start when 0 was given)."""
         return self._port
@@ -236,9 +244,30 @@ class SnmpSimAgent:
 
     async def send_trap(self, target_host: str, target_port: int, community: str, trap_oid: str,
                         varbinds: Mapping[str, int | str | Oid] | Sequence[tuple[str, Encoded]] = ()) -> None:
-        """Send an SNMPv2c trap (e.g. upsTrapOnBattery, a door switch change) to a receiver."""
+        """Send an SNMPv2c trap (e.g. upsTrapOnBattery, a door switch change) to a receiver.
+
+        Once the agent is started the trap leaves from its own socket: a real card's traps come from
+        its own address, which is how a receiver tells devices apart. Before that, from an ephemeral port.
+        """
         items = varbinds.items() if isinstance(varbinds, Mapping) else varbinds
         binds = [(rfc1902.ObjectName(oid), _trap_value(v)) for oid, v in items]
+        eng = self._engine
+        if eng is not None and self.started:
+            uptime = int((time.monotonic() - self._started) * 100) % (2**32)  # the agent's sysUpTime
+            pdu = v2c.TrapPDU()
+            v2c.apiTrapPDU.set_defaults(pdu)
+            v2c.apiTrapPDU.set_varbinds(pdu, [
+                (rfc1902.ObjectName(SYS_UPTIME), rfc1902.TimeTicks(uptime)),
+                (rfc1902.ObjectName(SNMP_TRAP_OID), rfc1902.ObjectName(trap_oid)),
+                *binds,
+            ])
+            msg = v2c.Message()
+            v2c.apiMessage.set_defaults(msg)
+            v2c.apiMessage.set_community(msg, community)
+            v2c.apiMessage.set_pdu(msg, pdu)
+            target = (target_host, target_port)
+            eng.transport_dispatcher.send_message(encoder.encode(msg), udp.DOMAIN_NAME, target)
+            return
         err, *_ = await send_notification(
             shared_engine(), CommunityData(community, mpModel=1),  # noqa: S508 - door/UPS cards send v2c
             await UdpTransportTarget.create((target_host, target_port)), ContextData(), "trap",
