@@ -33,7 +33,11 @@ HTTP_PORT = 18099
 
 def _roomguard(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "roomguard", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "roomguard", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=timeout,
     )
 
@@ -47,7 +51,11 @@ def env() -> dict[str, str]:
 def simulator(env: dict[str, str]) -> Iterator[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "roomguard", "simulate", str(SITE), "--http-port", str(HTTP_PORT)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{HTTP_PORT}"
     deadline = time.monotonic() + 30
@@ -137,3 +145,33 @@ def test_unknown_scenario_lists_the_valid_ones(simulator: str) -> None:
 def test_state_is_json(simulator: str) -> None:
     with urllib.request.urlopen(simulator + "/state", timeout=5) as resp:
         json.loads(resp.read())
+
+
+@pytest.mark.integration
+def test_poll_shows_the_ups_on_battery_trap_from_the_simulated_room(
+    simulator: str, env: dict[str, str]
+) -> None:
+    poll = subprocess.Popen(
+        [sys.executable, "-m", "roomguard", "poll", str(SITE), "--seconds", "9", "--device", "ups-1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(3)  # the poller (and its trap listener) is up
+        req = urllib.request.Request(simulator + "/scenarios/utility_outage", method="POST")
+        urllib.request.urlopen(req, timeout=5).close()
+        out, err = poll.communicate(timeout=60)
+    finally:
+        req = urllib.request.Request(simulator + "/scenarios/utility_outage", method="DELETE")
+        urllib.request.urlopen(req, timeout=5).close()
+        if poll.poll() is None:
+            poll.kill()
+    assert poll.returncode == 0, err
+    traps = [line for line in out.splitlines() if " TRAP " in line]
+    assert any(line.split()[1] == "ups-1" and "upsTrapOnBattery" in line for line in traps), out
+    assert any(
+        "ups-1" in line and "on_battery=true" in line and " TRAP " not in line for line in out.splitlines()
+    )
