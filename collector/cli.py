@@ -122,6 +122,33 @@ def simulate(
     )
 
 
+def scenario(
+    path: SiteArg,
+    name: Annotated[str | None, typer.Argument(help="Scenario to start (omit to list them).")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Stop the scenario instead of starting it.")] = False,
+    device: Annotated[
+        str | None, typer.Option(help="Target device id (default: first of its class).")
+    ] = None,
+    http_port: Annotated[int, typer.Option(help="Control API port (0 = from the site file).")] = 0,
+) -> None:
+    """List, start or clear a scenario on the running `roomguard simulate` of this site. 觸發模擬情境。"""
+    from collector.scenario_cli import ScenarioError, call, format_scenarios, simulator_url
+
+    site = _load(path)
+    sim = site.simulator
+    base = simulator_url(sim.host if sim else "127.0.0.1", http_port or (sim.http_port if sim else 8099))
+    try:
+        if name is None:
+            typer.echo(format_scenarios(call(base, "GET")))
+            return
+        answer = call(base, "DELETE" if clear else "POST", name, device)
+    except ScenarioError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    active = ", ".join(a["scenario"] for a in answer.get("active", [])) if isinstance(answer, dict) else ""
+    typer.echo(f"{'cleared' if clear else 'started'} {name}; active now: {active or 'none'}")
+
+
 def probe_modbus(
     host: Annotated[str, typer.Argument(help="Device or gateway address.")],
     port: Annotated[int, typer.Option(help="TCP port.")] = 502,
@@ -176,6 +203,7 @@ def register(app: typer.Typer) -> None:
     app.command("profiles")(profiles)
     app.command("poll")(poll)
     app.command("simulate")(simulate)
+    app.command("scenario")(scenario)
     probe_app.command("modbus")(probe_modbus)
     probe_app.command("snmp")(probe_snmp)
     app.add_typer(probe_app, name="probe")

@@ -175,3 +175,28 @@ def test_poll_shows_the_ups_on_battery_trap_from_the_simulated_room(
     assert any(
         "ups-1" in line and "on_battery=true" in line and " TRAP " not in line for line in out.splitlines()
     )
+
+
+@pytest.mark.integration
+def test_scenario_command_lists_starts_and_clears(simulator: str, env: dict[str, str]) -> None:
+    port = ["--http-port", str(HTTP_PORT)]
+    listing = _roomguard("scenario", str(SITE), *port, env=env)
+    assert listing.returncode == 0, listing.stderr
+    assert "crac_failure" in listing.stdout
+    assert "Door forced open" in listing.stdout
+    assert "門被強行開啟" in listing.stdout
+    started = _roomguard("scenario", str(SITE), "door_forced", "--device", "door-rear", *port, env=env)
+    assert started.returncode == 0, started.stderr
+    assert "door_forced" in started.stdout
+    try:
+        polled = _roomguard("poll", str(SITE), "--once", "--device", "door-rear", env=env)
+        assert "door_state forced_open" in " ".join(polled.stdout.split()), polled.stdout
+    finally:
+        cleared = _roomguard(
+            "scenario", str(SITE), "door_forced", "--clear", "--device", "door-rear", *port, env=env
+        )
+    assert cleared.returncode == 0, cleared.stderr
+    bad = _roomguard("scenario", str(SITE), "earthquake", *port, env=env)
+    assert bad.returncode == 2
+    assert "valid choices" in bad.stderr
+    assert "utility_outage" in bad.stderr
