@@ -29,6 +29,7 @@ for _ in $(seq 1 100); do
   kill -0 $SIM 2>/dev/null || { cat var/simulator.log; exit 1; }
   sleep 0.2
 done
-echo "simulator up (log: var/simulator.log); scenarios: curl localhost:18080/scenarios"
-echo "  e.g. curl -X POST localhost:18080/scenarios/utility_outage"
+echo "simulator up (log: var/simulator.log). In another terminal:"
+echo "  .venv/bin/roomguard scenario $SITE                   # list scenarios"
+echo "  .venv/bin/roomguard scenario $SITE utility_outage    # UPS on battery, generator takes load"
 roomguard poll "$SITE" --seconds "${DEMO_SECONDS:-0}"
