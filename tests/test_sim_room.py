@@ -11,18 +11,10 @@ from devices.registry import ProfileRegistry
 from devices.sim.room import SimDeviceSpec, SimulatedRoom
 from devices.snmp_reader import SnmpReader
 from devices.snmp_transport import SnmpTarget, SnmpV2c
+from tests.manual_clock import Clock
 
 pytestmark = pytest.mark.integration
 
-
-class Clock:
-    """Injected clock: the room only moves when the test says so."""
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture

@@ -12,20 +12,12 @@ from devices.reading import DeviceClass
 from devices.registry import ProfileRegistry
 from devices.sim.room import SimDeviceSpec, SimulatedRoom
 from devices.traps import TrapEvent, TrapReceiver
+from tests.manual_clock import Clock
 
 pytestmark = pytest.mark.integration
 
 UPS = "1.3.6.1.2.1.33.1"
 
-
-class Clock:
-    """Injected clock: simulated time moves only when the test says so (no long sleeps)."""
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture
