@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import re
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -14,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SITE = ROOT / "deploy" / "examples" / "site.yaml"
+EXAMPLE = ROOT / "deploy" / "examples" / "site.yaml"
 SECRETS = {
     "ROOMGUARD_SNMP_COMMUNITY_UPS1": "ups1-ro",
     "ROOMGUARD_SNMP_COMMUNITY_ENV1": "env1-ro",
@@ -28,7 +33,37 @@ SECRETS = {
     "ROOMGUARD_INFLUX_TOKEN": "x",
     "ROOMGUARD_INFLUX_PASSWORD": "x",
 }
-HTTP_PORT = 18099
+
+
+def _free_port() -> int:
+    """A port free for both TCP (Modbus, HTTP) and UDP (SNMP, traps) on loopback."""
+    while True:
+        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+
+
+def _site_on_free_ports() -> tuple[Path, int]:
+    """The example site with every port moved to a free one (same port → same new port), so these
+    tests never collide with a running demo or another test run on the same machine."""
+    text = EXAMPLE.read_text()
+    pattern = re.compile(r"\b(port|http_port|listen_port): (\d+)")
+    mapping = {old: _free_port() for old in sorted({m.group(2) for m in pattern.finditer(text)})}
+    text = pattern.sub(lambda m: f"{m.group(1)}: {mapping[m.group(2)]}", text)
+    path = Path(tempfile.mkdtemp(prefix="roomguard-e2e-")) / "site.yaml"
+    atexit.register(shutil.rmtree, path.parent, True)
+    path.write_text(text)
+    http = re.search(r"http_port: (\d+)", text)
+    assert http is not None
+    return path, int(http.group(1))
+
+
+SITE, HTTP_PORT = _site_on_free_ports()
 
 
 def _roomguard(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -83,7 +118,7 @@ def _device_ids() -> list[str]:
 
 @pytest.mark.integration
 def test_check_config_on_the_example_site(env: dict[str, str]) -> None:
-    out = _roomguard("check-config", str(SITE), env=env)
+    out = _roomguard("check-config", str(EXAMPLE), env=env)
     assert out.returncode == 0, out.stderr
     for device in _device_ids():
         assert device in out.stdout
