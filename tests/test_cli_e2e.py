@@ -235,3 +235,53 @@ def test_scenario_command_lists_starts_and_clears(simulator: str, env: dict[str,
     assert bad.returncode == 2
     assert "valid choices" in bad.stderr
     assert "utility_outage" in bad.stderr
+
+
+def _device_endpoint(device: str) -> tuple[int, int | None]:
+    """(port, unit id) of a device in the free-port copy of the site."""
+    from devices.yamlload import read_yaml
+
+    cfg = next(d for d in read_yaml(SITE)["devices"] if d["id"] == device)
+    transport = cfg.get("modbus") or cfg.get("snmp")
+    return int(transport["port"]), transport.get("unit_id")
+
+
+@pytest.mark.integration
+def test_probe_modbus_shows_the_genset_registers_under_every_word_order(
+    simulator: str, env: dict[str, str]
+) -> None:
+    port, unit = _device_endpoint("gen-1")
+    # DSE page 4 from 1032: generator L1-N voltage, u32 x0.1, most significant word first.
+    out = _roomguard(
+        "probe",
+        "modbus",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--unit",
+        str(unit),
+        "--address",
+        "1032",
+        "--count",
+        "4",
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    for order in ("ABCD", "CDAB", "BADC", "DCBA"):
+        assert order in out.stdout
+    assert "1032" in out.stdout
+
+
+@pytest.mark.integration
+def test_probe_snmp_names_the_profile_of_the_simulated_ups(simulator: str, env: dict[str, str]) -> None:
+    port, _ = _device_endpoint("ups-1")
+    probe_env = {**env, "ROOMGUARD_SNMP_COMMUNITY": SECRETS["ROOMGUARD_SNMP_COMMUNITY_UPS1"]}
+    out = _roomguard(
+        "probe", "snmp", "127.0.0.1", "--port", str(port), "--root", "1.3.6.1.2.1", env=probe_env
+    )
+    assert out.returncode == 0, out.stderr
+    assert "rfc1628-ups" in out.stdout
+    no_secret = {k: v for k, v in env.items() if k != "ROOMGUARD_SNMP_COMMUNITY"}
+    missing = _roomguard("probe", "snmp", "127.0.0.1", "--port", str(port), env=no_secret)
+    assert missing.returncode == 2
+    assert "ROOMGUARD_SNMP_COMMUNITY" in missing.stderr
