@@ -1,0 +1,238 @@
+"""Drains the durable outbox to the MQTT broker: a message leaves the outbox only on PUBACK."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+_LOG = logging.getLogger(__name__)
+
+
+class OutboxMessageLike(Protocol):
+    """What the publisher needs of a stored message."""
+
+    id: int
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+class OutboxLike(Protocol):
+    """The outbox operations the publisher uses (collector.outbox.Outbox)."""
+
+    def peek(self, limit: int) -> Sequence[OutboxMessageLike]:
+        """Oldest unacknowledged messages first."""
+        ...
+
+    def ack(self, ids: Sequence[int]) -> None:
+        """Remove delivered messages."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    """Where and how to connect; the password is resolved by the caller and never logged."""
+
+    host: str
+    port: int
+    client_id: str
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    tls_insecure: bool = False
+    keepalive_s: int = 30
+    will_topic: str | None = None
+    will_payload: bytes = b""
+
+    def __repr__(self) -> str:
+        return (
+            f"BrokerSettings({self.host}:{self.port}, client_id={self.client_id!r}, user={self.username!r})"
+        )
+
+
+class MqttPublisher:
+    """Publishes outbox messages at QoS 1 in order, acknowledging them in the outbox on PUBACK.
+
+    The broker being away never loses a reading: nothing is removed from the outbox before the broker
+    has acknowledged it, so a crash or an outage only delays delivery (a message published but not
+    acknowledged before a crash is sent again: at-least-once, and ingest writes each (series, time)
+    point idempotently). Telegraf's MQTT output reports success with the broker off (issue 14750); this
+    one reports `connected` and the outbox depth instead.
+    """
+
+    def __init__(self, settings: BrokerSettings, outbox: OutboxLike, *, window: int = 100) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.window = window
+        self.connected = asyncio.Event()
+        self.published = 0
+        self.acked = 0
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox id
+        self._in_outbox_flight: set[int] = set()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # set while nothing is in flight
+        self._idle.set()
+        self._pending_acks: list[int] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client = self._make_client()
+        self._task: asyncio.Task[None] | None = None
+        self._logged_down = False
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        if s.username is not None:
+            client.username_pw_set(s.username, s.password)
+        if s.ca_file or s.cert_file:
+            client.tls_set(
+                ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file, cert_reqs=ssl.CERT_REQUIRED
+            )
+            client.tls_insecure_set(s.tls_insecure)
+        if s.will_topic:
+            client.will_set(s.will_topic, s.will_payload, qos=1, retain=True)
+        # paho holds unacknowledged QoS 1 messages and resends them itself after a reconnect.
+        client.max_inflight_messages_set(self.window)
+        client.reconnect_delay_set(1, 30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    async def start(self) -> None:
+        """Connect in the background and start draining the outbox."""
+        self._loop = asyncio.get_running_loop()
+        s = self.settings
+        self._client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
+        self._client.loop_start()
+        self._task = asyncio.create_task(self._drain(), name="mqtt-drain")
+
+    def notify(self) -> None:
+        """Tell the publisher that new messages are in the outbox."""
+        self._wake.set()
+
+    async def stop(self, flush_timeout_s: float = 5.0) -> None:
+        """Wait a little for in-flight acknowledgements, then disconnect (the outbox keeps the rest)."""
+        if self._inflight and self.connected.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout=flush_timeout_s)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    @property
+    def inflight(self) -> int:
+        """Messages published and not yet acknowledged."""
+        return len(self._inflight)
+
+    async def _drain(self) -> None:
+        while True:
+            await self.connected.wait()
+            room = self.window - len(self._inflight)
+            if room > 0:
+                batch = [
+                    m
+                    for m in self.outbox.peek(room + len(self._in_outbox_flight))
+                    if m.id not in self._in_outbox_flight
+                ][:room]
+                for m in batch:
+                    info = self._client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain)
+                    if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                        _LOG.warning("publish of message %d failed: %s", m.id, mqtt.error_string(info.rc))
+                        break
+                    # On NO_CONN (the connection dropped a moment ago) paho still keeps the message and
+                    # sends it after reconnecting, so it is in flight either way; publishing it again
+                    # from the outbox would only duplicate it.
+                    self._inflight[info.mid] = m.id
+                    self._idle.clear()
+                    self._in_outbox_flight.add(m.id)
+                    self.published += 1
+                    if info.rc == mqtt.MQTT_ERR_NO_CONN:
+                        break
+                if batch:
+                    continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=0.2)
+
+    # --- paho callbacks: run in paho's network thread; hand everything to the event loop ----------
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._connected, rc)
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
+    ) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._disconnected, rc)
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode, props: Any) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._puback, mid, rc)
+
+    # --- on the event loop ----------------------------------------------------------------------
+    def _connected(self, rc: ReasonCode) -> None:
+        if rc.is_failure:
+            if not self._logged_down:
+                _LOG.warning(
+                    "MQTT broker %s:%d refused the connection: %s", self.settings.host, self.settings.port, rc
+                )
+                self._logged_down = True
+            return
+        if self._logged_down:
+            _LOG.warning("MQTT broker %s:%d connected again", self.settings.host, self.settings.port)
+        self._logged_down = False
+        self.connected.set()
+        self._wake.set()
+
+    def _disconnected(self, rc: ReasonCode) -> None:
+        self.connected.clear()
+        if not self._logged_down:
+            _LOG.warning(
+                "MQTT broker %s:%d lost (%s); readings wait in the outbox",
+                self.settings.host,
+                self.settings.port,
+                rc,
+            )
+            self._logged_down = True
+
+    def _puback(self, mid: int, rc: ReasonCode) -> None:
+        outbox_id = self._inflight.pop(mid, None)
+        if outbox_id is None:
+            return
+        self._in_outbox_flight.discard(outbox_id)
+        if rc.is_failure:
+            # The broker refused this message (not authorised, quota): keep it, it is retried later.
+            _LOG.warning("broker refused message %d: %s", outbox_id, rc)
+            return
+        if not self._pending_acks:
+            # Coalesce every PUBACK handled in this loop iteration into one outbox transaction.
+            asyncio.get_running_loop().call_soon(self._flush_acks)
+        self._pending_acks.append(outbox_id)
+
+    def _flush_acks(self) -> None:
+        ids, self._pending_acks = self._pending_acks, []
+        if ids:
+            self.outbox.ack(ids)
+            self.acked += len(ids)
+        if not self._inflight:
+            self._idle.set()
+        self._wake.set()
