@@ -218,11 +218,13 @@ class MqttPublisher:
         outbox_id = self._inflight.pop(mid, None)
         if outbox_id is None:
             return
-        self._in_outbox_flight.discard(outbox_id)
         if rc.is_failure:
             # The broker refused this message (not authorised, quota): keep it, it is retried later.
+            self._in_outbox_flight.discard(outbox_id)
             _LOG.warning("broker refused message %d: %s", outbox_id, rc)
             return
+        # It stays marked in flight until the outbox has deleted it, or the drain loop would peek it
+        # again in between and publish it twice.
         if not self._pending_acks:
             # Coalesce every PUBACK handled in this loop iteration into one outbox transaction.
             asyncio.get_running_loop().call_soon(self._flush_acks)
@@ -233,6 +235,7 @@ class MqttPublisher:
         if ids:
             self.outbox.ack(ids)
             self.acked += len(ids)
+            self._in_outbox_flight.difference_update(ids)
         if not self._inflight:
             self._idle.set()
         self._wake.set()

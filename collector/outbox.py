@@ -1,0 +1,365 @@
+"""Durable MQTT outbox: every message is stored in SQLite (WAL) first and leaves only on PUBACK.
+
+Contract (after Telegraf's Buffer/Transaction and ThingsBoard's EventStorage, minus their data loss):
+
+- `put`/`put_many` return only after the message is committed; the returned id is the delivery handle.
+- `peek(limit)` is stateless: it returns the oldest not-yet-acked messages in id order. A publisher that
+  reconnects simply peeks again from the start, so unacked messages are re-sent in order, and acked ones
+  never come back (ack deletes them in a committed transaction).
+- `ack(ids)` deletes; unknown, already acked or dropped ids are ignored. Ids are never reused
+  (AUTOINCREMENT), so a late ack can never delete a newer message.
+- Bounds (`max_bytes`, `max_age_s`) drop the OLDEST messages, in-flight ones included; every drop event is
+  counted (persisted in the file), logged once as a WARNING and exposed through `dropped_*`/`last_drop`.
+
+Durability: WAL with synchronous=NORMAL (default) survives a killed process (SIGKILL, OOM): a commit is
+in the OS page cache before `put` returns. On power loss the last commits before the crash may be rolled
+back (the database stays consistent). `synchronous="FULL"` fsyncs the WAL on every commit and closes that
+window, at the cost of one fsync per `put`/`put_many` (hence: batch with `put_many`).
+
+Concurrency: one process owns the file (exclusive lock, a second opener gets `OutboxLocked`). All methods
+are synchronous and short (one small transaction, cached prepared statements); they are meant to be
+called directly from the asyncio loop thread, not from several threads at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+_LOG = logging.getLogger(__name__)
+
+# Tags the file as ours, so a wrong path fails loudly instead of being written into.
+_APPLICATION_ID = 0x52474F42  # "RGOB"
+_SCHEMA_VERSION = 1
+_SCHEMA = (
+    # AUTOINCREMENT: ids are never reused, so a stale ack can never hit a newer message.
+    "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
+    " payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, created REAL NOT NULL,"
+    " size INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS stats (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+)
+DropReason = Literal["bytes", "age"]
+
+
+class OutboxError(Exception):
+    """The outbox file cannot be used; the message names the file."""
+
+
+class OutboxLocked(OutboxError):
+    """Another process (or connection) holds the outbox file."""
+
+
+class OutboxCorrupt(OutboxError):
+    """The file is damaged or is not a roomguard outbox; it is left untouched for inspection."""
+
+
+@dataclass(slots=True)
+class OutboxMessage:
+    """One stored message, as returned by `peek`."""
+
+    id: int
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    created: float
+
+
+class Pending(NamedTuple):
+    """A message to store with `put_many`; a plain (topic, payload) tuple works too."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DropEvent:
+    """The most recent forced drop: when (clock time), how many messages, and why."""
+
+    when: float
+    count: int
+    reason: DropReason
+
+
+class Outbox:
+    """SQLite-backed FIFO of MQTT messages with ack-on-PUBACK, bounds and drop accounting."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        max_bytes: int,
+        max_age_s: float,
+        clock: Callable[[], float] = time.time,
+        *,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+    ) -> None:
+        """Open (or create) the outbox at `path`; raise OutboxLocked/OutboxCorrupt rather than recreate."""
+        if max_bytes <= 0 or max_age_s <= 0:
+            raise ValueError("max_bytes and max_age_s must be positive")
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self._clock = clock
+        self._synchronous = synchronous
+        try:
+            # isolation_level=None: we issue BEGIN IMMEDIATE/COMMIT ourselves, so each call is one txn.
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=0.5, cached_statements=64)
+        except sqlite3.Error as exc:
+            raise OutboxError(f"cannot open outbox {self.path}: {exc}") from exc
+        try:
+            self._open()
+        except BaseException:
+            self._db.close()
+            raise
+        self._count, self._bytes = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages"
+        ).fetchone()
+        self.enforce_bounds()  # bounds may have shrunk, or time passed, while we were down
+
+    def _open(self) -> None:
+        db = self._db
+        try:
+            # Exclusive: one owner, so the cached depth stays exact and two collectors never
+            # publish the same outbox twice. Must be set before WAL so no -shm file is shared.
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            app_id = db.execute("PRAGMA application_id").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+            if tables and (app_id, version) != (_APPLICATION_ID, _SCHEMA_VERSION):
+                raise OutboxCorrupt(
+                    f"{self.path} is not a roomguard outbox (application_id={app_id:#x}, "
+                    f"user_version={version}); refusing to touch it"
+                )
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise OutboxError(f"cannot put outbox {self.path} in WAL mode (got {mode})")
+            db.execute(f"PRAGMA synchronous={self._synchronous}")
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise OutboxCorrupt(f"outbox {self.path} failed integrity check: {check}")
+            with self._tx():  # also takes and keeps the exclusive lock from here on
+                for ddl in _SCHEMA:
+                    db.execute(ddl)
+                db.execute(f"PRAGMA application_id={_APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def put(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> int:
+        """Store one message durably and return its id."""
+        return self.put_many([Pending(topic, payload, qos, retain)])[0]
+
+    def put_many(self, messages: Iterable[Pending | tuple[str, bytes]]) -> list[int]:
+        """Store several messages in one transaction (all or none) and return their ids in order."""
+        now = self._clock()
+        rows = []
+        for m in messages:
+            p = Pending(*m)
+            if p.qos not in (0, 1, 2):
+                raise ValueError(f"invalid qos {p.qos} for {p.topic}")
+            payload = bytes(p.payload)
+            rows.append((p.topic, payload, p.qos, int(p.retain), now, len(payload) + len(p.topic.encode())))
+        if not rows:
+            return []
+        added = sum(r[5] for r in rows)
+        if added > self.max_bytes:
+            # Storing it would mean dropping everything else and still exceeding the bound: refuse.
+            raise ValueError(f"{added} bytes in one put exceed the outbox bound of {self.max_bytes}")
+        drops: list[tuple[DropReason, int, int, int]] = []
+        with self._tx():
+            drops += self._drop_prefix("age", lambda _size, created: created < now - self.max_age_s)
+            need = self._bytes - sum(d[3] for d in drops) + added - self.max_bytes
+            drops += self._drop_bytes(need)
+            self._db.executemany(
+                "INSERT INTO messages (topic, payload, qos, retain, created, size) VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            last = self._db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            self._record_drops(drops, now)
+        # One transaction under an exclusive lock: AUTOINCREMENT hands out consecutive ids.
+        self._applied(drops, now)
+        self._count += len(rows)
+        self._bytes += added
+        return list(range(last - len(rows) + 1, last + 1))
+
+    def ack(self, ids: Iterable[int]) -> None:
+        """Remove delivered messages; unknown or already removed ids are ignored."""
+        ids = list(ids)
+        if not ids:
+            return
+        count = size = 0
+        with self._tx():
+            for i in ids:  # RETURNING keeps the cached depth exact without a table scan
+                row = self._db.execute("DELETE FROM messages WHERE id = ? RETURNING size", (i,)).fetchone()
+                if row is not None:
+                    count += 1
+                    size += row[0]
+        self._count -= count
+        self._bytes -= size
+
+    def enforce_bounds(self) -> int:
+        """Drop the oldest messages that break the age or byte bound; return how many were dropped."""
+        now = self._clock()
+        with self._tx():
+            drops = self._drop_prefix("age", lambda _size, created: created < now - self.max_age_s)
+            drops += self._drop_bytes(self._bytes - sum(d[3] for d in drops) - self.max_bytes)
+            self._record_drops(drops, now)
+        self._applied(drops, now)
+        return sum(d[2] for d in drops)
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def peek(self, limit: int, after_id: int = 0) -> list[OutboxMessage]:
+        """The oldest unacked messages (id > after_id), oldest first, without removing them."""
+        rows = self._query(
+            "SELECT id, topic, payload, qos, retain, created FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+        return [OutboxMessage(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5]) for r in rows]
+
+    def depth(self) -> tuple[int, int]:
+        """(messages, bytes) currently stored, in-flight ones included."""
+        return self._count, self._bytes
+
+    def oldest_age_s(self) -> float:
+        """Age in seconds of the oldest stored message; 0.0 when empty."""
+        rows = self._query("SELECT created FROM messages ORDER BY id LIMIT 1", ())
+        return max(0.0, self._clock() - rows[0][0]) if rows else 0.0
+
+    @property
+    def dropped_by_reason(self) -> dict[DropReason, int]:
+        """Messages dropped by each bound since the file was created (persisted)."""
+        stats = self._stats()
+        return {"bytes": int(stats.get("dropped_bytes", 0)), "age": int(stats.get("dropped_age", 0))}
+
+    @property
+    def dropped_total(self) -> int:
+        """Messages dropped by any bound since the file was created (persisted)."""
+        return sum(self.dropped_by_reason.values())
+
+    @property
+    def last_drop(self) -> DropEvent | None:
+        """The most recent drop event (persisted), or None if nothing was ever dropped."""
+        s = self._stats()
+        if "last_drop_when" not in s:
+            return None
+        return DropEvent(float(s["last_drop_when"]), int(s["last_drop_count"]), s["last_drop_reason"])
+
+    def close(self) -> None:
+        """Close the file (committed data is already safe; this only releases the lock)."""
+        self._db.close()
+
+    def __enter__(self) -> Outbox:
+        """Use as a context manager that closes on exit."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the outbox."""
+        self.close()
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _drop_prefix(
+        self, reason: DropReason, doomed: Callable[[int, float], bool]
+    ) -> list[tuple[DropReason, int, int, int]]:
+        """Delete the longest oldest-first run of messages for which `doomed(size, created)` holds."""
+        # Walking in id order and stopping at the first survivor keeps drops a prefix ("oldest first")
+        # and cheap: usually one row is read. A wall clock stepping back cannot punch holes in the queue.
+        last = count = size = 0
+        for mid, msize, created in self._db.execute("SELECT id, size, created FROM messages ORDER BY id"):
+            if not doomed(msize, created):
+                break
+            last, count, size = mid, count + 1, size + msize
+        if not count:
+            return []
+        self._db.execute("DELETE FROM messages WHERE id <= ?", (last,))
+        return [(reason, last, count, size)]
+
+    def _drop_bytes(self, need: int) -> list[tuple[DropReason, int, int, int]]:
+        """Drop the oldest messages until at least `need` bytes are freed."""
+        if need <= 0:
+            return []
+        freed = 0
+
+        def doomed(size: int, _created: float) -> bool:
+            nonlocal freed
+            if freed >= need:
+                return False
+            freed += size
+            return True
+
+        return self._drop_prefix("bytes", doomed)
+
+    def _record_drops(self, drops: list[tuple[DropReason, int, int, int]], now: float) -> None:
+        """Persist drop counters in the same transaction as the delete, so they can never disagree."""
+        for reason, _last, count, _size in drops:
+            self._db.execute(
+                "INSERT INTO stats (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+                (f"dropped_{reason}", count),
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO stats (key, value) VALUES (?, ?)",
+                [("last_drop_when", now), ("last_drop_count", count), ("last_drop_reason", reason)],
+            )
+
+    def _applied(self, drops: list[tuple[DropReason, int, int, int]], now: float) -> None:
+        """After commit: update the cached depth and log each drop event once."""
+        for reason, last, count, size in drops:
+            self._count -= count
+            self._bytes -= size
+            why = f"older than {self.max_age_s:g} s" if reason == "age" else f"over {self.max_bytes} bytes"
+            _LOG.warning(
+                "outbox %s: dropped %d oldest message(s) (ids up to %d, %d bytes): %s",
+                self.path,
+                count,
+                last,
+                size,
+                why,
+            )
+
+    def _stats(self) -> dict[str, Any]:
+        return dict(self._query("SELECT key, value FROM stats", ()))
+
+    def _query(self, sql: str, params: Sequence[object]) -> list[Any]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        """One IMMEDIATE transaction; sqlite errors become OutboxError naming the file."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise self._translate(exc) from exc
+            raise
+
+    def _translate(self, exc: sqlite3.Error) -> OutboxError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return OutboxLocked(f"outbox {self.path} is locked by another process or connection: {text}")
+        if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+            return OutboxCorrupt(f"outbox {self.path} is corrupt ({text}); left untouched, move it aside")
+        return OutboxError(f"outbox {self.path}: {text}")
