@@ -191,6 +191,7 @@ class Mosquitto(Service):
             "log_dest stdout",
             *(f"log_type {kind}" for kind in ("error", "warning", "notice", "information")),
             "connection_messages true",
+            "max_queued_messages 200000",  # mosquitto.conf(5) default 1000 drops an ingest outage's backlog
         ]
         if autosave_interval_s is not None:
             # mosquitto.conf(5): the in-memory db is saved every N s (default 1800) and on SIGTERM;

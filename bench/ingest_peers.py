@@ -1,0 +1,56 @@
+"""The peers of the ingest benchmark: a raw paho QoS 1 loop and direct line-protocol writes."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+def raw_paho_rate(host: str, port: int, username: str, password: str, payload: bytes, n: int) -> float:
+    """Messages/s of a bare paho QoS 1 publish → subscribe loop on the broker (the transport's ceiling)."""
+    done = threading.Event()
+    got = [0]
+    subscribed = threading.Event()
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        got[0] += 1
+        if got[0] >= n:
+            done.set()
+
+    sub = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-raw-sub")
+    sub.username_pw_set(username, password)
+    sub.on_connect = lambda c, u, f, rc, p: c.subscribe("bench/raw/#", qos=1)
+    sub.on_subscribe = lambda *a: subscribed.set()
+    sub.on_message = on_message
+    sub.connect(host, port)
+    sub.loop_start()
+    subscribed.wait(10)
+    pub = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-raw-pub")
+    pub.username_pw_set(username, password)
+    pub.max_inflight_messages_set(100)  # the same window as roomguard's publisher
+    pub.connect(host, port)
+    pub.loop_start()
+    start = time.perf_counter()
+    for i in range(n):
+        pub.publish(f"bench/raw/{i % 50}", payload, qos=1)
+    done.wait(120)
+    rate = got[0] / (time.perf_counter() - start)
+    for c in (pub, sub):
+        c.loop_stop()
+        c.disconnect()
+    return rate
+
+
+def direct_write_rate(url: str, database: str, lines: list[str], batch: int = 5000) -> float:
+    """Lines/s of line-protocol POSTs straight to InfluxDB 1.x /write (no broker, no outbox)."""
+    start = time.perf_counter()
+    for i in range(0, len(lines), batch):
+        body = "\n".join(lines[i : i + batch]).encode()
+        req = urllib.request.Request(f"{url}/write?db={database}&precision=ns", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 204
+    return len(lines) / (time.perf_counter() - start)
