@@ -207,6 +207,9 @@ def register(app: typer.Typer) -> None:
     probe_app.command("modbus")(probe_modbus)
     probe_app.command("snmp")(probe_snmp)
     app.add_typer(probe_app, name="probe")
+    from collector.collect_cli import register as register_pipeline
+
+    register_pipeline(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,6 +24,7 @@ from collector.config_types import (
     ModbusTcp,
     Mqtt,
     MqttTls,
+    OutboxSettings,
     Seconds,
     Simulator,
     Slug,
@@ -54,6 +55,7 @@ __all__ = [
     "ModbusTcp",
     "Mqtt",
     "MqttTls",
+    "OutboxSettings",
     "ProfileInfo",
     "SecretError",
     "SecretRef",
@@ -215,6 +217,9 @@ class SiteConfig(StrictModel):
     devices: list[DeviceConfig] = Field(default_factory=list, description="Polled devices.")
     defaults: Defaults = Field(default_factory=Defaults, description="Polling defaults.")
     mqtt: Mqtt = Field(default_factory=Mqtt, description="MQTT broker.")
+    outbox: OutboxSettings = Field(
+        default_factory=OutboxSettings, description="Bounds of the collector's durable MQTT outbox."
+    )
     influxdb: InfluxDb | None = Field(None, description="Time-series database (ingest bridge).")
     snmp_traps: SnmpTraps | None = Field(None, description="Trap listener; off if unset.")
     simulator: Simulator | None = Field(None, description="Bundled simulator settings.")

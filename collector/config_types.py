@@ -221,3 +221,25 @@ class Simulator(StrictModel):
     seed: int | None = Field(None, description="Random seed for reproducible runs.")
 
 
+
+
+class OutboxSettings(StrictModel):
+    """Bounds of the collector's durable outbox (state_dir/outbox.db); oldest messages go first."""
+
+    max_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=1024,
+        description="Largest outbox size in bytes (payload + topic); beyond it the oldest messages are "
+        "dropped, counted, logged and reported in the collector's self-metrics. 512 MiB holds days of a "
+        "typical room's readings.",
+    )
+    max_age_s: Seconds = Field(
+        7 * 86400.0,
+        description="Messages older than this are dropped (counted like a byte drop): a week covers a "
+        "long broker outage, older readings are no longer worth replaying.",
+    )
+    synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="SQLite synchronous mode: NORMAL survives a killed process; FULL also survives a "
+        "power cut, at one fsync per batch.",
+    )

@@ -31,6 +31,7 @@ class DeviceClass(StrEnum):
     DOOR = "door"
     CONTACT = "contact"
     COMPLIANCE = "compliance"
+    SYSTEM = "system"  # roomguard's own health (collector self-metrics), not equipment
 
 
 @dataclass(frozen=True, slots=True)

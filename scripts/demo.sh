@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The demo on a fresh Debian 12 box: installs what it needs, starts the simulated machine room of
-# deploy/examples/site.yaml and polls it, printing live readings per device. Ctrl-C stops both.
-# DEMO_SECONDS=N stops after N seconds (0 = run until Ctrl-C).
+# deploy/examples/site.yaml, a mosquitto (port 11883) and an influxd (port 18086) of its own under
+# var/demo/ (unless already running there), then `roomguard run` (collector + ingest): every device's
+# readings land in InfluxDB within seconds. Prints where the data is and a status line every few
+# seconds. Ctrl-C stops everything it started. DEMO_SECONDS=N stops after N seconds (0 = until Ctrl-C).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -20,16 +22,105 @@ export ROOMGUARD_SNMP_COMMUNITY_UPS1 ROOMGUARD_SNMP_COMMUNITY_ENV1 ROOMGUARD_SNM
   ROOMGUARD_INFLUX_PASSWORD
 
 roomguard check-config "$SITE"
-mkdir -p var
-roomguard simulate "$SITE" > var/simulator.log 2>&1 &
-SIM=$!
-trap 'kill $SIM 2>/dev/null; wait $SIM 2>/dev/null' EXIT INT TERM
+DEMO=var/demo
+STATE=$DEMO/state
+mkdir -p "$DEMO" "$STATE"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+MQTT_PORT=11883 INFLUX_PORT=18086 INFLUX_DB=roomguard
+MQTT_USER=$(sed -n '/^mqtt:/,/^[a-z]/s/^  username: *//p' "$SITE" | head -1)
+
+# --- mosquitto on 11883 (config from deploy/mosquitto/roomguard.conf when present) --------------------
+if listening $MQTT_PORT; then
+  echo "mosquitto already listening on $MQTT_PORT: using it"
+else
+  mkdir -p "$DEMO/mosquitto"
+  rm -f "$DEMO/mosquitto/passwd"
+  mosquitto_passwd -c -b "$DEMO/mosquitto/passwd" "$MQTT_USER" "$ROOMGUARD_MQTT_PASSWORD" >/dev/null
+  chmod 600 "$DEMO/mosquitto/passwd"
+  CONF=$DEMO/mosquitto/mosquitto.conf
+  if [[ -f deploy/mosquitto/roomguard.conf ]]; then
+    sed -e "s|^listener .*|listener $MQTT_PORT 127.0.0.1|" \
+        -e "s|^password_file .*|password_file $PWD/$DEMO/mosquitto/passwd|" \
+        -e "s|^persistence_location .*|persistence_location $PWD/$DEMO/mosquitto/|" \
+        -e "s|^log_dest .*|log_dest stdout|" deploy/mosquitto/roomguard.conf > "$CONF"
+  else
+    printf '%s\n' "listener $MQTT_PORT 127.0.0.1" "allow_anonymous false" \
+      "password_file $PWD/$DEMO/mosquitto/passwd" "persistence true" \
+      "persistence_location $PWD/$DEMO/mosquitto/" "log_dest stdout" > "$CONF"
+  fi
+  # Started as root, mosquitto drops to user "mosquitto", which cannot read our 0600 files.
+  [[ $(id -u) == 0 ]] && echo "user root" >> "$CONF"
+  mosquitto -c "$CONF" > "$DEMO/mosquitto.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 50); do listening $MQTT_PORT && break; sleep 0.2; done
+  listening $MQTT_PORT || { cat "$DEMO/mosquitto.log"; exit 1; }
+  echo "mosquitto on 127.0.0.1:$MQTT_PORT (log: $DEMO/mosquitto.log)"
+fi
+
+# --- influxd on 18086 (config from deploy/influxdb/influxdb.conf, data under var/demo/influxdb) --------
+if curl -fs "http://127.0.0.1:$INFLUX_PORT/ping" >/dev/null 2>&1; then
+  echo "influxd already answering on $INFLUX_PORT: using it"
+else
+  IDIR=$PWD/$DEMO/influxdb
+  mkdir -p "$IDIR"
+  # Demo: no auth on the loopback-only API (the site's influx username/password are then ignored).
+  sed -e "s|/var/lib/influxdb|$IDIR|g" -e "s|127.0.0.1:8086|127.0.0.1:$INFLUX_PORT|" \
+      -e "s|127.0.0.1:8088|127.0.0.1:18088|" -e "s|auth-enabled = true|auth-enabled = false|" \
+      deploy/influxdb/influxdb.conf > "$DEMO/influxdb.conf"
+  influxd run -config "$DEMO/influxdb.conf" > "$DEMO/influxd.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$INFLUX_PORT/ping" >/dev/null 2>&1 && break; sleep 0.2; done
+  curl -fs "http://127.0.0.1:$INFLUX_PORT/ping" >/dev/null || { tail -20 "$DEMO/influxd.log"; exit 1; }
+  echo "influxd on 127.0.0.1:$INFLUX_PORT (log: $DEMO/influxd.log, data: $IDIR)"
+fi
+curl -fsS -XPOST "http://127.0.0.1:$INFLUX_PORT/query" --data-urlencode "q=CREATE DATABASE $INFLUX_DB" >/dev/null
+
+# --- simulator, then collector + ingest ---------------------------------------------------------------
+roomguard simulate "$SITE" > "$DEMO/simulator.log" 2>&1 &
+PIDS+=($!)
 for _ in $(seq 1 100); do
   curl -fs localhost:18080/state >/dev/null 2>&1 && break
-  kill -0 $SIM 2>/dev/null || { cat var/simulator.log; exit 1; }
+  kill -0 "${PIDS[-1]}" 2>/dev/null || { cat "$DEMO/simulator.log"; exit 1; }
   sleep 0.2
 done
-echo "simulator up (log: var/simulator.log). In another terminal:"
-echo "  .venv/bin/roomguard scenario $SITE                   # list scenarios"
-echo "  .venv/bin/roomguard scenario $SITE utility_outage    # UPS on battery, generator takes load"
-roomguard poll "$SITE" --seconds "${DEMO_SECONDS:-0}"
+roomguard run "$SITE" --state-dir "$STATE" --seconds "${DEMO_SECONDS:-0}" > "$DEMO/run.log" 2>&1 &
+RUN=$!
+PIDS+=($RUN)
+
+cat <<INFO
+
+simulator, collector and ingest running (logs: $DEMO/simulator.log, $DEMO/run.log)
+data 資料: InfluxDB http://127.0.0.1:$INFLUX_PORT/query  database $INFLUX_DB (one measurement per device class)
+  curl -G http://127.0.0.1:$INFLUX_PORT/query --data-urlencode "db=$INFLUX_DB" \\
+       --data-urlencode "q=SELECT last(*) FROM env GROUP BY device"
+  curl -G http://127.0.0.1:$INFLUX_PORT/query --data-urlencode "db=$INFLUX_DB" \\
+       --data-urlencode "q=SELECT outbox_depth, outbox_dropped_total FROM system ORDER BY time DESC LIMIT 3"
+MQTT 訊息: mosquitto_sub -p $MQTT_PORT -u $MQTT_USER -P "\$ROOMGUARD_MQTT_PASSWORD" -t 'roomguard/v1/#' -v
+scenarios 情境:  .venv/bin/roomguard scenario $SITE utility_outage
+status 狀態:     .venv/bin/roomguard status $SITE --state-dir $STATE
+
+INFO
+while kill -0 $RUN 2>/dev/null; do
+  sleep 5
+  kill -0 $RUN 2>/dev/null || break
+  points=$(curl -fsG "http://127.0.0.1:$INFLUX_PORT/query" --data-urlencode "db=$INFLUX_DB" \
+    --data-urlencode "q=SELECT count(quality) FROM /.*/ WHERE time > now() - 1m" 2>/dev/null |
+    python3 -c 'import json,sys; r=json.load(sys.stdin)["results"][0]; print(sum(s["values"][0][1] for s in r.get("series", [])))' \
+    2>/dev/null || echo "?")
+  roomguard status "$SITE" --state-dir "$STATE" 2>/dev/null | python3 -c '
+import sys
+lines = sys.stdin.read().splitlines()
+pick = lambda key: next((l.strip() for l in lines if l.strip().startswith(key)), "")
+print(" | ".join(x for x in (pick("collector"), pick("outbox"), pick("database")) if x), end="")
+'
+  echo " | InfluxDB points in the last minute: $points"
+done
+wait $RUN
