@@ -1,7 +1,8 @@
 """Benchmark producer: pushes synthetic polls through the real collector path as fast as it can.
 
 argv: SITE STATE_DIR COUNT DEVICES. Uses `Collector.sink` (encode with seq → outbox → MQTT publisher)
-without polling, prints "DONE <seconds>" once the outbox has drained (every message acknowledged).
+without polling. Prints "START <epoch s>" when connected and about to produce (so process start-up is
+not timed) and "DONE <seconds>" once the outbox has drained (every message acknowledged).
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ async def main(site_path: str, state_dir: str, count: int, devices: int) -> None
     site = load_site(site_path)
     collector = Collector(site, Path(state_dir), "bench")
     await collector.publisher.start()
+    await asyncio.wait_for(collector.publisher.connected.wait(), 30)
     room = site.rooms[0].id
     base = datetime.now(UTC) - timedelta(seconds=count // devices + 10)
+    print(f"START {time.time():.6f}", flush=True)
     start = time.perf_counter()
     for i in range(count):
         device, step = i % devices, i // devices

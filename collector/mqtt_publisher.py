@@ -89,6 +89,7 @@ class MqttPublisher:
         self._client = self._make_client()
         self._task: asyncio.Task[None] | None = None
         self._logged_down = False
+        self._stopping = False
 
     def _make_client(self) -> mqtt.Client:
         s = self.settings
@@ -128,6 +129,7 @@ class MqttPublisher:
 
     async def stop(self, flush_timeout_s: float = 5.0) -> None:
         """Wait a little for in-flight acknowledgements, then disconnect (the outbox keeps the rest)."""
+        self._stopping = True
         if self._inflight and self.connected.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), timeout=flush_timeout_s)
@@ -205,6 +207,9 @@ class MqttPublisher:
 
     def _disconnected(self, rc: ReasonCode) -> None:
         self.connected.clear()
+        if self._stopping:
+            _LOG.debug("MQTT broker %s:%d: disconnected on stop", self.settings.host, self.settings.port)
+            return
         if not self._logged_down:
             _LOG.warning(
                 "MQTT broker %s:%d lost (%s); readings wait in the outbox",
