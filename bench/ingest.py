@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -33,7 +32,8 @@ from bench.ingest_peers import direct_write_rate, raw_paho_rate
 from bench.ingest_producer import synthetic_poll
 from collector.lineproto import LineEncoder
 from devices.wire import encode_poll
-from tests.services import Influxd, Mosquitto, free_tcp_port
+from tests.example_site import SECRETS, example_site
+from tests.services import Influxd, Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -97,39 +97,15 @@ def latency_and_memory(
     work: Path, broker: Mosquitto, db: Influxd, seconds: float
 ) -> tuple[list[float], float]:
     """Latencies (s) from poll timestamp to first seen in the database, and the peak RSS (MB) of `run`."""
-    text = (ROOT / "deploy" / "examples" / "site.yaml").read_text()
-    pattern = re.compile(r"\b(port|http_port|listen_port): (\d+)")
-    mapping = {old: str(free_tcp_port()) for old in sorted({m.group(2) for m in pattern.finditer(text)})}
-    text = pattern.sub(lambda m: f"{m.group(1)}: {mapping[m.group(2)]}", text)
-    # Point the example site at this run's broker and database.
-    text = re.sub(
-        r"(?m)^mqtt:.*?(?=^\S)",
-        f"mqtt: {{host: 127.0.0.1, port: {broker.port}, username: "
-        f"{broker.username}, password: {{env: ROOMGUARD_MQTT_PASSWORD}}}}\n",
-        text,
-        flags=re.S,
+    site, _ = example_site(
+        work / "example.yaml",
+        mqtt=(
+            f"mqtt: {{host: 127.0.0.1, port: {broker.port}, username: {broker.username}, "
+            "password: {env: ROOMGUARD_MQTT_PASSWORD}}\n"
+        ),
+        influxdb=f"influxdb: {{url: 'http://127.0.0.1:{db.port}', api: v1, database: {db.database}}}\n",
     )
-    text = re.sub(
-        r"(?m)^influxdb:.*?(?=^\S)",
-        f"influxdb: {{url: 'http://127.0.0.1:{db.port}', api: v1, database: {db.database}}}\n",
-        text,
-        flags=re.S,
-    )
-    site = work / "example.yaml"
-    site.write_text(text)
-    secrets = {
-        "ROOMGUARD_SNMP_COMMUNITY_UPS1": "u1",
-        "ROOMGUARD_SNMP_COMMUNITY_ENV1": "e1",
-        "ROOMGUARD_SNMP_COMMUNITY_ENV2": "e2",
-        "ROOMGUARD_SNMP_COMMUNITY_NETBOTZ": "nb",
-        "ROOMGUARD_SNMP_COMMUNITY_DOOR": "dr",
-        "ROOMGUARD_SNMPV3_AUTH_KEY": "bench-auth-key",
-        "ROOMGUARD_SNMPV3_PRIV_KEY": "bench-priv-key",
-        "ROOMGUARD_SNMP_TRAP_COMMUNITY": "tr",
-        "ROOMGUARD_MQTT_PASSWORD": broker.password,
-        "ROOMGUARD_INFLUX_TOKEN": "x",
-        "ROOMGUARD_INFLUX_PASSWORD": "x",
-    }
+    secrets = {**SECRETS, "ROOMGUARD_MQTT_PASSWORD": broker.password}
     env = {**os.environ, **secrets}
     sim = subprocess.Popen(
         [PY, "-m", "roomguard", "simulate", str(site)],

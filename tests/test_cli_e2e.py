@@ -5,9 +5,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,49 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.example_site import EXAMPLE, SECRETS, example_site
+
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "deploy" / "examples" / "site.yaml"
-SECRETS = {
-    "ROOMGUARD_SNMP_COMMUNITY_UPS1": "ups1-ro",
-    "ROOMGUARD_SNMP_COMMUNITY_ENV1": "env1-ro",
-    "ROOMGUARD_SNMP_COMMUNITY_ENV2": "env2-ro",
-    "ROOMGUARD_SNMP_COMMUNITY_NETBOTZ": "netbotz-ro",
-    "ROOMGUARD_SNMP_COMMUNITY_DOOR": "door-ro",
-    "ROOMGUARD_SNMPV3_AUTH_KEY": "e2e-auth-pass-phrase",
-    "ROOMGUARD_SNMPV3_PRIV_KEY": "e2e-priv-pass-phrase",
-    "ROOMGUARD_SNMP_TRAP_COMMUNITY": "trap-ro",
-    "ROOMGUARD_MQTT_PASSWORD": "x",
-    "ROOMGUARD_INFLUX_TOKEN": "x",
-    "ROOMGUARD_INFLUX_PASSWORD": "x",
-}
-
-
-def _free_port() -> int:
-    """A port free for both TCP (Modbus, HTTP) and UDP (SNMP, traps) on loopback."""
-    while True:
-        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            try:
-                udp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
 
 
 def _site_on_free_ports() -> tuple[Path, int]:
-    """The example site with every port moved to a free one (same port → same new port), so these
-    tests never collide with a running demo or another test run on the same machine."""
-    text = EXAMPLE.read_text()
-    pattern = re.compile(r"\b(port|http_port|listen_port): (\d+)")
-    mapping = {old: _free_port() for old in sorted({m.group(2) for m in pattern.finditer(text)})}
-    text = pattern.sub(lambda m: f"{m.group(1)}: {mapping[m.group(2)]}", text)
-    path = Path(tempfile.mkdtemp(prefix="roomguard-e2e-")) / "site.yaml"
-    atexit.register(shutil.rmtree, path.parent, True)
-    path.write_text(text)
-    http = re.search(r"http_port: (\d+)", text)
-    assert http is not None
-    return path, int(http.group(1))
+    """The example site on free ports (tests/example_site.py), in a temp dir removed at exit."""
+    directory = Path(tempfile.mkdtemp(prefix="roomguard-e2e-"))
+    atexit.register(shutil.rmtree, directory, True)
+    return example_site(directory / "site.yaml")
 
 
 SITE, HTTP_PORT = _site_on_free_ports()
