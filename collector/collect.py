@@ -21,9 +21,10 @@ from typing import Any
 
 from paho.mqtt.reasoncodes import ReasonCode
 
+from collector.broker import BrokerSettings, broker_settings
 from collector.collect_seq import SeqStore
 from collector.config import SiteConfig
-from collector.mqtt_publisher import BrokerSettings, MqttPublisher
+from collector.mqtt_publisher import MqttPublisher
 from collector.outbox import Outbox, Pending
 from collector.poller import Poller
 from collector.status_file import write_snapshot
@@ -87,25 +88,6 @@ class CollectorPublisher(MqttPublisher):
         return info.is_published()
 
 
-def broker_settings(site: SiteConfig, collector_id: str, will: tuple[str, bytes] | None) -> BrokerSettings:
-    """Connection settings from the site's `mqtt` section (the password is resolved, never logged)."""
-    m = site.mqtt
-    tls = m.tls
-    return BrokerSettings(
-        host=m.host,
-        port=m.port,
-        client_id=m.client_id or f"roomguard-collector-{site.site.id}-{collector_id}",
-        username=m.username,
-        password=m.password.resolve() if m.password is not None else None,
-        ca_file=str(tls.ca_file) if tls and tls.ca_file else None,
-        cert_file=str(tls.cert_file) if tls and tls.cert_file else None,
-        key_file=str(tls.key_file) if tls and tls.key_file else None,
-        tls_insecure=bool(tls and tls.insecure),
-        will_topic=will[0] if will else None,
-        will_payload=will[1] if will else b"",
-    )
-
-
 class Collector:
     """Turns poll results, traps and its own health into outbox messages; see the module docstring."""
 
@@ -125,7 +107,10 @@ class Collector:
         self.status_topic = topic_collector_status(self.prefix, site.site.id, collector_id)
         will = encode_status(DeviceStatus("offline", _utcnow(), WILL_REASON))
         self.publisher = CollectorPublisher(
-            broker_settings(site, collector_id, (self.status_topic, will)), self.outbox, self.status_topic
+            broker_settings(site, site.mqtt.client_id or f"roomguard-collector-{site.site.id}-{collector_id}",
+                            (self.status_topic, will)),
+            self.outbox,
+            self.status_topic,
         )
         self.self_ref = DeviceRef(
             site=site.site.id,

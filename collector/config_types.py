@@ -158,6 +158,9 @@ class Mqtt(StrictModel):
     password: SecretRef | None = Field(None, description="Password (secret reference).")
     tls: MqttTls | None = Field(None, description="TLS settings; plain TCP if unset.")
     topic_prefix: str = Field("roomguard/v1", description="First topic levels.")
+    protocol: Literal["auto", "5", "3.1.1"] = Field(
+        "auto", description="MQTT version: auto tries 5 and falls back to 3.1.1 if the broker refuses 5."
+    )
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> Self:

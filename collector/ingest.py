@@ -1,7 +1,8 @@
 """`roomguard ingest`: MQTT readings → InfluxDB, acknowledging a message only after its batch was stored.
 
-Delivery: a persistent MQTT 5 session (fixed client id, clean start off, session expiry) with QoS 1 and
-paho's manual ack. A message is acked (PUBACK) only once the InfluxDB batch holding it was accepted — or
+Delivery: a persistent MQTT 5 session (fixed client id, clean start off, session expiry) — or with MQTT
+3.1.1 (configured, or "auto" against a broker without MQTT 5) clean_session off — with QoS 1 and paho's
+manual ack. A message is acked (PUBACK) only once the InfluxDB batch holding it was accepted — or
 dead-lettered — so a crash or a database outage leaves it with the broker, which delivers it again
 (at least once; the same series and timestamp overwrite themselves in InfluxDB).
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -31,16 +31,16 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from collector.broker import BrokerSettings, ProtocolChoice, ProtocolFallback, make_client
+from collector.broker import broker_settings as _broker_settings
 from collector.config import SiteConfig
 from collector.influx_writer import InfluxV1Writer, InfluxV2Writer, InfluxWriter
 from collector.ingest_batch import Backoff, DeadLetterFile, IngestStats, RateLimit, SeqOutcome, SeqTracker
 from collector.lineproto import LineEncoder
-from collector.mqtt_publisher import BrokerSettings
 from collector.status_file import write_snapshot
 from devices.wire import WireError, decode_poll
 
@@ -84,7 +84,7 @@ class Incoming:
     conn: int
 
 
-class IngestBridge:
+class IngestBridge(ProtocolFallback):
     """Consumes readings from MQTT, writes them in batches, acks them after the write."""
 
     def __init__(
@@ -107,28 +107,32 @@ class IngestBridge:
         self._gap_log = RateLimit(10.0)
         self._reject_log = RateLimit(60.0)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._protocol = ProtocolChoice(broker)
+        self._connacked = False  # per connection attempt: did the broker answer our CONNECT?
+        self._switch: asyncio.Task[None] | None = None
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
-        s = self.broker
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=s.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-            manual_ack=True,  # PUBACK only when we call ack(), i.e. after the database accepted
-        )
-        if s.username is not None:
-            client.username_pw_set(s.username, s.password)
-        if s.ca_file or s.cert_file:
-            client.tls_set(
-                ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file, cert_reqs=ssl.CERT_REQUIRED
-            )
-            client.tls_insecure_set(s.tls_insecure)
-        client.reconnect_delay_set(1, 30)
+        v5 = self._protocol.current == "5"
+        # PUBACK only when we call ack(), i.e. after the database accepted. MQTT 3.1.1 keeps the session
+        # with clean_session off (it has no expiry: the broker keeps it until a clean connect).
+        extra: dict[str, Any] = {} if v5 else {"clean_session": False}
+        client = make_client(self.broker, self._protocol.current, manual_ack=True, **extra)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
+
+    def _connect(self) -> None:
+        self._connacked = False
+        b = self.broker
+        if self._protocol.current == "5":
+            self._client.connect_async(b.host, b.port, keepalive=b.keepalive_s, clean_start=False,
+                                       properties=self._connect_properties())
+        else:
+            # No Receive Maximum in 3.1.1: the broker's max_inflight_messages bounds unacked messages.
+            self._client.connect_async(b.host, b.port, keepalive=b.keepalive_s)
+        self._client.loop_start()
 
     def _connect_properties(self) -> Properties:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -139,6 +143,7 @@ class IngestBridge:
 
     # --- paho callbacks: run in paho's network thread; hand everything to the event loop ----------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
+        self._connacked = True
         if not rc.is_failure:
             # Subscribing again on every connect is harmless with a kept session and needed without one.
             client.subscribe(self.settings.topic, qos=1)
@@ -148,8 +153,9 @@ class IngestBridge:
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
     ) -> None:
+        connacked, self._connacked = self._connacked, False
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._disconnected, rc)
+            self._loop.call_soon_threadsafe(self._disconnected, rc, client, connacked)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if self._loop is not None:
@@ -158,15 +164,20 @@ class IngestBridge:
     # --- on the event loop ----------------------------------------------------------------------
     def _connected(self, rc: ReasonCode) -> None:
         if rc.is_failure:
+            if self._fall_back(rc, connacked=True):
+                return
             _LOG.warning("MQTT broker %s:%d refused ingest: %s", self.broker.host, self.broker.port, rc)
             return
         self._conn += 1
+        self._protocol.connected()
         self.connected.set()
         self.stats.broker_connected = True
         _LOG.info("ingest connected to %s:%d, subscribed to %s", self.broker.host, self.broker.port,
                   self.settings.topic)
 
-    def _disconnected(self, rc: ReasonCode) -> None:
+    def _disconnected(self, rc: ReasonCode, client: mqtt.Client, connacked: bool) -> None:
+        if client is not self._client or self._fall_back(rc, connacked=connacked):
+            return  # the old client of a protocol switch, or the closed MQTT 5 attempt that starts one
         if self.connected.is_set() and not self._stopping:
             _LOG.warning("ingest lost the MQTT broker (%s); unacked messages stay queued there", rc)
         self.connected.clear()
@@ -181,11 +192,7 @@ class IngestBridge:
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, then batch, write and ack until `stop` is set; the current batch is flushed."""
         self._loop = asyncio.get_running_loop()
-        self._client.connect_async(
-            self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
-            clean_start=False, properties=self._connect_properties(),
-        )
-        self._client.loop_start()
+        self._connect()
         try:
             while not stop.is_set():
                 batch = await self._collect(stop)
@@ -198,6 +205,8 @@ class IngestBridge:
                 await self._process(self._take(), stop, deadline=deadline)
         finally:
             self._stopping = True
+            if self._switch is not None:
+                await self._switch
             self._client.disconnect()
             self._client.loop_stop()
             await self.writer.close()
@@ -329,19 +338,7 @@ class IngestBridge:
 
 def broker_settings(site: SiteConfig, client_index: int = 0) -> BrokerSettings:
     """Connection settings of ingest process number `client_index` for this site (docs/mqtt.md ids)."""
-    m = site.mqtt
-    tls = m.tls
-    return BrokerSettings(
-        host=m.host,
-        port=m.port,
-        client_id=f"roomguard-ingest-{site.site.id}-{client_index}",
-        username=m.username,
-        password=m.password.resolve() if m.password is not None else None,
-        ca_file=str(tls.ca_file) if tls and tls.ca_file else None,
-        cert_file=str(tls.cert_file) if tls and tls.cert_file else None,
-        key_file=str(tls.key_file) if tls and tls.key_file else None,
-        tls_insecure=bool(tls and tls.insecure),
-    )
+    return _broker_settings(site, f"roomguard-ingest-{site.site.id}-{client_index}")
 
 
 def make_writer(site: SiteConfig) -> InfluxWriter:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
+
+from collector.broker import BrokerSettings, ProtocolChoice, ProtocolFallback, make_client
 
 _LOG = logging.getLogger(__name__)
 
@@ -39,30 +38,7 @@ class OutboxLike(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerSettings:
-    """Where and how to connect; the password is resolved by the caller and never logged."""
-
-    host: str
-    port: int
-    client_id: str
-    username: str | None = None
-    password: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    tls_insecure: bool = False
-    keepalive_s: int = 30
-    will_topic: str | None = None
-    will_payload: bytes = b""
-
-    def __repr__(self) -> str:
-        return (
-            f"BrokerSettings({self.host}:{self.port}, client_id={self.client_id!r}, user={self.username!r})"
-        )
-
-
-class MqttPublisher:
+class MqttPublisher(ProtocolFallback):
     """Publishes outbox messages at QoS 1 in order, acknowledging them in the outbox on PUBACK.
 
     The broker being away never loses a reading: nothing is removed from the outbox before the broker
@@ -86,41 +62,33 @@ class MqttPublisher:
         self._idle.set()
         self._pending_acks: list[int] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._protocol = ProtocolChoice(settings)
+        self._connacked = False  # per connection attempt: did the broker answer our CONNECT?
+        self._switch: asyncio.Task[None] | None = None
         self._client = self._make_client()
         self._task: asyncio.Task[None] | None = None
         self._logged_down = False
         self._stopping = False
 
     def _make_client(self) -> mqtt.Client:
-        s = self.settings
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=s.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
-        if s.username is not None:
-            client.username_pw_set(s.username, s.password)
-        if s.ca_file or s.cert_file:
-            client.tls_set(
-                ca_certs=s.ca_file, certfile=s.cert_file, keyfile=s.key_file, cert_reqs=ssl.CERT_REQUIRED
-            )
-            client.tls_insecure_set(s.tls_insecure)
-        if s.will_topic:
-            client.will_set(s.will_topic, s.will_payload, qos=1, retain=True)
+        client = make_client(self.settings, self._protocol.current)
         # paho holds unacknowledged QoS 1 messages and resends them itself after a reconnect.
         client.max_inflight_messages_set(self.window)
-        client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         return client
 
+    def _connect(self) -> None:
+        s = self.settings
+        self._connacked = False
+        self._client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
+        self._client.loop_start()
+
     async def start(self) -> None:
         """Connect in the background and start draining the outbox."""
         self._loop = asyncio.get_running_loop()
-        s = self.settings
-        self._client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
-        self._client.loop_start()
+        self._connect()
         self._task = asyncio.create_task(self._drain(), name="mqtt-drain")
 
     def notify(self) -> None:
@@ -137,6 +105,8 @@ class MqttPublisher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._switch is not None:
+            await self._switch
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -177,14 +147,16 @@ class MqttPublisher:
 
     # --- paho callbacks: run in paho's network thread; hand everything to the event loop ----------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
+        self._connacked = True
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._connected, rc)
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
     ) -> None:
+        connacked, self._connacked = self._connacked, False
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._disconnected, rc)
+            self._loop.call_soon_threadsafe(self._disconnected, rc, client, connacked)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode, props: Any) -> None:
         if self._loop is not None:
@@ -193,6 +165,8 @@ class MqttPublisher:
     # --- on the event loop ----------------------------------------------------------------------
     def _connected(self, rc: ReasonCode) -> None:
         if rc.is_failure:
+            if self._fall_back(rc, connacked=True):
+                return
             if not self._logged_down:
                 _LOG.warning(
                     "MQTT broker %s:%d refused the connection: %s", self.settings.host, self.settings.port, rc
@@ -202,10 +176,13 @@ class MqttPublisher:
         if self._logged_down:
             _LOG.warning("MQTT broker %s:%d connected again", self.settings.host, self.settings.port)
         self._logged_down = False
+        self._protocol.connected()
         self.connected.set()
         self._wake.set()
 
-    def _disconnected(self, rc: ReasonCode) -> None:
+    def _disconnected(self, rc: ReasonCode, client: mqtt.Client, connacked: bool) -> None:
+        if client is not self._client or self._fall_back(rc, connacked=connacked):
+            return  # the old client of a protocol switch, or the closed MQTT 5 attempt that starts one
         self.connected.clear()
         if self._stopping:
             _LOG.debug("MQTT broker %s:%d: disconnected on stop", self.settings.host, self.settings.port)

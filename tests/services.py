@@ -168,8 +168,15 @@ class Mosquitto(Service):
     host = "127.0.0.1"
 
     def __init__(
-        self, workdir: Path, port: int | None = None, autosave_interval_s: int | None = None
+        self,
+        workdir: Path,
+        port: int | None = None,
+        autosave_interval_s: int | None = None,
+        *,
+        tls: bool = False,
+        require_certificate: bool = True,
     ) -> None:
+        """`tls`: an extra TLS listener on `tls_port` with a test CA in `tls_dir` (see `TestPki`)."""
         super().__init__(workdir, port)
         self.data_dir = workdir / "data"
         self.data_dir.mkdir(exist_ok=True)
@@ -193,6 +200,18 @@ class Mosquitto(Service):
             "connection_messages true",
             "max_queued_messages 200000",  # mosquitto.conf(5) default 1000 drops an ingest outage's backlog
         ]
+        self.tls_port: int | None = None
+        self.pki: TestPki | None = None
+        if tls:
+            self.pki = TestPki(workdir / "pki")
+            self.tls_port = free_tcp_port()
+            lines += [
+                f"listener {self.tls_port} 127.0.0.1",
+                f"cafile {self.pki.ca_cert}",
+                f"certfile {self.pki.server_cert}",
+                f"keyfile {self.pki.server_key}",
+                f"require_certificate {'true' if require_certificate else 'false'}",
+            ]
         if autosave_interval_s is not None:
             # mosquitto.conf(5): the in-memory db is saved every N s (default 1800) and on SIGTERM;
             # only this bounds what a SIGKILL of the broker loses.
@@ -213,7 +232,41 @@ class Mosquitto(Service):
         return ["mosquitto", "-c", str(self.config_path)]
 
     def _ready(self) -> bool:
-        return _accepts(self.port)
+        return _accepts(self.port) and (self.tls_port is None or _accepts(self.tls_port))
+
+
+def _openssl(*args: str | Path) -> None:
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+
+class TestPki:
+    """A throw-away CA with a server certificate for 127.0.0.1 and a client certificate (openssl CLI)."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.dir = directory
+        self.ca_cert, self.ca_key = self._ca("ca", "roomguard test CA")
+        # A second, unrelated CA: trusting it instead of the real one must fail verification.
+        self.other_ca_cert, _ = self._ca("other-ca", "roomguard unrelated CA")
+        self.server_cert, self.server_key = self._leaf("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1")
+        self.client_cert, self.client_key = self._leaf("client", "roomguard-test-client", "")
+
+    def _ca(self, name: str, cn: str) -> tuple[Path, Path]:
+        cert, key = self.dir / f"{name}.crt", self.dir / f"{name}.key"
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={cn}",
+                 "-keyout", key, "-out", cert)
+        return cert, key
+
+    def _leaf(self, name: str, cn: str, ext: str) -> tuple[Path, Path]:
+        cert, key, csr = self.dir / f"{name}.crt", self.dir / f"{name}.key", self.dir / f"{name}.csr"
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}", "-keyout", key, "-out", csr)
+        extfile = self.dir / f"{name}.ext"
+        extfile.write_text(ext + "\n")
+        _openssl("x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", self.ca_key, "-CAcreateserial",
+                 "-days", "2", "-out", cert, "-extfile", extfile)
+        return cert, key
 
 
 class Influxd(Service):
