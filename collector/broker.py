@@ -174,9 +174,22 @@ class ProtocolFallback:
     _switch: asyncio.Task[None] | None
     _stopping: bool
     _client: mqtt.Client
+    _connacked: bool
+    _loop: asyncio.AbstractEventLoop | None
 
     def _make_client(self) -> mqtt.Client:
         raise NotImplementedError
+
+    def _disconnected(self, rc: ReasonCode, client: mqtt.Client, connacked: bool) -> None:
+        raise NotImplementedError
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
+    ) -> None:
+        """paho callback (network thread): note whether the attempt got a CONNACK, hand over to the loop."""
+        connacked, self._connacked = self._connacked, False
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._disconnected, rc, client, connacked)
 
     def _connect(self) -> None:
         raise NotImplementedError

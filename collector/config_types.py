@@ -183,6 +183,10 @@ class InfluxDb(StrictModel):
     token: SecretRef | None = Field(None, description="API token (api v2).")
     username: str | None = Field(None, description="User name (api v1).")
     password: SecretRef | None = Field(None, description="Password (api v1).")
+    gzip: bool = Field(
+        False,
+        description="Gzip each batch: worth it toward a remote database, a cost on loopback (DESIGN.md).",
+    )
 
     @model_validator(mode="after")
     def _fields_match_api(self) -> Self:

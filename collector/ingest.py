@@ -150,13 +150,6 @@ class IngestBridge(ProtocolFallback):
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._connected, rc)
 
-    def _on_disconnect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
-    ) -> None:
-        connacked, self._connacked = self._connacked, False
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._disconnected, rc, client, connacked)
-
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._received, msg.mid, msg.qos, msg.topic, bytes(msg.payload))
@@ -349,9 +342,10 @@ def make_writer(site: SiteConfig) -> InfluxWriter:
     if db.api == "v1":
         assert db.database is not None  # the config validator requires it for api v1
         password = db.password.resolve() if db.password is not None else None
-        return InfluxV1Writer(db.url, db.database, db.username, password)
+        return InfluxV1Writer(db.url, db.database, db.username, password, gzip=db.gzip)
     assert db.bucket is not None
-    return InfluxV2Writer(db.url, db.bucket, db.org or "", db.token.resolve() if db.token else "")
+    token = db.token.resolve() if db.token else ""
+    return InfluxV2Writer(db.url, db.bucket, db.org or "", token, gzip=db.gzip)
 
 
 async def run_ingest(

@@ -103,8 +103,9 @@ class MqttPublisher(ProtocolFallback):
                 await asyncio.wait_for(self._idle.wait(), timeout=flush_timeout_s)
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(5):  # never hang a shutdown on the drain task
+                    await self._task
         if self._switch is not None:
             await self._switch
         self._client.disconnect()
@@ -116,7 +117,7 @@ class MqttPublisher(ProtocolFallback):
         return len(self._inflight)
 
     async def _drain(self) -> None:
-        while True:
+        while not self._stopping:
             await self.connected.wait()
             room = self.window - len(self._inflight)
             if room > 0:
@@ -142,21 +143,17 @@ class MqttPublisher(ProtocolFallback):
                 if batch:
                     continue
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+            # arrives just as the event fires, and stop() would then wait for this task forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=0.2)
+                async with asyncio.timeout(0.2):
+                    await self._wake.wait()
 
     # --- paho callbacks: run in paho's network thread; hand everything to the event loop ----------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
         self._connacked = True
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._connected, rc)
-
-    def _on_disconnect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
-    ) -> None:
-        connacked, self._connacked = self._connacked, False
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._disconnected, rc, client, connacked)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode, props: Any) -> None:
         if self._loop is not None:

@@ -162,9 +162,10 @@ class Poller:
         try:
             # The transport enforces per-request timeouts; this bounds the whole poll so that a
             # device answering each request just in time cannot hold its task for many intervals.
-            metrics = await asyncio.wait_for(
-                target.reader.read(), timeout=max(target.timeout_s, target.interval_s)
-            )
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow the cancellation of a
+            # stopping poller, whose device task would then never end.
+            async with asyncio.timeout(max(target.timeout_s, target.interval_s)):
+                metrics = await target.reader.read()
         except TransportError as exc:
             return self._failed(target, ts, started, exc.quality, f"{type(exc).__name__}: {exc}")
         except TimeoutError:

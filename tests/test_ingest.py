@@ -327,3 +327,19 @@ async def test_shared_subscription_splits_the_load(
     rows = influxd.rows('SELECT temp_c FROM env GROUP BY "device"', "ingest_shared")
     counts = Counter((r["device"], r["time"]) for r in rows)
     assert set(counts) == _expected(devices, 100)
+
+
+def test_gzip_setting_reaches_the_writer(tmp_path: Path) -> None:
+    """`influxdb.gzip` in the site file turns on gzip for either writer (toward a remote database)."""
+    from collector.config import load_site
+    from collector.ingest import make_writer
+
+    for api, extra in (("v1", "database: d"), ("v2", "bucket: b, org: o")):
+        site_file = tmp_path / f"{api}.yaml"
+        site_file.write_text(
+            "site: {id: s, name: S}\nrooms: [{id: r, name: R}]\n"
+            f"influxdb: {{url: 'http://127.0.0.1:1', api: {api}, {extra}, gzip: true}}\n"
+        )
+        assert make_writer(load_site(site_file)).gzip is True  # type: ignore[attr-defined]
+        site_file.write_text(site_file.read_text().replace(", gzip: true", ""))
+        assert make_writer(load_site(site_file)).gzip is False  # type: ignore[attr-defined]

@@ -2,14 +2,17 @@
 
 50 simulated devices are polled every second by the real commands (`roomguard run`, or `collect` and
 `ingest` as separate processes) into a private mosquitto (persistence on) and a private InfluxDB 1.6.
-"No reading lost" is checked in the database: each device's 1 s series has no gap across the outage,
-and InfluxDB keeps one point per (series, timestamp), so a redelivered message cannot appear twice.
+"No reading lost" is checked twice: ingest's per-device sequence numbers show no message missing between
+the collector and the database (ingest acknowledges only what InfluxDB accepted), and each device's 1 s
+series in the database has no hole across the outage. InfluxDB keeps one point per (series, timestamp),
+so a redelivered message cannot appear twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import signal
 import sys
@@ -28,7 +31,9 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
 DEVICES = 50
 OUTAGE_S = 60
-MAX_GAP_S = 1.8  # a 1 s cadence; anything longer means a poll's reading is missing
+# A 1 s cadence. Under load the poller may skip one grid point (a poll that overran is not made twice),
+# which is a poll not taken, not a reading lost; an outage's lost minute would show as a 60 s hole.
+MAX_GAP_S = 2.5
 
 
 @pytest.fixture
@@ -87,11 +92,12 @@ class Proc:
 
 
 def _series(db: Influxd, since_ns: int) -> dict[str, list[int]]:
-    rows = db.rows(f"SELECT temp_c FROM env WHERE time >= {since_ns} GROUP BY device")
+    # Every poll writes a line with `quality`, a failed one too (comm_error, no values): that is the
+    # reading whose loss this test looks for.
+    rows = db.rows(f'SELECT "quality" FROM env WHERE time >= {since_ns} GROUP BY device')
     out: dict[str, list[int]] = {}
     for row in rows:
-        if row.get("temp_c") is not None:
-            out.setdefault(row["device"], []).append(int(row["time"]))
+        out.setdefault(row["device"], []).append(int(row["time"]))
     return {d: sorted(ts) for d, ts in out.items()}
 
 
@@ -122,6 +128,13 @@ def _assert_no_gaps(
             assert gap <= MAX_GAP_S, f"{device}: {gap:.1f} s without readings at {a}"
 
 
+def _assert_ingest_missed_nothing(state: Path) -> None:
+    """Ingest's sequence tracking: no message of any device went missing between collector and database."""
+    snapshot = json.loads((state / "ingest.json").read_text())
+    assert snapshot["missing"] == 0, snapshot
+    assert snapshot["dead_lettered"] == 0, snapshot
+
+
 def _env(broker: Mosquitto) -> dict[str, str]:
     return {**os.environ, "ROOMGUARD_MQTT_PASSWORD": broker.password}
 
@@ -145,6 +158,7 @@ async def _outage(
         await _wait_all_devices_after(influxd_private, back + 5_000_000_000, 180, log)
     finally:
         await run.stop()
+    _assert_ingest_missed_nothing(tmp_path / "state")
     _assert_no_gaps(_series(influxd_private, t0), outage_start - 3_000_000_000, back + 5_000_000_000)
 
 
@@ -160,14 +174,21 @@ async def test_database_down_for_a_minute_loses_no_reading(
     await _outage(mosquitto_private, influxd_private, modbus_room, tmp_path, "database")
 
 
+def _collect_and_ingest(tmp: Path, modbus_port: int, broker: Mosquitto, db: Influxd) -> tuple[Proc, Proc]:
+    """`roomguard collect` and `roomguard ingest` as separate processes sharing one state directory."""
+    site = str(_site(tmp, modbus_port, broker, db))
+    state = str(tmp / "state")
+    env = _env(broker)
+    return (
+        Proc("collect", site, "--state-dir", state, env=env, log=tmp / "collect.log"),
+        Proc("ingest", site, "--state-dir", state, env=env, log=tmp / "ingest.log"),
+    )
+
+
 async def test_ingest_killed_mid_batch_loses_no_reading(
     mosquitto_private: Mosquitto, influxd_private: Influxd, modbus_room: int, tmp_path: Path
 ) -> None:
-    site = _site(tmp_path, modbus_room, mosquitto_private, influxd_private)
-    state = str(tmp_path / "state")
-    env = _env(mosquitto_private)
-    collect = Proc("collect", str(site), "--state-dir", state, env=env, log=tmp_path / "collect.log")
-    ingest = Proc("ingest", str(site), "--state-dir", state, env=env, log=tmp_path / "ingest.log")
+    collect, ingest = _collect_and_ingest(tmp_path, modbus_room, mosquitto_private, influxd_private)
     t0 = time.time_ns()
     await collect.start()
     await ingest.start()
@@ -184,17 +205,14 @@ async def test_ingest_killed_mid_batch_loses_no_reading(
     finally:
         await ingest.stop()
         await collect.stop()
+    _assert_ingest_missed_nothing(tmp_path / "state")
     _assert_no_gaps(_series(influxd_private, t0), start, back + 5_000_000_000)
 
 
 async def test_collector_killed_delivers_what_its_outbox_held(
     mosquitto_private: Mosquitto, influxd_private: Influxd, modbus_room: int, tmp_path: Path
 ) -> None:
-    site = _site(tmp_path, modbus_room, mosquitto_private, influxd_private)
-    state = str(tmp_path / "state")
-    env = _env(mosquitto_private)
-    collect = Proc("collect", str(site), "--state-dir", state, env=env, log=tmp_path / "collect.log")
-    ingest = Proc("ingest", str(site), "--state-dir", state, env=env, log=tmp_path / "ingest.log")
+    collect, ingest = _collect_and_ingest(tmp_path, modbus_room, mosquitto_private, influxd_private)
     t0 = time.time_ns()
     await collect.start()
     await ingest.start()
@@ -216,6 +234,7 @@ async def test_collector_killed_delivers_what_its_outbox_held(
     finally:
         await ingest.stop()
         await collect.stop()
+    _assert_ingest_missed_nothing(tmp_path / "state")
     series = _series(influxd_private, t0)
     # Everything polled while the broker was down, up to the kill, came out of the outbox after restart.
     _assert_no_gaps(series, broker_down - 3_000_000_000, restarted + 5_000_000_000, allow=(killed, restarted))
