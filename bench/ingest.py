@@ -165,6 +165,9 @@ def main() -> None:
         payload = encode_poll(sample, 1)
         ours = pipeline_rate(work, broker, db, args.polls, args.devices)
         paho = raw_paho_rate(broker.host, broker.port, broker.username, broker.password, payload, args.polls)
+        paho5 = raw_paho_rate(
+            broker.host, broker.port, broker.username, broker.password, payload, args.polls, mqtt5=True
+        )
         encoder = LineEncoder()
         first = datetime.now(UTC).timestamp() - args.polls
         lines = [
@@ -181,8 +184,12 @@ def main() -> None:
         )
         print(f"  roomguard collector → outbox → mosquitto → ingest → InfluxDB  {ours:9.0f}")
         print(
-            f"  raw paho QoS 1 publish → subscribe, same broker       {paho:9.0f}   "
+            f"  raw paho QoS 1 publish → subscribe, MQTT 3.1.1        {paho:9.0f}   "
             f"ratio roomguard/paho = {ours / paho:.2f} (target >= 0.5)"
+        )
+        print(
+            f"  raw paho QoS 1 publish → subscribe, MQTT 5 (as ours)  {paho5:9.0f}   "
+            f"ratio roomguard/paho = {ours / paho5:.2f}"
         )
         print(f"  direct line-protocol POST to the same InfluxDB         {direct:9.0f}")
         latencies, rss = latency_and_memory(work, broker, db, args.latency_seconds)
