@@ -39,6 +39,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
+def _roomguard(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A `roomguard` command in the background, output discarded."""
+    return subprocess.Popen(
+        [PY, "-m", "roomguard", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def _site(path: Path, broker: Mosquitto, db: Influxd, devices: str = "") -> Path:
     path.write_text(
         "site: {id: bench, name: Bench}\nrooms: [{id: r1, name: Room 1}]\n"
@@ -59,13 +70,7 @@ def pipeline_rate(work: Path, broker: Mosquitto, db: Influxd, polls: int, device
     """Device-polls/s from the first poll entering the collector to the last point queryable."""
     site = _site(work / "site.yaml", broker, db)
     env = {**os.environ, "ROOMGUARD_MQTT_PASSWORD": broker.password}
-    ingest = subprocess.Popen(
-        [PY, "-m", "roomguard", "ingest", str(site), "--state-dir", str(work / "state")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    ingest = _roomguard("ingest", str(site), "--state-dir", str(work / "state"), env=env)
     try:
         time.sleep(2.0)  # ingest connected and subscribed
         producer = subprocess.Popen(
@@ -107,21 +112,9 @@ def latency_and_memory(
     )
     secrets = {**SECRETS, "ROOMGUARD_MQTT_PASSWORD": broker.password}
     env = {**os.environ, **secrets}
-    sim = subprocess.Popen(
-        [PY, "-m", "roomguard", "simulate", str(site)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    sim = _roomguard("simulate", str(site), env=env)
     time.sleep(3)
-    run = subprocess.Popen(
-        [PY, "-m", "roomguard", "run", str(site), "--state-dir", str(work / "run-state")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    run = _roomguard("run", str(site), "--state-dir", str(work / "run-state"), env=env)
     seen: set[tuple[str, int]] = set()
     latencies: list[float] = []
     peak_rss = 0.0

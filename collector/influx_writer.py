@@ -63,6 +63,13 @@ class WriteResult:
 ACCEPTED = WriteResult(WriteOutcome.ACCEPTED, 204)
 
 
+def _logged(api: str, lines: int, result: WriteResult) -> WriteResult:
+    """Log a write that was not accepted (retryable or rejected), then hand the result back."""
+    if not result.accepted:
+        log.warning("influx %s write of %d lines %s: %s", api, lines, result.outcome, result.reason)
+    return result
+
+
 def classify(status: int, body: str) -> WriteResult:
     """Map an HTTP status and error body to a WriteResult.
 
@@ -170,9 +177,7 @@ class InfluxV1Writer:
                 result = classify(resp.status, text)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             result = _transport_failure(exc)
-        if not result.accepted:
-            log.warning("influx v1 write of %d lines %s: %s", len(lines), result.outcome, result.reason)
-        return result
+        return _logged("v1", len(lines), result)
 
     async def close(self) -> None:
         """Close the HTTP session."""
@@ -244,9 +249,7 @@ class InfluxV2Writer:
                 raise
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             result = _transport_failure(exc)
-        if not result.accepted:
-            log.warning("influx v2 write of %d lines %s: %s", len(lines), result.outcome, result.reason)
-        return result
+        return _logged("v2", len(lines), result)
 
     async def close(self) -> None:
         """Close the client and its HTTP session."""
