@@ -1,6 +1,6 @@
 """Pipeline benchmark: roomguard's collector → outbox → broker → ingest → database, next to its peers.
 
-    .venv/bin/python -m bench.ingest [--polls 30000] [--latency-seconds 30]
+    .venv/bin/python -m bench.ingest [--polls 100000] [--latency-seconds 30]
 
 All from one run, on one private mosquitto (persistence on) and one InfluxDB 1.6:
 1. sustained device-polls/s through the real collector path (Collector.sink → outbox → publisher) and
@@ -142,7 +142,7 @@ def latency_and_memory(
 def main() -> None:
     """Run everything and print roomguard's figures beside the peers'."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--polls", type=int, default=30_000)
+    ap.add_argument("--polls", type=int, default=100_000)
     ap.add_argument("--devices", type=int, default=200)
     ap.add_argument("--latency-seconds", type=float, default=30.0)
     args = ap.parse_args()

@@ -13,6 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from collector.config import SiteConfig
+from collector.mqtt_loop import MqttLoopDriver
 
 _LOG = logging.getLogger(__name__)
 
@@ -164,18 +165,20 @@ class ProtocolChoice:
 
 
 class ProtocolFallback:
-    """Mixin of the MQTT users: replaces their paho client when `ProtocolChoice` switches the version.
+    """Mixin of the MQTT users: runs their paho client on the event loop, and replaces it when
+    `ProtocolChoice` switches the version.
 
-    The host class sets `_protocol`, `_switch` (None), `_stopping` and `_client`, and provides
-    `_make_client()` (speaking `_protocol.current`) and `_connect()` (connect_async + loop_start).
+    The host class sets `_protocol`, `_switch` (None), `_stopping`, `_client` and `_driver` (None), and
+    provides `_make_client()` (speaking `_protocol.current`) and `_connect()` (connect_async, then
+    `_drive()`). Every paho callback runs on the event loop (collector/mqtt_loop.py).
     """
 
     _protocol: ProtocolChoice
     _switch: asyncio.Task[None] | None
     _stopping: bool
     _client: mqtt.Client
+    _driver: MqttLoopDriver | None
     _connacked: bool
-    _loop: asyncio.AbstractEventLoop | None
 
     def _make_client(self) -> mqtt.Client:
         raise NotImplementedError
@@ -186,13 +189,22 @@ class ProtocolFallback:
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
     ) -> None:
-        """paho callback (network thread): note whether the attempt got a CONNACK, hand over to the loop."""
+        """paho callback: note whether the attempt got a CONNACK, then handle the loss."""
         connacked, self._connacked = self._connacked, False
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._disconnected, rc, client, connacked)
+        self._disconnected(rc, client, connacked)
 
     def _connect(self) -> None:
         raise NotImplementedError
+
+    def _drive(self, name: str) -> None:
+        """Start driving `_client` (connect_async-ed) from the event loop, reconnecting with backoff."""
+        self._driver = MqttLoopDriver(self._client, name)
+        self._driver.start()
+
+    async def _stop_driver(self) -> None:
+        """Disconnect and stop reconnecting."""
+        if self._driver is not None:
+            await self._driver.stop()
 
     @property
     def protocol(self) -> Protocol:
@@ -209,11 +221,10 @@ class ProtocolFallback:
 
     async def _switch_protocol(self) -> None:
         # A new client, because paho fixes the protocol (and 3.1.1's clean_session) at construction.
-        old = self._client
+        old = self._driver
         self._client = self._make_client()
-        old.disconnect()  # ends paho's reconnect wait at once
-        # loop_stop joins paho's thread, which may sit in its reconnect wait for up to a second.
-        await asyncio.to_thread(old.loop_stop)
+        if old is not None:
+            await old.stop()
         if not self._stopping:
             self._connect()
 

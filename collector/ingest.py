@@ -41,6 +41,7 @@ from collector.config import SiteConfig
 from collector.influx_writer import InfluxV1Writer, InfluxV2Writer, InfluxWriter
 from collector.ingest_batch import Backoff, DeadLetterFile, IngestStats, RateLimit, SeqOutcome, SeqTracker
 from collector.lineproto import LineEncoder
+from collector.mqtt_loop import MqttLoopDriver
 from collector.status_file import write_snapshot
 from devices.wire import WireError, decode_poll
 
@@ -75,7 +76,7 @@ class IngestSettings:
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
-    """One MQTT message as handed over from paho's thread; `conn` numbers the connection it came on."""
+    """One received MQTT message; `conn` numbers the connection it came on."""
 
     mid: int
     qos: int
@@ -100,13 +101,13 @@ class IngestBridge(ProtocolFallback):
         self._arrived = asyncio.Event()
         self._in_batch = 0
         self._stopping = False
-        self._conn = 0  # incremented per successful connect (on the event loop)
+        self._conn = 0  # incremented per successful connect
         self._encoder = LineEncoder()
         self._seq = SeqTracker()
         self._malformed_log = RateLimit(10.0)
         self._gap_log = RateLimit(10.0)
         self._reject_log = RateLimit(60.0)
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._driver: MqttLoopDriver | None = None
         self._protocol = ProtocolChoice(broker)
         self._connacked = False  # per connection attempt: did the broker answer our CONNECT?
         self._switch: asyncio.Task[None] | None = None
@@ -132,7 +133,7 @@ class IngestBridge(ProtocolFallback):
         else:
             # No Receive Maximum in 3.1.1: the broker's max_inflight_messages bounds unacked messages.
             self._client.connect_async(b.host, b.port, keepalive=b.keepalive_s)
-        self._client.loop_start()
+        self._drive("ingest")
 
     def _connect_properties(self) -> Properties:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -142,17 +143,22 @@ class IngestBridge(ProtocolFallback):
         return props
 
     # --- paho callbacks: run in paho's network thread; hand everything to the event loop ----------
+    # --- paho callbacks (on the event loop: collector/mqtt_loop.py) --------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
         self._connacked = True
         if not rc.is_failure:
             # Subscribing again on every connect is harmless with a kept session and needed without one.
             client.subscribe(self.settings.topic, qos=1)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._connected, rc)
+        self._connected(rc)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._received, msg.mid, msg.qos, msg.topic, bytes(msg.payload))
+        # Messages of a connection arrive after its CONNACK was handled, so _conn is the right one.
+        self._queue.append(Incoming(msg.mid, msg.qos, msg.topic, bytes(msg.payload), self._conn))
+        self.stats.received += 1
+        # Wake the batcher only when it has something to do: a first message, or a full batch.
+        queued = len(self._queue)
+        if queued == 1 or queued >= self.settings.batch_points:
+            self._arrived.set()
 
     # --- on the event loop ----------------------------------------------------------------------
     def _connected(self, rc: ReasonCode) -> None:
@@ -163,6 +169,8 @@ class IngestBridge(ProtocolFallback):
             return
         self._conn += 1
         self._protocol.connected()
+        if self._driver is not None:
+            self._driver.connected()
         self.connected.set()
         self.stats.broker_connected = True
         _LOG.info("ingest connected to %s:%d, subscribed to %s", self.broker.host, self.broker.port,
@@ -176,15 +184,8 @@ class IngestBridge(ProtocolFallback):
         self.connected.clear()
         self.stats.broker_connected = False
 
-    def _received(self, mid: int, qos: int, topic: str, payload: bytes) -> None:
-        # Messages of a connection arrive after its on_connect was scheduled, so _conn is the right one.
-        self._queue.append(Incoming(mid, qos, topic, payload, self._conn))
-        self.stats.received += 1
-        self._arrived.set()
-
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, then batch, write and ack until `stop` is set; the current batch is flushed."""
-        self._loop = asyncio.get_running_loop()
         self._connect()
         try:
             while not stop.is_set():
@@ -200,8 +201,7 @@ class IngestBridge(ProtocolFallback):
             self._stopping = True
             if self._switch is not None:
                 await self._switch
-            self._client.disconnect()
-            self._client.loop_stop()
+            await self._stop_driver()
             await self.writer.close()
 
     @property
@@ -322,6 +322,8 @@ class IngestBridge(ProtocolFallback):
     def _ack(self, batch: list[Incoming]) -> None:
         # Only messages of the current connection: after a reconnect the broker sends the unacked ones
         # again under packet ids that may by now belong to other messages, so an old id must not be acked.
+        if not self.connected.is_set():
+            return  # the broker delivers them again on the next connection
         done: set[int] = set()
         for msg in batch:
             if msg.qos > 0 and msg.conn == self._conn and msg.mid not in done:

@@ -12,6 +12,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from collector.broker import BrokerSettings, ProtocolChoice, ProtocolFallback, make_client
+from collector.mqtt_loop import MqttLoopDriver
 
 _LOG = logging.getLogger(__name__)
 
@@ -29,8 +30,8 @@ class OutboxMessageLike(Protocol):
 class OutboxLike(Protocol):
     """The outbox operations the publisher uses (collector.outbox.Outbox)."""
 
-    def peek(self, limit: int) -> Sequence[OutboxMessageLike]:
-        """Oldest unacknowledged messages first."""
+    def peek(self, limit: int, after_id: int = 0) -> Sequence[OutboxMessageLike]:
+        """Oldest unacknowledged messages with an id above `after_id` first."""
         ...
 
     def ack(self, ids: Sequence[int]) -> None:
@@ -57,11 +58,14 @@ class MqttPublisher(ProtocolFallback):
         self.acked = 0
         self._inflight: dict[int, int] = {}  # paho mid -> outbox id
         self._in_outbox_flight: set[int] = set()
+        # Highest outbox id handed to paho: the drain reads on from there instead of re-reading the
+        # messages in flight. Moved back when the broker refuses a message, so that one is sent again.
+        self._cursor = 0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set while nothing is in flight
         self._idle.set()
         self._pending_acks: list[int] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._driver: MqttLoopDriver | None = None
         self._protocol = ProtocolChoice(settings)
         self._connacked = False  # per connection attempt: did the broker answer our CONNECT?
         self._switch: asyncio.Task[None] | None = None
@@ -83,11 +87,10 @@ class MqttPublisher(ProtocolFallback):
         s = self.settings
         self._connacked = False
         self._client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
-        self._client.loop_start()
+        self._drive("publisher")
 
     async def start(self) -> None:
         """Connect in the background and start draining the outbox."""
-        self._loop = asyncio.get_running_loop()
         self._connect()
         self._task = asyncio.create_task(self._drain(), name="mqtt-drain")
 
@@ -108,8 +111,7 @@ class MqttPublisher(ProtocolFallback):
                     await self._task
         if self._switch is not None:
             await self._switch
-        self._client.disconnect()
-        self._client.loop_stop()
+        await self._stop_driver()
 
     @property
     def inflight(self) -> int:
@@ -121,9 +123,12 @@ class MqttPublisher(ProtocolFallback):
             await self.connected.wait()
             room = self.window - len(self._inflight)
             if room > 0:
+                # Normally nothing above the cursor is in flight; after a refusal moved it back, the
+                # messages still in flight above it are skipped.
+                skip = sum(1 for i in self._in_outbox_flight if i > self._cursor)
                 batch = [
                     m
-                    for m in self.outbox.peek(room + len(self._in_outbox_flight))
+                    for m in self.outbox.peek(room + skip, after_id=self._cursor)
                     if m.id not in self._in_outbox_flight
                 ][:room]
                 for m in batch:
@@ -137,6 +142,7 @@ class MqttPublisher(ProtocolFallback):
                     self._inflight[info.mid] = m.id
                     self._idle.clear()
                     self._in_outbox_flight.add(m.id)
+                    self._cursor = max(self._cursor, m.id)
                     self.published += 1
                     if info.rc == mqtt.MQTT_ERR_NO_CONN:
                         break
@@ -149,15 +155,13 @@ class MqttPublisher(ProtocolFallback):
                 async with asyncio.timeout(0.2):
                     await self._wake.wait()
 
-    # --- paho callbacks: run in paho's network thread; hand everything to the event loop ----------
+    # --- paho callbacks (on the event loop: collector/mqtt_loop.py) --------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
         self._connacked = True
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._connected, rc)
+        self._connected(rc)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode, props: Any) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._puback, mid, rc)
+        self._puback(mid, rc)
 
     # --- on the event loop ----------------------------------------------------------------------
     def _connected(self, rc: ReasonCode) -> None:
@@ -174,6 +178,8 @@ class MqttPublisher(ProtocolFallback):
             _LOG.warning("MQTT broker %s:%d connected again", self.settings.host, self.settings.port)
         self._logged_down = False
         self._protocol.connected()
+        if self._driver is not None:
+            self._driver.connected()
         self.connected.set()
         self._wake.set()
 
@@ -200,6 +206,7 @@ class MqttPublisher(ProtocolFallback):
         if rc.is_failure:
             # The broker refused this message (not authorised, quota): keep it, it is retried later.
             self._in_outbox_flight.discard(outbox_id)
+            self._cursor = min(self._cursor, outbox_id - 1)
             _LOG.warning("broker refused message %d: %s", outbox_id, rc)
             return
         # It stays marked in flight until the outbox has deleted it, or the drain loop would peek it

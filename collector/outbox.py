@@ -37,6 +37,7 @@ _LOG = logging.getLogger(__name__)
 # Tags the file as ours, so a wrong path fails loudly instead of being written into.
 _APPLICATION_ID = 0x52474F42  # "RGOB"
 _SCHEMA_VERSION = 1
+_ACK_CHUNK = 500  # ids per DELETE statement
 _SCHEMA = (
     # AUTOINCREMENT: ids are never reused, so a stale ack can never hit a newer message.
     "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
@@ -201,11 +202,17 @@ class Outbox:
             return
         count = size = 0
         with self._tx():
-            for i in ids:  # RETURNING keeps the cached depth exact without a table scan
-                row = self._db.execute("DELETE FROM messages WHERE id = ? RETURNING size", (i,)).fetchone()
-                if row is not None:
+            # One statement per chunk (SQLite binds at most 32,766 variables); RETURNING keeps the cached
+            # depth exact without a table scan.
+            for start in range(0, len(ids), _ACK_CHUNK):
+                chunk = ids[start : start + _ACK_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for (msize,) in self._db.execute(
+                    f"DELETE FROM messages WHERE id IN ({marks}) RETURNING size",  # noqa: S608 - only "?" marks
+                    chunk,
+                ).fetchall():
                     count += 1
-                    size += row[0]
+                    size += msize
         self._count -= count
         self._bytes -= size
 
