@@ -42,11 +42,18 @@ def raw_paho_rate(
         callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-raw-pub", protocol=protocol
     )
     pub.username_pw_set(username, password)
-    pub.max_inflight_messages_set(100)  # the same window as roomguard's publisher
+    window = 100  # the same window as roomguard's publisher
+    pub.max_inflight_messages_set(window)
+    # At most `window` unacknowledged publishes, as roomguard keeps: handing paho all n at once makes
+    # each PUBACK scan paho's whole queue of waiting messages, quadratic in n, and the loop then
+    # measures that instead of the transport.
+    room = threading.Semaphore(window)
+    pub.on_publish = lambda *a: room.release()
     pub.connect(host, port)
     pub.loop_start()
     start = time.perf_counter()
     for i in range(n):
+        room.acquire()
         pub.publish(f"bench/raw/{i % 50}", payload, qos=1)
     done.wait(120)
     rate = got[0] / (time.perf_counter() - start)
