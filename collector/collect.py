@@ -248,6 +248,7 @@ class Collector:
             "broker_connected": pub.connected.is_set(),
             "published": pub.published,
             "acked": pub.acked,
+            "broker_refused": pub.refused,
         }
         return PollResult(self.self_ref, _utcnow(), tuple(Metric(k, v) for k, v in values.items()))
 
@@ -292,6 +293,7 @@ class Collector:
                 "published": self.publisher.published,
                 "acked": self.publisher.acked,
                 "inflight": self.publisher.inflight,
+                "refused": self.publisher.refused,
             },
         }
 

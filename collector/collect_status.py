@@ -45,6 +45,7 @@ def format_collector(snap: dict[str, Any], now: datetime, tz: Any = UTC) -> list
     lines.append(
         f"  broker MQTT 代理: {_connected(broker)}  published {broker.get('published', '-')}"
         f"  acked {broker.get('acked', '-')}  in flight {broker.get('inflight', '-')}"
+        + (f"  refused 被拒 {broker['refused']} (kept, retried 保留重送)" if broker.get("refused") else "")
     )
     ob = snap.get("outbox", {})
     reasons = ob.get("dropped_by_reason", {})

@@ -142,7 +142,6 @@ class IngestBridge(ProtocolFallback):
         props.ReceiveMaximum = max(1, min(self.settings.receive_maximum, 65_535))
         return props
 
-    # --- paho callbacks: run in paho's network thread; hand everything to the event loop ----------
     # --- paho callbacks (on the event loop: collector/mqtt_loop.py) --------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
         self._connacked = True

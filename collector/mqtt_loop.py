@@ -47,7 +47,6 @@ class MqttLoopDriver:
         self._stopping = False
         self._connecting = False
         self._logged_failure = False
-        client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
         client.on_socket_register_write = self._on_register_write
         client.on_socket_unregister_write = self._on_unregister_write
@@ -170,11 +169,9 @@ class MqttLoopDriver:
             self.client.loop_write()
 
     # --- paho socket callbacks: on the loop, or in the worker thread during reconnect() ---------------
+    # (No on_socket_open: _run registers the socket once reconnect() has returned.)
     def _on_loop(self) -> bool:
         return threading.get_ident() == self._loop_thread
-
-    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
-        pass  # registered by _run once reconnect() has returned
 
     def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         if not self._on_loop():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -12,9 +13,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from collector.broker import BrokerSettings, ProtocolChoice, ProtocolFallback, make_client
+from collector.ingest_batch import RateLimit
 from collector.mqtt_loop import MqttLoopDriver
 
 _LOG = logging.getLogger(__name__)
+
+REFUSED_RETRY_FIRST_S = 5.0
+REFUSED_RETRY_CAP_S = 300.0
 
 
 class OutboxMessageLike(Protocol):
@@ -49,18 +54,29 @@ class MqttPublisher(ProtocolFallback):
     one reports `connected` and the outbox depth instead.
     """
 
-    def __init__(self, settings: BrokerSettings, outbox: OutboxLike, *, window: int = 100) -> None:
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        outbox: OutboxLike,
+        *,
+        window: int = 100,
+        refused_retry_s: tuple[float, float] = (REFUSED_RETRY_FIRST_S, REFUSED_RETRY_CAP_S),
+    ) -> None:
         self.settings = settings
         self.outbox = outbox
         self.window = window
+        self.refused_retry_s = refused_retry_s  # (first delay, cap) before a refused message goes again
         self.connected = asyncio.Event()
         self.published = 0
         self.acked = 0
-        self._inflight: dict[int, int] = {}  # paho mid -> outbox id
+        self.refused = 0  # PUBACKs with a failure reason code (MQTT 5), each retried later
+        self._inflight: dict[int, tuple[int, str]] = {}  # paho mid -> (outbox id, topic)
         self._in_outbox_flight: set[int] = set()
         # Highest outbox id handed to paho: the drain reads on from there instead of re-reading the
-        # messages in flight. Moved back when the broker refuses a message, so that one is sent again.
+        # messages in flight. Refused messages below it are retried from `_refused`.
         self._cursor = 0
+        self._refused: dict[int, tuple[int, float]] = {}  # outbox id -> (refusals, monotonic retry time)
+        self._refusal_log = RateLimit(60.0)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set while nothing is in flight
         self._idle.set()
@@ -123,37 +139,48 @@ class MqttPublisher(ProtocolFallback):
             await self.connected.wait()
             room = self.window - len(self._inflight)
             if room > 0:
-                # Normally nothing above the cursor is in flight; after a refusal moved it back, the
-                # messages still in flight above it are skipped.
-                skip = sum(1 for i in self._in_outbox_flight if i > self._cursor)
-                batch = [
-                    m
-                    for m in self.outbox.peek(room + skip, after_id=self._cursor)
-                    if m.id not in self._in_outbox_flight
-                ][:room]
-                for m in batch:
-                    info = self._client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain)
-                    if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-                        _LOG.warning("publish of message %d failed: %s", m.id, mqtt.error_string(info.rc))
-                        break
-                    # On NO_CONN (the connection dropped a moment ago) paho still keeps the message and
-                    # sends it after reconnecting, so it is in flight either way; publishing it again
-                    # from the outbox would only duplicate it.
-                    self._inflight[info.mid] = m.id
-                    self._idle.clear()
-                    self._in_outbox_flight.add(m.id)
-                    self._cursor = max(self._cursor, m.id)
-                    self.published += 1
-                    if info.rc == mqtt.MQTT_ERR_NO_CONN:
-                        break
-                if batch:
-                    continue
+                batch = self._due_refused(room)
+                batch += self.outbox.peek(room - len(batch), after_id=self._cursor)
+                if batch and all(self._publish(m) for m in batch):
+                    continue  # more may be waiting; a paused publish waits below instead of spinning
             self._wake.clear()
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
             # arrives just as the event fires, and stop() would then wait for this task forever.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.2):
                     await self._wake.wait()
+
+    def _publish(self, m: OutboxMessageLike) -> bool:
+        """Hand one message to paho; False if the drain should pause."""
+        info = self._client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain)
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+            _LOG.warning("publish of message %d failed: %s", m.id, mqtt.error_string(info.rc))
+            return False
+        # On NO_CONN (the connection dropped a moment ago) paho still keeps the message and sends it
+        # after reconnecting, so it is in flight either way; publishing it again from the outbox would
+        # only duplicate it.
+        self._inflight[info.mid] = (m.id, m.topic)
+        self._idle.clear()
+        self._in_outbox_flight.add(m.id)
+        self._cursor = max(self._cursor, m.id)
+        self.published += 1
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def _due_refused(self, room: int) -> list[OutboxMessageLike]:
+        """Refused messages whose retry time has come (at most `room`), still in the outbox."""
+        now = time.monotonic()
+        due: list[OutboxMessageLike] = []
+        for outbox_id, (_refusals, retry_at) in list(self._refused.items()):
+            if len(due) >= room:
+                break
+            if retry_at > now or outbox_id in self._in_outbox_flight:
+                continue
+            found = self.outbox.peek(1, after_id=outbox_id - 1)
+            if found and found[0].id == outbox_id:
+                due.append(found[0])
+            else:
+                del self._refused[outbox_id]  # dropped by an outbox bound meanwhile
+        return due
 
     # --- paho callbacks (on the event loop: collector/mqtt_loop.py) --------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
@@ -200,14 +227,12 @@ class MqttPublisher(ProtocolFallback):
             self._logged_down = True
 
     def _puback(self, mid: int, rc: ReasonCode) -> None:
-        outbox_id = self._inflight.pop(mid, None)
-        if outbox_id is None:
+        sent = self._inflight.pop(mid, None)
+        if sent is None:
             return
+        outbox_id, topic = sent
         if rc.is_failure:
-            # The broker refused this message (not authorised, quota): keep it, it is retried later.
-            self._in_outbox_flight.discard(outbox_id)
-            self._cursor = min(self._cursor, outbox_id - 1)
-            _LOG.warning("broker refused message %d: %s", outbox_id, rc)
+            self._refusal(outbox_id, topic, rc)
             return
         # It stays marked in flight until the outbox has deleted it, or the drain loop would peek it
         # again in between and publish it twice.
@@ -216,12 +241,33 @@ class MqttPublisher(ProtocolFallback):
             asyncio.get_running_loop().call_soon(self._flush_acks)
         self._pending_acks.append(outbox_id)
 
+    def _refusal(self, outbox_id: int, topic: str, rc: ReasonCode) -> None:
+        """The broker refused a message (not authorised, quota): keep it and retry it, paced.
+
+        Retrying at once would spin: a topic the broker's ACL denies is refused every time. The retry
+        waits 5 s, doubling per refusal up to 5 min, while the messages behind it keep flowing.
+        """
+        self._in_outbox_flight.discard(outbox_id)
+        refusals = self._refused.get(outbox_id, (0, 0.0))[0] + 1
+        first, cap = self.refused_retry_s
+        delay = min(first * 2 ** (refusals - 1), cap)
+        self._refused[outbox_id] = (refusals, time.monotonic() + delay)
+        self.refused += 1
+        ok, suppressed = self._refusal_log.allow()
+        if ok:
+            more = f" ({suppressed} more refusals since the last report)" if suppressed else ""
+            _LOG.warning("broker refused message %d on %s: %s; it stays in the outbox, retried in %g s%s",
+                         outbox_id, topic, rc, delay, more)
+
     def _flush_acks(self) -> None:
         ids, self._pending_acks = self._pending_acks, []
         if ids:
             self.outbox.ack(ids)
             self.acked += len(ids)
             self._in_outbox_flight.difference_update(ids)
+            if self._refused:
+                for i in ids:
+                    self._refused.pop(i, None)
         if not self._inflight:
             self._idle.set()
         self._wake.set()

@@ -175,8 +175,13 @@ class Mosquitto(Service):
         *,
         tls: bool = False,
         require_certificate: bool = True,
+        acl: str | None = None,
     ) -> None:
-        """`tls`: an extra TLS listener on `tls_port` with a test CA in `tls_dir` (see `TestPki`)."""
+        """`tls`: an extra TLS listener on `tls_port` with a test CA in `tls_dir` (see `TestPki`).
+
+        `acl`: the text of a mosquitto ACL file (mosquitto.conf(5) `acl_file`), in `acl_path`; change
+        the file and call `reload()` to apply it.
+        """
         super().__init__(workdir, port)
         self.data_dir = workdir / "data"
         self.data_dir.mkdir(exist_ok=True)
@@ -200,6 +205,10 @@ class Mosquitto(Service):
             "connection_messages true",
             "max_queued_messages 200000",  # mosquitto.conf(5) default 1000 drops an ingest outage's backlog
         ]
+        self.acl_path = workdir / "acl"
+        if acl is not None:
+            self.acl_path.write_text(acl)
+            lines.append(f"acl_file {self.acl_path}")
         self.tls_port: int | None = None
         self.pki: TestPki | None = None
         if tls:
@@ -221,6 +230,11 @@ class Mosquitto(Service):
             # our root-owned 0600 password file or write the temp persistence dir. Stay root.
             lines.append("user root")
         self.config_path.write_text("\n".join(lines) + "\n")
+
+    def reload(self) -> None:
+        """SIGHUP: mosquitto re-reads its ACL and password files (mosquitto(8), SIGNALS)."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGHUP)
 
     @property
     def url(self) -> str:

@@ -121,3 +121,37 @@ async def test_wrong_password_keeps_everything_in_the_outbox(
     finally:
         await pub.stop()
         outbox.close()
+
+
+async def test_a_refused_message_is_kept_and_retried_paced_while_the_rest_flows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The broker's ACL denies `denied/#`: mosquitto answers an MQTT 5 publish there with PUBACK
+    # "Not authorized" (0x87). Retrying at once would spin on it forever.
+    (tmp_path / "m").mkdir()
+    broker = Mosquitto(tmp_path / "m", acl="user roomguard\ntopic readwrite t/#\n")
+    broker.start()
+    sub = Subscriber(broker)
+    outbox = Outbox(tmp_path / "outbox.db", max_bytes=50_000_000, max_age_s=86_400)
+    pub = MqttPublisher(_settings(broker), outbox, refused_retry_s=(1.0, 1.0))
+    try:
+        outbox.put_many([("denied/x", b"-1"), *((f"t/{i % 7}", str(i).encode()) for i in range(500))])
+        await pub.start()
+        pub.notify()
+        # Everything else is delivered and acknowledged; the refused message is kept.
+        await _until(lambda: len(set(sub.got)) == 500 and outbox.depth()[0] == 1)
+        assert pub.refused == 1
+        await asyncio.sleep(0.5)
+        assert pub.refused == 1  # not sent again at once
+        await _until(lambda: pub.refused >= 2, limit_s=5)  # but again after the retry delay
+        assert "denied/x" in caplog.text
+        assert "Not authorized" in caplog.text
+        # The administrator fixes the ACL: the next retry delivers it and the outbox empties.
+        broker.acl_path.write_text("user roomguard\ntopic readwrite t/#\ntopic readwrite denied/#\n")
+        broker.reload()
+        await _until(lambda: outbox.depth()[0] == 0, limit_s=10)
+    finally:
+        await pub.stop()
+        sub.close()
+        outbox.close()
+        broker.stop()
