@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -187,15 +188,29 @@ def _collect_and_ingest(tmp: Path, modbus_port: int, broker: Mosquitto, db: Infl
     )
 
 
-async def test_ingest_killed_mid_batch_loses_no_reading(
-    mosquitto_private: Mosquitto, influxd_private: Influxd, modbus_room: int, tmp_path: Path
-) -> None:
-    collect, ingest = _collect_and_ingest(tmp_path, modbus_room, mosquitto_private, influxd_private)
+@asynccontextmanager
+async def _collect_and_ingest_running(
+    tmp: Path, modbus_port: int, broker: Mosquitto, db: Influxd, log: str
+) -> AsyncIterator[tuple[Proc, Proc, int]]:
+    """Start both, wait until every device is in the database; yield (collect, ingest, start ns)."""
+    collect, ingest = _collect_and_ingest(tmp, modbus_port, broker, db)
     t0 = time.time_ns()
     await collect.start()
     await ingest.start()
     try:
-        await _wait_all_devices_after(influxd_private, t0, 60, tmp_path / "ingest.log")
+        await _wait_all_devices_after(db, t0, 60, tmp / log)
+        yield collect, ingest, t0
+    finally:
+        await ingest.stop()
+        await collect.stop()
+
+
+async def test_ingest_killed_mid_batch_loses_no_reading(
+    mosquitto_private: Mosquitto, influxd_private: Influxd, modbus_room: int, tmp_path: Path
+) -> None:
+    async with _collect_and_ingest_running(
+        tmp_path, modbus_room, mosquitto_private, influxd_private, "ingest.log"
+    ) as (_collect, ingest, t0):
         start = time.time_ns()
         for _ in range(3):  # SIGKILL at arbitrary points of the batch cycle
             await asyncio.sleep(2.3)
@@ -204,9 +219,6 @@ async def test_ingest_killed_mid_batch_loses_no_reading(
             await ingest.start()
         back = time.time_ns()
         await _wait_all_devices_after(influxd_private, back + 5_000_000_000, 120, tmp_path / "ingest.log")
-    finally:
-        await ingest.stop()
-        await collect.stop()
     _assert_ingest_missed_nothing(tmp_path / "state")
     _assert_no_gaps(_series(influxd_private, t0), start, back + 5_000_000_000)
 
@@ -214,12 +226,9 @@ async def test_ingest_killed_mid_batch_loses_no_reading(
 async def test_collector_killed_delivers_what_its_outbox_held(
     mosquitto_private: Mosquitto, influxd_private: Influxd, modbus_room: int, tmp_path: Path
 ) -> None:
-    collect, ingest = _collect_and_ingest(tmp_path, modbus_room, mosquitto_private, influxd_private)
-    t0 = time.time_ns()
-    await collect.start()
-    await ingest.start()
-    try:
-        await _wait_all_devices_after(influxd_private, t0, 60, tmp_path / "collect.log")
+    async with _collect_and_ingest_running(
+        tmp_path, modbus_room, mosquitto_private, influxd_private, "collect.log"
+    ) as (collect, _ingest, t0):
         # With the broker away the readings pile up in the outbox; then the collector dies hard.
         mosquitto_private.stop()
         broker_down = time.time_ns()
@@ -233,9 +242,6 @@ async def test_collector_killed_delivers_what_its_outbox_held(
         await _wait_all_devices_after(
             influxd_private, restarted + 5_000_000_000, 120, tmp_path / "collect.log"
         )
-    finally:
-        await ingest.stop()
-        await collect.stop()
     _assert_ingest_missed_nothing(tmp_path / "state")
     series = _series(influxd_private, t0)
     # Everything polled while the broker was down, up to the kill, came out of the outbox after restart.
