@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from collector.config import SiteConfig
+from collector.config import MqttRole, SiteConfig
 from collector.mqtt_loop import MqttLoopDriver
 
 _LOG = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ class BrokerSettings:
     protocol: Protocol = "5"
     # "auto" in the config: start with `protocol` (5) and fall back to 3.1.1 if the broker refuses it.
     protocol_fallback: bool = False
+    reconnect_first_s: float = 0.5
+    reconnect_max_s: float = 3.0
 
     def __repr__(self) -> str:
         return (
@@ -55,17 +57,20 @@ class BrokerSettings:
 
 
 def broker_settings(
-    site: SiteConfig, client_id: str, will: tuple[str, bytes] | None = None
+    site: SiteConfig, client_id: str, will: tuple[str, bytes] | None = None, *, role: MqttRole | None = None
 ) -> BrokerSettings:
-    """Connection settings from the site's `mqtt` section (the password is resolved, never logged)."""
+    """Connection settings from the site's `mqtt` section for a process `role` (its own account if the
+    site gives one); the password is resolved here and never logged."""
     m = site.mqtt
     tls = m.tls
+    account = m.roles.get(role) if role is not None else None
+    username, password = (account.username, account.password) if account else (m.username, m.password)
     return BrokerSettings(
         host=m.host,
         port=m.port,
         client_id=client_id,
-        username=m.username,
-        password=m.password.resolve() if m.password is not None else None,
+        username=username,
+        password=password.resolve() if password is not None else None,
         ca_file=str(tls.ca_file) if tls and tls.ca_file else None,
         cert_file=str(tls.cert_file) if tls and tls.cert_file else None,
         key_file=str(tls.key_file) if tls and tls.key_file else None,
@@ -76,6 +81,7 @@ def broker_settings(
         tls=tls is not None,
         protocol="3.1.1" if m.protocol == "3.1.1" else "5",
         protocol_fallback=m.protocol == "auto",
+        reconnect_max_s=m.reconnect_max_s,
     )
 
 
@@ -97,7 +103,6 @@ def make_client(s: BrokerSettings, protocol: Protocol, **kwargs: Any) -> mqtt.Cl
         client.tls_insecure_set(s.tls_insecure)
     if s.will_topic:
         client.will_set(s.will_topic, s.will_payload, qos=1, retain=True)
-    client.reconnect_delay_set(1, 30)
     return client
 
 
@@ -198,7 +203,9 @@ class ProtocolFallback:
 
     def _drive(self, name: str) -> None:
         """Start driving `_client` (connect_async-ed) from the event loop, reconnecting with backoff."""
-        self._driver = MqttLoopDriver(self._client, name)
+        s = self._protocol.settings
+        self._driver = MqttLoopDriver(self._client, name, backoff_first_s=s.reconnect_first_s,
+                                      backoff_cap_s=s.reconnect_max_s)
         self._driver.start()
 
     async def _stop_driver(self) -> None:

@@ -1,7 +1,11 @@
 """The collector process: poll the site, store every message in the durable outbox, drain it to MQTT.
 
 Data path: Poller → sink (encode with a per-device seq) → Outbox (SQLite, `state_dir/outbox.db`) →
-MqttPublisher (leaves the outbox only on PUBACK). Besides readings it publishes retained per-device
+MqttPublisher. A reading leaves the outbox when ingest confirms it is in the database (ingest publishes
+the seq ranges it stored on `{prefix}/{site}/_ingest/{id}/confirmed`); other messages on PUBACK. What the
+broker acknowledged but ingest skipped while confirming newer readings of the same device is published
+again after LOST_AFTER_S, and everything unconfirmed after each reconnect. Besides readings it publishes
+retained per-device
 status on reachability changes, trap and door events, its own connection status (online at connect,
 last will `offline`, `offline`/`shutdown` on a clean stop), self-metrics every 10 s and a status snapshot
 (`state_dir/collector.json`) every 2 s for `roomguard status`.
@@ -14,20 +18,24 @@ import contextlib
 import logging
 import re
 import socket
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from collector.broker import BrokerSettings, broker_settings
 from collector.collect_seq import SeqStore
 from collector.config import SiteConfig
+from collector.ingest_batch import RateLimit
 from collector.mqtt_publisher import MqttPublisher
 from collector.outbox import Outbox, Pending
 from collector.poller import Poller
-from collector.status_file import write_snapshot
+from collector.state_dir import prepare_state_dir
+from collector.status_file import process_identity, write_snapshot
 from collector.targets import TargetBuilder
 from collector.trap_listen import trap_receiver, trap_sender
 from devices.reading import DeviceClass, DeviceRef, Metric, PollResult, Quality, Value
@@ -35,11 +43,14 @@ from devices.registry import ProfileRegistry
 from devices.traps import TrapEvent
 from devices.wire import (
     DeviceStatus,
+    WireError,
     WireEvent,
+    decode_confirm,
     encode_event,
     encode_poll,
     encode_status,
     topic_collector_status,
+    topic_confirm_filter,
     topic_events,
     topic_readings,
     topic_status,
@@ -50,6 +61,11 @@ WILL_REASON = "collector connection lost (last will)"
 # A batch that cannot be stored (disk full, I/O error) is kept in memory and retried; beyond this many
 # messages the oldest are dropped (counted and logged) so a dead disk cannot exhaust memory too.
 _MAX_UNSTORED = 50_000
+# A reading the broker acknowledged this long ago, while ingest has confirmed newer readings of the same
+# device, was lost on the way (a broker that crashed before saving it): it is published again. Ingest
+# stores readings in order within about a second of receiving them, so 30 s leaves a wide margin.
+LOST_AFTER_S = 30.0
+LOST_CHECK_EVERY_S = 5.0
 
 
 def _utcnow() -> datetime:
@@ -62,12 +78,24 @@ def default_collector_id() -> str:
 
 
 class CollectorPublisher(MqttPublisher):
-    """MqttPublisher that announces the collector's own state on its retained status topic."""
+    """MqttPublisher that announces the collector's state and hears ingest's delivery confirmations."""
 
-    def __init__(self, settings: BrokerSettings, outbox: Outbox, status_topic: str) -> None:
-        """Publish `online` on `status_topic` after every (re)connect; the will covers the rest."""
+    def __init__(self, settings: BrokerSettings, outbox: Outbox, status_topic: str, confirm_topic: str,
+                 site: str) -> None:
+        """Publish `online` on `status_topic` after every (re)connect; subscribe to `confirm_topic`."""
+        self.confirm_topic = confirm_topic
+        self.site = site
+        self.confirmed = 0  # messages deleted from the outbox on ingest's confirmation
+        self.highest_confirmed: dict[str, int] = {}  # stream → highest seq ingest confirmed
+        self._bad_confirm_log = RateLimit(60.0)
         super().__init__(settings, outbox)
+        self.outbox: Outbox = outbox
         self.status_topic = status_topic
+
+    def _make_client(self) -> mqtt.Client:
+        client = super()._make_client()
+        client.on_message = self._on_confirm
+        return client
 
     def _connected(self, rc: ReasonCode) -> None:
         super()._connected(rc)
@@ -76,6 +104,37 @@ class CollectorPublisher(MqttPublisher):
             # the broker just published) even when a long backlog is queued in the outbox.
             online = encode_status(DeviceStatus("online", _utcnow()))
             self._client.publish(self.status_topic, online, qos=1, retain=True)
+            self._client.subscribe(self.confirm_topic, qos=1)
+
+    def _on_confirm(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        """A confirmation from ingest: the readings it names are in the database, drop them."""
+        try:
+            site, streams = decode_confirm(bytes(msg.payload))
+        except WireError as exc:
+            ok, _ = self._bad_confirm_log.allow()
+            if ok:
+                _LOG.warning("ignored a malformed confirmation on %s: %s", msg.topic, exc)
+            return
+        if site != self.site:
+            return
+        self.confirmed += self.outbox.confirm(
+            (stream, first, last) for stream, ranges in streams.items() for first, last in ranges
+        )
+        for stream, ranges in streams.items():
+            if ranges:
+                self.highest_confirmed[stream] = max(self.highest_confirmed.get(stream, -1), ranges[-1][1])
+
+    def republish_lost(self, now: float) -> int:
+        """Put readings ingest skipped back in line (see LOST_AFTER_S); how many."""
+        if not self.highest_confirmed:
+            return 0
+        lost = self.outbox.unpublish_lost(self.highest_confirmed, now - LOST_AFTER_S)
+        if lost:
+            _LOG.warning("%d reading(s) acknowledged by the broker never reached the database while newer "
+                         "ones did (lost by the broker?): publishing them again", lost)
+            self.republished += lost
+            self.rewind()
+        return lost
 
     async def announce_offline(self, reason: str, timeout_s: float = 3.0) -> bool:
         """Publish retained `offline` with `reason` and wait for its PUBACK; False if not delivered."""
@@ -100,17 +159,23 @@ class Collector:
         self.collector_id = collector_id
         self.prefix = site.mqtt.topic_prefix
         targets = TargetBuilder(site, ProfileRegistry.builtin()).targets()
-        state_dir.mkdir(parents=True, exist_ok=True)
+        prepare_state_dir(state_dir)
         ob = site.outbox
-        self.outbox = Outbox(state_dir / "outbox.db", ob.max_bytes, ob.max_age_s, synchronous=ob.synchronous)
+        self.outbox = Outbox(state_dir / "outbox.db", ob.max_bytes, ob.max_age_s, synchronous=ob.synchronous,
+                             release=ob.release)
         self.seq = SeqStore(state_dir / "seq.db")
+        # A crash between the outbox commit and the seq commit would hand out stored seqs again, and a
+        # confirmation of one would then delete the other: continue above what the outbox holds.
+        self.seq.at_least({stream: top + 1 for stream, top in self.outbox.max_seqs().items()})
         self.status_topic = topic_collector_status(self.prefix, site.site.id, collector_id)
         will = encode_status(DeviceStatus("offline", _utcnow(), WILL_REASON))
         self.publisher = CollectorPublisher(
             broker_settings(site, site.mqtt.client_id or f"roomguard-collector-{site.site.id}-{collector_id}",
-                            (self.status_topic, will)),
+                            (self.status_topic, will), role="collector"),
             self.outbox,
             self.status_topic,
+            topic_confirm_filter(self.prefix, site.site.id),
+            site.site.id,
         )
         self.self_ref = DeviceRef(
             site=site.site.id,
@@ -158,7 +223,7 @@ class Collector:
             key = f"{r.ref.room}/{r.ref.device}"
             seq = updates.get(key, self.seq.peek(key))
             messages.append(Pending(topic_readings(self.prefix, r.ref.site, r.ref.room, r.ref.device),
-                                    encode_poll(r, seq)))
+                                    encode_poll(r, seq), stream=key, seq=seq))
             updates[key] = seq + 1
             messages += self._status_change(r) + self._door_event(r)
         messages += others
@@ -245,9 +310,12 @@ class Collector:
             "outbox_dropped_bytes": by_reason["bytes"],
             "outbox_dropped_age": by_reason["age"],
             "outbox_unstored_dropped": self.unstored_dropped,
+            "outbox_awaiting_confirmation": self.outbox.awaiting,
             "broker_connected": pub.connected.is_set(),
             "published": pub.published,
             "acked": pub.acked,
+            "confirmed": pub.confirmed,
+            "republished": pub.republished,
             "broker_refused": pub.refused,
         }
         return PollResult(self.self_ref, _utcnow(), tuple(Metric(k, v) for k, v in values.items()))
@@ -270,12 +338,15 @@ class Collector:
         }
         return {
             "running": running,
+            **process_identity(),
             "site": self.site.site.id,
             "collector_id": self.collector_id,
             "devices": devices,
             "outbox": {
                 "depth": count,
                 "bytes": size,
+                "awaiting_confirmation": self.outbox.awaiting,
+                "release": self.outbox.release,
                 "max_bytes": self.outbox.max_bytes,
                 "oldest_age_s": round(self.outbox.oldest_age_s(), 3),
                 "dropped_total": self.outbox.dropped_total,
@@ -293,6 +364,8 @@ class Collector:
                 "published": self.publisher.published,
                 "acked": self.publisher.acked,
                 "inflight": self.publisher.inflight,
+                "confirmed": self.publisher.confirmed,
+                "republished": self.publisher.republished,
                 "refused": self.publisher.refused,
             },
         }
@@ -308,6 +381,9 @@ class Collector:
     def _metrics_tick(self) -> None:
         self.outbox.enforce_bounds()  # the age bound must bite even when nothing new is stored
         self._queue(poll=self.self_metrics())
+
+    def _lost_tick(self) -> None:
+        self.publisher.republish_lost(time.time())
 
     def _snapshot_tick(self) -> None:
         write_snapshot(self.state_dir, "collector", self.snapshot())
@@ -330,6 +406,9 @@ class Collector:
                 asyncio.create_task(self._every(metrics_interval_s, self._metrics_tick), name="self-metrics"),
                 asyncio.create_task(self._every(snapshot_interval_s, self._snapshot_tick), name="snapshot"),
             ]
+            if self.outbox.release == "archive":
+                lost = self._every(LOST_CHECK_EVERY_S, self._lost_tick)
+                tasks.append(asyncio.create_task(lost, name="republish-lost"))
             stopper = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait([stopper, tasks[0]], return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()

@@ -80,7 +80,7 @@ def _ingest_job(
     site: SiteConfig, state_dir: Path, index: int, shared: str | None
 ) -> Job:
     # Imported when the command runs, so the other commands work without the ingest dependencies.
-    from collector.ingest import run_ingest
+    from collector.ingest_run import run_ingest
 
     return lambda stop: run_ingest(site, state_dir, stop, client_index=index, shared_group=shared)
 

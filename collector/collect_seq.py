@@ -4,11 +4,11 @@ The next `seq` of every device lives in a small SQLite file, `state_dir/seq.db`,
 (the outbox file is opened with an exclusive lock by its own connection). The collector assigns numbers,
 commits the messages to the outbox, and then commits the new next-numbers here.
 
-Crash window: a crash after the outbox commit and before this one restarts the affected devices at the
-numbers they had before that batch, so the next messages repeat sequence numbers already in the outbox.
-Ingest sees `seq <= last` and counts them as duplicates; every message is still delivered and written
-(each has its own timestamp), so nothing is lost — only the duplicate counter is off by that batch.
-Committing here first would instead leave a gap, which ingest reports as missing data: a false alarm.
+Crash window: a crash after the outbox commit and before this one would restart the affected devices at
+the numbers they had before that batch. The collector closes it at start-up by raising every number above
+the highest seq still in the outbox (`at_least`): those messages were never published, since the crash
+came before the publisher saw them. Committing here first would instead leave a gap, which ingest
+reports as missing data: a false alarm.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
+from collector.state_dir import create_private_file
+
 
 class SeqStore:
     """The next sequence number per key (`room/device`), cached in memory, persisted in SQLite."""
@@ -24,7 +26,7 @@ class SeqStore:
     def __init__(self, path: Path) -> None:
         """Open (or create) the file and load every device's next number."""
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db = sqlite3.connect(create_private_file(path), isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a killed process keeps every commit; only a power cut can lose the last ones, which is
         # the same window as the outbox's own default.
@@ -52,6 +54,10 @@ class SeqStore:
             self._db.execute("ROLLBACK")
             raise
         self._next.update(updates)
+
+    def at_least(self, floors: Mapping[str, int]) -> None:
+        """Raise next-numbers that are below `floors` (never lower one) and persist them."""
+        self.commit({k: v for k, v in floors.items() if v > self.peek(k)})
 
     def close(self) -> None:
         """Close the file."""

@@ -1,12 +1,22 @@
-"""`roomguard status`: render the collector and ingest snapshots of a state directory (zh-TW + English)."""
+"""`roomguard status`: render the collector and ingest snapshots of a state directory (zh-TW + English).
+
+Every time is shown in the site's zone with its UTC offset, and every state says how old it is: a
+snapshot's age, how long the broker or the database has been in its state. A process that died without
+a clean stop (SIGKILL, OOM, power) is shown as dead at once (collector/status_file.py `liveness`), not
+as running until its snapshot goes stale.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from collector.status_file import STALE_AFTER_S, age_s, read_snapshots
+from collector.status_file import STALE_AFTER_S, age_s, liveness, read_snapshots
+
+# Snapshot keys that are not counters worth a column.
+_NOT_COUNTERS = {"process", "written", "running", "broker_connected", "db_state", "db_error", "pid",
+                 "pid_start", "host", "backlog"}
 
 
 def _state(snap: dict[str, Any], now: datetime) -> str:
@@ -17,9 +27,19 @@ def _state(snap: dict[str, Any], now: datetime) -> str:
         return "unknown 未知 (snapshot has no time)"
     if not snap.get("running", True):
         return f"stopped 已停止 (cleanly, {age:.0f} s ago)"
+    if liveness(snap) == "dead":
+        return (f"DEAD 已終止 (pid {snap.get('pid')} no longer runs: killed or crashed; "
+                f"last snapshot {age:.0f} s ago)")
     if age > STALE_AFTER_S:
         return f"not running 未執行 (last snapshot {age:.0f} s ago)"
-    return f"running 執行中 (snapshot {age:.1f} s old)"
+    return f"running 執行中 (pid {snap.get('pid', '?')}, snapshot {age:.1f} s old)"
+
+
+def _alive(snap: dict[str, Any], now: datetime) -> bool:
+    """True if the process behind `snap` may still act (its connection states are current)."""
+    age = age_s(snap, now)
+    return (bool(snap.get("running", True)) and liveness(snap) != "dead"
+            and age is not None and age <= STALE_AFTER_S)
 
 
 def _connected(section: Any) -> str:
@@ -29,29 +49,52 @@ def _connected(section: Any) -> str:
     return ("connected 已連線" if section["connected"] else "DISCONNECTED 未連線") + where
 
 
-def _local(ts: str | None, tz: Any) -> str:
-    if not ts:
+def _local(ts: Any, tz: tzinfo) -> str:
+    """A stored UTC time (ISO text or epoch seconds) in the site's zone, with its UTC offset."""
+    if ts is None or ts == "":
         return "-"
     try:
-        return datetime.fromisoformat(ts).astimezone(tz).strftime("%m-%d %H:%M:%S")
-    except ValueError:
-        return ts
+        when = (datetime.fromtimestamp(ts, UTC) if isinstance(ts, int | float)
+                else datetime.fromisoformat(str(ts)))
+        local = when.astimezone(tz)
+    except (ValueError, OverflowError, OSError):
+        return str(ts)
+    offset = local.strftime("%z")  # +0800 → +08:00, or +08 when whole hours
+    offset = offset[:3] if offset.endswith("00") else f"{offset[:3]}:{offset[3:]}"
+    return local.strftime("%m-%d %H:%M:%S") + offset
 
 
-def format_collector(snap: dict[str, Any], now: datetime, tz: Any = UTC) -> list[str]:
+def _since(ts: Any, now: datetime, tz: tzinfo) -> str:
+    """` since 12-01 19:16:40+08 (12 s)` for a state that started at `ts`, or nothing."""
+    if not ts:
+        return ""
+    try:
+        age = (now - datetime.fromisoformat(str(ts))).total_seconds()
+    except (ValueError, TypeError):
+        return ""
+    return f" since 自 {_local(ts, tz)} ({age:.0f} s)"
+
+
+def format_collector(snap: dict[str, Any], now: datetime, tz: tzinfo = UTC) -> list[str]:
     """Lines about the collector: process state, broker, outbox (with drops), one line per device."""
     lines = [f"collector 收集器 {snap.get('collector_id', '')}: {_state(snap, now)}"]
     broker = snap.get("broker", {})
+    link = _connected(broker) if _alive(snap, now) else "- (process not running 程序未執行)"
     lines.append(
-        f"  broker MQTT 代理: {_connected(broker)}  published {broker.get('published', '-')}"
-        f"  acked {broker.get('acked', '-')}  in flight {broker.get('inflight', '-')}"
+        f"  broker MQTT 代理: {link}  published {broker.get('published', '-')}"
+        f"  acked {broker.get('acked', '-')}  confirmed 已確認 {broker.get('confirmed', '-')}"
+        f"  in flight {broker.get('inflight', '-')}"
+        + (f"  republished 重送 {broker['republished']}" if broker.get("republished") else "")
         + (f"  refused 被拒 {broker['refused']} (kept, retried 保留重送)" if broker.get("refused") else "")
     )
     ob = snap.get("outbox", {})
     reasons = ob.get("dropped_by_reason", {})
+    awaiting = ob.get("awaiting_confirmation")
     lines.append(
         f"  outbox 暫存佇列: {ob.get('depth', '-')} messages 筆, {ob.get('bytes', '-')} bytes"
         f" (max {ob.get('max_bytes', '-')}), oldest 最舊 {ob.get('oldest_age_s', 0):.1f} s"
+        + (f", {awaiting} at the broker awaiting the database's confirmation 待資料庫確認"
+           if awaiting else "")
     )
     drop = ob.get("last_drop")
     dropped = ob.get("dropped_total", 0)
@@ -75,35 +118,44 @@ def format_collector(snap: dict[str, Any], now: datetime, tz: Any = UTC) -> list
     return lines
 
 
-def format_ingest(name: str, snap: dict[str, Any], now: datetime) -> list[str]:
+def format_ingest(name: str, snap: dict[str, Any], now: datetime, tz: tzinfo = UTC) -> list[str]:
     """Lines about one ingest process: state, broker and database connection, its counters."""
     lines = [f"ingest 寫入程序 ({name}): {_state(snap, now)}"]
-    if "broker_connected" in snap:
-        broker = "connected 已連線" if snap["broker_connected"] else "DISCONNECTED 未連線"
+    alive = _alive(snap, now)
+    if not alive:
+        broker = db = "- (process not running 程序未執行)"
     else:
-        broker = _connected(snap.get("broker"))
+        if "broker_connected" in snap:
+            broker = "connected 已連線" if snap["broker_connected"] else "DISCONNECTED 未連線"
+            broker += _since(snap.get("broker_since"), now, tz)
+        else:
+            broker = _connected(snap.get("broker"))
+        if "db_state" in snap:
+            ok = snap["db_state"] == "ok"
+            db = "connected 已連線" if ok else f"{str(snap['db_state']).upper()} 異常"
+            db += _since(snap.get("db_state_since"), now, tz)
+            if snap.get("db_error") and not ok:
+                db += f": {snap['db_error']}"
+        else:
+            db = _connected(snap.get("database"))
     lines.append(f"  broker MQTT 代理: {broker}")
-    if "db_state" in snap:
-        ok = snap["db_state"] == "ok"
-        db = "connected 已連線" if ok else f"{str(snap['db_state']).upper()} 異常"
-        if snap.get("db_error"):
-            db += f": {snap['db_error']}"
-    else:
-        db = _connected(snap.get("database"))
-    lines.append(f"  database 資料庫: {db}")
-    skip = {"process", "written", "running", "broker_connected", "db_state", "db_error"}
+    lines.append(f"  database 資料庫: {db}  last write 最後寫入 {_local(snap.get('last_write_ts'), tz)}")
     counters = [f"{k} {v}" for k, v in snap.items()
-                if k not in skip and isinstance(v, int | float) and not isinstance(v, bool)]
+                if k not in _NOT_COUNTERS and isinstance(v, int | float) and not isinstance(v, bool)]
     if counters:
         lines.append("  " + "  ".join(counters))
+    if snap.get("missing"):
+        lines.append(f"  ⚠ {snap['missing']} reading(s) missing between collector and database 讀值缺漏 "
+                     "(the collector publishes them again once the broker is back)")
     return lines
 
 
-def format_status(state_dir: Path, site_id: str, now: datetime | None = None, tz: Any = UTC) -> str:
+def format_status(state_dir: Path, site_id: str, now: datetime | None = None, tz: tzinfo = UTC) -> str:
     """The whole `roomguard status` text for a state directory."""
     now = now or datetime.now(UTC)
     snaps = read_snapshots(state_dir) if state_dir.is_dir() else {}
-    lines = [f"roomguard status 狀態 — site 站點 {site_id} (state {state_dir})"]
+    zone = getattr(tz, "key", None) or str(tz)
+    lines = [f"roomguard status 狀態 — site 站點 {site_id} (state {state_dir}; times 時間 {zone})"]
     collector = snaps.get("collector")
     if collector is None:
         lines.append("collector 收集器: not running 未執行 (no snapshot)")
@@ -113,5 +165,5 @@ def format_status(state_dir: Path, site_id: str, now: datetime | None = None, tz
     if not ingests:
         lines.append("ingest 寫入程序: not running 未執行 (no snapshot)")
     for name, snap in sorted(ingests.items()):
-        lines += format_ingest(name, snap, now)
+        lines += format_ingest(name, snap, now, tz)
     return "\n".join(lines)

@@ -20,9 +20,12 @@ from collector.config_types import (
     RESERVED_TAGS,
     DoorSettings,
     InfluxDb,
+    IngestLimits,
     ModbusRtu,
     ModbusTcp,
     Mqtt,
+    MqttCredentials,
+    MqttRole,
     MqttTls,
     OutboxSettings,
     Seconds,
@@ -51,9 +54,12 @@ __all__ = [
     "DeviceConfig",
     "DoorSettings",
     "InfluxDb",
+    "IngestLimits",
     "ModbusRtu",
     "ModbusTcp",
     "Mqtt",
+    "MqttCredentials",
+    "MqttRole",
     "MqttTls",
     "OutboxSettings",
     "ProfileInfo",
@@ -221,6 +227,9 @@ class SiteConfig(StrictModel):
         default_factory=OutboxSettings, description="Bounds of the collector's durable MQTT outbox."
     )
     influxdb: InfluxDb | None = Field(None, description="Time-series database (ingest bridge).")
+    ingest: IngestLimits = Field(
+        default_factory=IngestLimits, description="What the ingest bridge accepts from the bus."
+    )
     snmp_traps: SnmpTraps | None = Field(None, description="Trap listener; off if unset.")
     simulator: Simulator | None = Field(None, description="Bundled simulator settings.")
 

@@ -148,6 +148,16 @@ class MqttTls(StrictModel):
         return self
 
 
+class MqttCredentials(StrictModel):
+    """The broker account of one roomguard process role (its ACL in deploy/mosquitto/ follows the role)."""
+
+    username: str = Field(min_length=1, description="User name.")
+    password: SecretRef | None = Field(None, description="Password (secret reference).")
+
+
+MqttRole = Literal["collector", "ingest"]
+
+
 class Mqtt(StrictModel):
     """The MQTT broker readings are published to."""
 
@@ -160,6 +170,15 @@ class Mqtt(StrictModel):
     topic_prefix: str = Field("roomguard/v1", description="First topic levels.")
     protocol: Literal["auto", "5", "3.1.1"] = Field(
         "auto", description="MQTT version: auto tries 5 and falls back to 3.1.1 if the broker refuses 5."
+    )
+    roles: dict[MqttRole, MqttCredentials] = Field(
+        default_factory=dict,
+        description="Own broker account per process role (collector, ingest), so the broker's ACL lets "
+        "each do only its job (`roomguard broker-acl`); roles not listed use username/password.",
+    )
+    reconnect_max_s: Seconds = Field(
+        3.0, description="Longest wait between reconnect attempts: a broker back after an outage is used "
+        "again within this time.",
     )
 
     @model_validator(mode="after")
@@ -186,6 +205,10 @@ class InfluxDb(StrictModel):
     gzip: bool = Field(
         False,
         description="Gzip each batch: worth it toward a remote database, a cost on loopback (DESIGN.md).",
+    )
+    retry_max_s: Seconds = Field(
+        3.0, description="Longest wait between write attempts while the database is away: writing resumes "
+        "within this time after it is back.",
     )
 
     @model_validator(mode="after")
@@ -249,4 +272,31 @@ class OutboxSettings(StrictModel):
         "NORMAL",
         description="SQLite synchronous mode: NORMAL survives a killed process; FULL also survives a "
         "power cut, at one fsync per batch.",
+    )
+    release: Literal["archive", "broker"] = Field(
+        "archive",
+        description="When a reading leaves the outbox: `archive` once ingest confirms it is in the "
+        "database (survives a broker crash), `broker` on the broker's PUBACK (no ingest confirms, e.g. a "
+        "broker bridged to a site without roomguard ingest).",
+    )
+
+
+class IngestLimits(StrictModel):
+    """What `roomguard ingest` accepts from the bus; anything else is dead-lettered with the reason."""
+
+    max_payload_bytes: int = Field(
+        256 * 1024, ge=1024, description="Largest readings message (a poll of a big UPS is ~3 KB)."
+    )
+    max_metrics: int = Field(1000, ge=1, description="Most metrics in one readings message.")
+    max_past_s: Seconds | None = Field(
+        None, description="Oldest poll time accepted, seconds before now; default: the outbox's max_age_s "
+        "(nothing older can come from a collector).",
+    )
+    max_future_s: Seconds = Field(
+        300.0, description="Poll times this far ahead of ingest's clock are refused (a wrong clock or a "
+        "forged message).",
+    )
+    known_devices_only: bool = Field(
+        False, description="Accept only devices of this site file, in their configured room (an edge "
+        "box); a central ingest fed by several sites leaves it off.",
     )

@@ -16,6 +16,12 @@ deploy/mosquitto/roomguard.conf).
 InfluxDB 1.x partial writes ("partial write: field type conflict … dropped=N", HTTP 400): the valid
 points of the batch are already stored; the whole batch goes to the dead-letter file anyway (re-importing
 it is idempotent), with the server's reason naming the dropped points.
+
+Hostile or broken messages (collector/ingest_admit.py) are dead-lettered with the reason and acked.
+Confirmations: once a batch is stored (or dead-lettered), ingest publishes per site the seq ranges of
+every device it covered on `{prefix}/{site}/_ingest/{client id}/confirmed`; the collector keeps each
+reading in its outbox until then, so a broker that crashes before saving what it acknowledged loses
+nothing. Sequence state and counters persist in `state_dir/ingest.db` (collector/ingest_seq.py).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,20 +42,21 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from collector.broker import BrokerSettings, ProtocolChoice, ProtocolFallback, make_client
-from collector.broker import broker_settings as _broker_settings
-from collector.config import SiteConfig
-from collector.influx_writer import InfluxV1Writer, InfluxV2Writer, InfluxWriter
-from collector.ingest_batch import Backoff, DeadLetterFile, IngestStats, RateLimit, SeqOutcome, SeqTracker
+from collector.influx_writer import InfluxWriter
+from collector.ingest_admit import Accepted, AdmissionRules, Key, Rejected, admit
+from collector.ingest_batch import Backoff, DeadLetterFile, IngestStats, RateLimit
+from collector.ingest_seq import SeqOutcome, SeqStateFile, SeqTracker
 from collector.lineproto import LineEncoder
 from collector.mqtt_loop import MqttLoopDriver
-from collector.status_file import write_snapshot
-from devices.wire import WireError, decode_poll
+from devices.wire import encode_confirm, seq_ranges, topic_confirm
 
 _LOG = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 86_400
 SHARED_GROUP = "roomguard-ingest"
-STATUS_EVERY_S = 2.0
+# Messages decoded (or acked) per event-loop turn: a batch of thousands must not hold the loop that, in
+# `roomguard run`, also polls the devices.
+WORK_SLICE = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +71,10 @@ class IngestSettings:
     receive_maximum: int = 10_000
     session_expiry_s: int = SESSION_EXPIRY_S
     backoff_first_s: float = 0.5
-    backoff_cap_s: float = 30.0
+    backoff_cap_s: float = 3.0
     flush_timeout_s: float = 10.0
+    admission: AdmissionRules = field(default_factory=AdmissionRules)
+    confirm: bool = True  # publish what was stored back to the collectors (their outboxes wait for it)
 
     @property
     def topic(self) -> str:
@@ -89,13 +98,19 @@ class IngestBridge(ProtocolFallback):
     """Consumes readings from MQTT, writes them in batches, acks them after the write."""
 
     def __init__(
-        self, broker: BrokerSettings, writer: InfluxWriter, settings: IngestSettings, dead_letter: Path
+        self, broker: BrokerSettings, writer: InfluxWriter, settings: IngestSettings, dead_letter: Path,
+        state: SeqStateFile | None = None,
     ) -> None:
         self.broker = broker
         self.writer = writer
         self.settings = settings
         self.stats = IngestStats()
         self.dead_letter = DeadLetterFile(dead_letter)
+        self._seq = SeqTracker(track_holes=settings.shared_group is None)
+        self._state = state
+        if state is not None:
+            self.stats.restore(state.load(self._seq))
+            self.stats.missing = self._seq.missing
         self.connected = asyncio.Event()
         self._queue: deque[Incoming] = deque()
         self._arrived = asyncio.Event()
@@ -103,7 +118,6 @@ class IngestBridge(ProtocolFallback):
         self._stopping = False
         self._conn = 0  # incremented per successful connect
         self._encoder = LineEncoder()
-        self._seq = SeqTracker()
         self._malformed_log = RateLimit(10.0)
         self._gap_log = RateLimit(10.0)
         self._reject_log = RateLimit(60.0)
@@ -172,6 +186,7 @@ class IngestBridge(ProtocolFallback):
             self._driver.connected()
         self.connected.set()
         self.stats.broker_connected = True
+        self.stats.broker_since = datetime.now(UTC).isoformat()
         _LOG.info("ingest connected to %s:%d, subscribed to %s", self.broker.host, self.broker.port,
                   self.settings.topic)
 
@@ -180,6 +195,8 @@ class IngestBridge(ProtocolFallback):
             return  # the old client of a protocol switch, or the closed MQTT 5 attempt that starts one
         if self.connected.is_set() and not self._stopping:
             _LOG.warning("ingest lost the MQTT broker (%s); unacked messages stay queued there", rc)
+        if self.stats.broker_connected:
+            self.stats.broker_since = datetime.now(UTC).isoformat()
         self.connected.clear()
         self.stats.broker_connected = False
 
@@ -234,39 +251,54 @@ class IngestBridge(ProtocolFallback):
             waiter.cancel()
         return self._take()
 
-    def _decode(self, batch: list[Incoming]) -> list[str]:
-        """Line-protocol lines of the good messages; malformed ones are counted and logged (rate-limited)."""
+    async def _decode(self, batch: list[Incoming]) -> tuple[list[str], list[tuple[Key, int]]]:
+        """Lines of the admitted messages and every (device, seq) to confirm; refused ones dead-lettered."""
         lines: list[str] = []
-        for msg in batch:
-            try:
-                poll, seq = decode_poll(msg.payload)
-                ref = poll.ref
-                levels = msg.topic.split("/")[-4:-1]
-                if levels != [ref.site, ref.room, ref.device]:
-                    raise WireError(f"payload device {ref.site}/{ref.room}/{ref.device} does not match "
-                                    f"topic {msg.topic}")
-                line = self._encoder.encode(poll)
-            except (WireError, ValueError) as exc:
-                self.stats.malformed += 1
-                ok, suppressed = self._malformed_log.allow()
-                if ok:
-                    more = f" ({suppressed} more since the last report)" if suppressed else ""
-                    _LOG.warning("rejected message on %s: %s%s", msg.topic, exc, more)
+        done: list[tuple[Key, int]] = []
+        now = datetime.now(UTC)
+        for i, msg in enumerate(batch):
+            if i and not i % WORK_SLICE:
+                await asyncio.sleep(0)
+            result = admit(msg.topic, msg.payload, self.settings.admission, self._encoder, now)
+            if isinstance(result, Rejected):
+                self._refuse(msg, result)
+                if result.key is not None and result.seq is not None:
+                    done.append((result.key, result.seq))  # kept in the dead-letter file: confirmed
                 continue
-            self._track_seq((ref.site, ref.room, ref.device), seq)
-            lines.append(line)
-        return lines
+            assert isinstance(result, Accepted)
+            self._track_seq(result.key, result.seq)
+            lines.append(result.line)
+            done.append((result.key, result.seq))
+        self.stats.missing = self._seq.missing if self._seq.track_holes else 0
+        return lines, done
 
-    def _track_seq(self, key: tuple[str, str, str], seq: int) -> None:
+    def _refuse(self, msg: Incoming, why: Rejected) -> None:
+        """Dead-letter a message that is not written, count it and log it (rate-limited)."""
+        try:
+            self.dead_letter.append_message(msg.topic, msg.payload, why.reason)
+        except OSError as exc:  # a full disk must not stop the data path; the log still has the reason
+            _LOG.error("cannot write the dead-letter file %s: %s", self.dead_letter.path, exc)
+        if why.key is None:
+            self.stats.malformed += 1
+        else:
+            self.stats.rejected += 1
+        ok, suppressed = self._malformed_log.allow()
+        if ok:
+            more = f" ({suppressed} more since the last report)" if suppressed else ""
+            _LOG.warning("rejected message on %s: %s; kept in %s%s", msg.topic[:200], why.reason,
+                         self.dead_letter.path, more)
+
+    def _track_seq(self, key: Key, seq: int) -> None:
         outcome, missing = self._seq.observe(key, seq)
         if outcome is SeqOutcome.DUPLICATE:
             self.stats.duplicates += 1
+        elif outcome is SeqOutcome.FILLED:
+            self.stats.filled += 1
         elif outcome is SeqOutcome.RESTART:
             self.stats.restarts += 1
             _LOG.warning("sequence restart for %s: now at %d (a new collector outbox)", "/".join(key), seq)
         elif outcome is SeqOutcome.GAP:
             self.stats.gaps += 1
-            self.stats.missing += missing
             # With a shared subscription each instance sees a share of every device: gaps are expected.
             ok, suppressed = self._gap_log.allow()
             if ok and not self.settings.shared_group:
@@ -277,9 +309,9 @@ class IngestBridge(ProtocolFallback):
     async def _process(
         self, batch: list[Incoming], stop: asyncio.Event, deadline: float | None = None
     ) -> None:
-        """Write one batch until accepted or rejected (retrying with backoff), then ack it in order."""
-        lines = self._decode(batch)
+        """Write one batch until accepted or rejected (retrying with backoff), then ack and confirm it."""
         self._in_batch = len(batch)
+        lines, done = await self._decode(batch)
         backoff = Backoff(self.settings.backoff_first_s, self.settings.backoff_cap_s)
         while lines:
             self.stats.backlog = self.backlog
@@ -290,7 +322,7 @@ class IngestBridge(ProtocolFallback):
                 self.stats.last_write_ts = datetime.now(UTC).isoformat()
                 if self.stats.db_state != "ok":
                     _LOG.warning("database accepts writes again")
-                self.stats.db_state, self.stats.db_error = "ok", None
+                    self._db_state("ok", None)
                 break
             if result.rejected:
                 self.dead_letter.append(lines, result.reason, result.status)
@@ -301,7 +333,7 @@ class IngestBridge(ProtocolFallback):
                     _LOG.error("database rejected a batch of %d points (HTTP %s: %s); written to %s%s",
                                len(lines), result.status, result.reason[:300], self.dead_letter.path, more)
                 break
-            self.stats.db_state, self.stats.db_error = "retrying", f"HTTP {result.status}: {result.reason}"
+            self._db_state("retrying", f"HTTP {result.status}: {result.reason}")
             delay = backoff.next_delay()
             if deadline is None and stop.is_set():
                 # Shutting down while the database is away: keep trying only until the flush deadline.
@@ -314,73 +346,51 @@ class IngestBridge(ProtocolFallback):
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)  # a stop ends the wait early
-        self._ack(batch)
+        if self._state is not None:
+            # Before the ack: a crash after it must not lose the holes and counters of this batch.
+            self._state.save(self._seq, self.stats.counters())
+        await self._ack(batch)
+        self._confirm(done)
         self._in_batch = 0
         self.stats.backlog = self.backlog
 
-    def _ack(self, batch: list[Incoming]) -> None:
+    def _db_state(self, state: str, error: str | None) -> None:
+        if state != self.stats.db_state:
+            self.stats.db_state_since = datetime.now(UTC).isoformat()
+        self.stats.db_state, self.stats.db_error = state, error
+
+    def _confirm(self, done: list[tuple[Key, int]]) -> None:
+        """Tell each site's collectors which readings are now stored (their outboxes drop them)."""
+        if not self.settings.confirm or not done:
+            return
+        by_site: dict[str, dict[str, list[int]]] = {}
+        for (site, room, device), seq in done:
+            by_site.setdefault(site, {}).setdefault(f"{room}/{device}", []).append(seq)
+        now = datetime.now(UTC)
+        for site, streams in by_site.items():
+            try:
+                topic = topic_confirm(self.settings.topic_prefix, site, self.broker.client_id)
+                payload = encode_confirm(now, site, {k: seq_ranges(v) for k, v in streams.items()})
+            except ValueError as exc:  # a site id that cannot be a topic level came off the bus
+                _LOG.warning("cannot confirm readings of site %r: %s", site[:100], exc)
+                continue
+            # QoS 1; while disconnected paho keeps it and sends it after the reconnect. A confirmation
+            # that is lost anyway only makes the collector publish those readings once more.
+            self._client.publish(topic, payload, qos=1)
+            self.stats.confirmed += len(done)
+
+    async def _ack(self, batch: list[Incoming]) -> None:
         # Only messages of the current connection: after a reconnect the broker sends the unacked ones
         # again under packet ids that may by now belong to other messages, so an old id must not be acked.
-        if not self.connected.is_set():
-            return  # the broker delivers them again on the next connection
         done: set[int] = set()
-        for msg in batch:
+        for i, msg in enumerate(batch):
+            if i and not i % WORK_SLICE:
+                await asyncio.sleep(0)
+            if not self.connected.is_set():
+                return  # the broker delivers them again on the next connection
             if msg.qos > 0 and msg.conn == self._conn and msg.mid not in done:
                 done.add(msg.mid)
                 self._client.ack(msg.mid, msg.qos)
 
 
-def broker_settings(site: SiteConfig, client_index: int = 0) -> BrokerSettings:
-    """Connection settings of ingest process number `client_index` for this site (docs/mqtt.md ids)."""
-    return _broker_settings(site, f"roomguard-ingest-{site.site.id}-{client_index}")
-
-
-def make_writer(site: SiteConfig) -> InfluxWriter:
-    """The InfluxDB writer of `site.influxdb` (v1 `/write` or v2 API)."""
-    db = site.influxdb
-    if db is None:
-        raise ValueError("the site configuration has no influxdb section; ingest has nowhere to write")
-    if db.api == "v1":
-        assert db.database is not None  # the config validator requires it for api v1
-        password = db.password.resolve() if db.password is not None else None
-        return InfluxV1Writer(db.url, db.database, db.username, password, gzip=db.gzip)
-    assert db.bucket is not None
-    token = db.token.resolve() if db.token else ""
-    return InfluxV2Writer(db.url, db.bucket, db.org or "", token, gzip=db.gzip)
-
-
-async def run_ingest(
-    site: SiteConfig,
-    state_dir: Path,
-    stop: asyncio.Event,
-    *,
-    client_index: int = 0,
-    shared_group: str | None = None,
-) -> None:
-    """Run the ingest bridge of `site` until `stop` is set, writing a status snapshot every 2 s."""
-    settings = IngestSettings(topic_prefix=site.mqtt.topic_prefix, shared_group=shared_group)
-    bridge = IngestBridge(
-        broker_settings(site, client_index), make_writer(site), settings, state_dir / "dead-letter.jsonl"
-    )
-    status = asyncio.create_task(_write_status(bridge, state_dir, stop), name="ingest-status")
-    try:
-        await bridge.run(stop)
-    finally:
-        status.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await status
-        write_snapshot(state_dir, "ingest", bridge.stats.as_dict())
-
-
-async def _write_status(bridge: IngestBridge, state_dir: Path, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        bridge.stats.backlog = bridge.backlog
-        try:
-            write_snapshot(state_dir, "ingest", bridge.stats.as_dict())
-        except OSError as exc:  # a full disk must not stop the data path
-            _LOG.warning("cannot write the ingest status snapshot: %s", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), STATUS_EVERY_S)
-
-
-__all__ = ["IngestBridge", "IngestSettings", "broker_settings", "make_writer", "run_ingest"]
+__all__ = ["IngestBridge", "IngestSettings"]

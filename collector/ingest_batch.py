@@ -1,22 +1,26 @@
-"""Helpers of the ingest bridge: statistics, sequence tracking, dead-letter file and log rate limits."""
+"""Helpers of the ingest bridge: statistics, dead-letter file, retry backoff and log rate limits."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-_LOG = logging.getLogger("collector.ingest")
+from collector.state_dir import create_private_file
 
-# A seq this far below the last one is a new outbox (collector reinstalled, outbox deleted), not a
-# redelivery: redeliveries are at most a broker's in-flight window behind (docs/mqtt.md, "Sequence numbers").
-RESTART_DROP = 1000
+_LOG = logging.getLogger("collector.ingest")
+# A rejected message is kept in the dead-letter file up to this size (a 10 MB flood is not worth keeping
+# in full); its length and SHA-256 are always recorded.
+DEAD_LETTER_PAYLOAD_CHARS = 16_384
+# Counters that survive a restart (stored with the sequence state, collector/ingest_seq.py).
+PERSISTED_COUNTERS = ("written_points", "duplicates", "gaps", "filled", "restarts", "malformed", "rejected",
+                      "dead_lettered", "confirmed")
 
 
 @dataclass(slots=True)
@@ -28,13 +32,18 @@ class IngestStats:
     batches: int = 0
     duplicates: int = 0
     gaps: int = 0
-    missing: int = 0
+    missing: int = 0  # outstanding now: gaps not yet filled by a late or republished message
+    filled: int = 0
     restarts: int = 0
-    malformed: int = 0
-    dead_lettered: int = 0
+    malformed: int = 0  # not a readings message at all (undecodable)
+    rejected: int = 0  # a readings message over a limit (size, metrics, time window, unknown device)
+    dead_lettered: int = 0  # points of batches the database refused
+    confirmed: int = 0  # messages confirmed back to their collector
     db_state: str = "ok"
+    db_state_since: str | None = None
     db_error: str | None = None
     broker_connected: bool = False
+    broker_since: str | None = None
     backlog: int = 0
     last_write_ts: str | None = None
 
@@ -42,41 +51,15 @@ class IngestStats:
         """Plain JSON-able copy."""
         return asdict(self)
 
+    def counters(self) -> dict[str, int]:
+        """The counters kept across restarts."""
+        return {name: int(getattr(self, name)) for name in PERSISTED_COUNTERS}
 
-class SeqOutcome(StrEnum):
-    """How a message's seq relates to the last one seen from its device."""
-
-    FIRST = "first"
-    NEXT = "next"
-    DUPLICATE = "duplicate"
-    GAP = "gap"
-    RESTART = "restart"
-
-
-@dataclass(slots=True)
-class SeqTracker:
-    """Last seq per (site, room, device), in memory; classifies each new seq per docs/mqtt.md."""
-
-    last: dict[tuple[str, str, str], int] = field(default_factory=dict)
-
-    def observe(self, key: tuple[str, str, str], seq: int) -> tuple[SeqOutcome, int]:
-        """Record `seq` for `key`; return the outcome and, for a gap, how many messages are missing."""
-        last = self.last.get(key)
-        if last is None:
-            self.last[key] = seq
-            return SeqOutcome.FIRST, 0
-        if seq == last + 1:
-            self.last[key] = seq
-            return SeqOutcome.NEXT, 0
-        if seq > last + 1:
-            self.last[key] = seq
-            return SeqOutcome.GAP, seq - last - 1
-        if last - seq > RESTART_DROP or (seq == 0 and last > 0 and last < RESTART_DROP // 10):
-            # A much lower number is a new outbox; follow it from here so its successors count as normal.
-            self.last[key] = seq
-            return SeqOutcome.RESTART, 0
-        # A redelivery: keep the high-water mark, the message is written again idempotently.
-        return SeqOutcome.DUPLICATE, 0
+    def restore(self, counters: dict[str, int]) -> None:
+        """Continue the counters of the previous run."""
+        for name in PERSISTED_COUNTERS:
+            if name in counters:
+                setattr(self, name, int(counters[name]))
 
 
 class RateLimit:
@@ -105,11 +88,21 @@ class DeadLetterFile:
         self.path = path
 
     def append(self, lines: list[str], reason: str, status: int | None) -> None:
-        """Append one record and fsync it: the MQTT messages are acked right after, so this is their copy."""
-        record = {"ts": datetime.now(UTC).isoformat(), "reason": reason, "status": status, "lines": lines}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Append a batch the database refused (its messages are acked right after: this is their copy)."""
+        self._write({"ts": datetime.now(UTC).isoformat(), "reason": reason, "status": status, "lines": lines})
+
+    def append_message(self, topic: str, payload: bytes, reason: str) -> None:
+        """Append a message ingest refused to write (malformed or over a limit), with the reason."""
+        text = payload[:DEAD_LETTER_PAYLOAD_CHARS].decode("utf-8", errors="replace")
+        self._write({"ts": datetime.now(UTC).isoformat(), "reason": reason, "topic": topic,
+                     "payload_bytes": len(payload), "payload_sha256": hashlib.sha256(payload).hexdigest(),
+                     "payload": text, "truncated": len(payload) > DEAD_LETTER_PAYLOAD_CHARS})
+
+    def _write(self, record: dict[str, Any]) -> None:
+        """Append one JSON line and fsync it; the file is created 0600."""
+        create_private_file(self.path)
         data = (json.dumps(record, ensure_ascii=False) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         try:
             os.write(fd, data)
             os.fsync(fd)
@@ -136,4 +129,4 @@ class Backoff:
         self._next = self.first_s
 
 
-__all__ = ["Backoff", "DeadLetterFile", "IngestStats", "RateLimit", "SeqOutcome", "SeqTracker"]
+__all__ = ["Backoff", "DeadLetterFile", "IngestStats", "RateLimit"]

@@ -8,7 +8,9 @@ that contention, not the work, set the pace. Here every paho callback runs on th
 
 Only the blocking part of a connection attempt (TCP connect, TLS handshake) runs in a worker thread,
 so an unreachable broker never stalls polling. The driver reconnects with exponential backoff, as
-paho's `loop_forever` would; the owner calls `connected()` on a successful CONNACK to reset it.
+paho's `loop_forever` would, but capped at a few seconds (BrokerSettings.reconnect_max_s): a broker back
+after an outage is used again at once, not up to half a minute later; the owner calls `connected()` on a
+successful CONNACK to reset it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class MqttLoopDriver:
     """Drives one paho client (already `connect_async`-ed) from the running event loop until `stop()`."""
 
     def __init__(
-        self, client: mqtt.Client, name: str, *, backoff_first_s: float = 1.0, backoff_cap_s: float = 30.0
+        self, client: mqtt.Client, name: str, *, backoff_first_s: float = 0.5, backoff_cap_s: float = 3.0
     ) -> None:
         self.client = client
         self.name = name

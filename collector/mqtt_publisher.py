@@ -1,4 +1,4 @@
-"""Drains the durable outbox to the MQTT broker: a message leaves the outbox only on PUBACK."""
+"""Drains the durable outbox to the MQTT broker at QoS 1, recording each PUBACK in the outbox."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ _LOG = logging.getLogger(__name__)
 
 REFUSED_RETRY_FIRST_S = 5.0
 REFUSED_RETRY_CAP_S = 300.0
+# Messages handed to paho per event-loop turn: a backlog of thousands after a reconnect must not hold the
+# loop that polls devices (each publish costs tens of microseconds of paho and SQLite work).
+PUBLISH_SLICE = 50
 
 
 class OutboxMessageLike(Protocol):
@@ -40,18 +43,24 @@ class OutboxLike(Protocol):
         ...
 
     def ack(self, ids: Sequence[int]) -> None:
-        """Remove delivered messages."""
+        """Record the broker's acknowledgement of these messages."""
+        ...
+
+    def unpublish_all(self) -> int:
+        """Put acknowledged but unconfirmed messages back in line for delivery."""
         ...
 
 
 class MqttPublisher(ProtocolFallback):
-    """Publishes outbox messages at QoS 1 in order, acknowledging them in the outbox on PUBACK.
+    """Publishes outbox messages at QoS 1 in order, recording each PUBACK in the outbox.
 
-    The broker being away never loses a reading: nothing is removed from the outbox before the broker
-    has acknowledged it, so a crash or an outage only delays delivery (a message published but not
-    acknowledged before a crash is sent again: at-least-once, and ingest writes each (series, time)
-    point idempotently). Telegraf's MQTT output reports success with the broker off (issue 14750); this
-    one reports `connected` and the outbox depth instead.
+    The broker being away never loses a reading: nothing leaves the outbox before the broker has
+    acknowledged it, and readings stay until the archive confirms them (collector/outbox.py), so a crash
+    or an outage only delays delivery (a message published but not confirmed before a crash is sent
+    again: at-least-once, and ingest writes each (series, time) point idempotently). After every
+    (re)connect what the broker acknowledged but nobody confirmed is published again, since a broker
+    that restarted may have lost it. Telegraf's MQTT output reports success with the broker off (issue
+    14750); this one reports `connected` and the outbox depth instead.
     """
 
     def __init__(
@@ -70,6 +79,7 @@ class MqttPublisher(ProtocolFallback):
         self.published = 0
         self.acked = 0
         self.refused = 0  # PUBACKs with a failure reason code (MQTT 5), each retried later
+        self.republished = 0  # acknowledged, unconfirmed messages put back in line after a (re)connect
         self._inflight: dict[int, tuple[int, str]] = {}  # paho mid -> (outbox id, topic)
         self._in_outbox_flight: set[int] = set()
         # Highest outbox id handed to paho: the drain reads on from there instead of re-reading the
@@ -134,21 +144,40 @@ class MqttPublisher(ProtocolFallback):
         """Messages published and not yet acknowledged."""
         return len(self._inflight)
 
+    def rewind(self) -> None:
+        """Read the outbox from its start again (messages were put back in line for delivery)."""
+        self._cursor = 0
+        self._wake.set()
+
     async def _drain(self) -> None:
         while not self._stopping:
             await self.connected.wait()
-            room = self.window - len(self._inflight)
-            if room > 0:
-                batch = self._due_refused(room)
-                batch += self.outbox.peek(room - len(batch), after_id=self._cursor)
-                if batch and all(self._publish(m) for m in batch):
-                    continue  # more may be waiting; a paused publish waits below instead of spinning
+            room = min(self.window - len(self._inflight), PUBLISH_SLICE)
+            if room > 0 and self._publish_some(room):
+                await asyncio.sleep(0)  # more may be waiting: let polls and acks run in between
+                continue
             self._wake.clear()
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
             # arrives just as the event fires, and stop() would then wait for this task forever.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.2):
                     await self._wake.wait()
+
+    def _publish_some(self, room: int) -> bool:
+        """Hand up to `room` due messages to paho; True if it did and more may be waiting."""
+        due = self._due_refused(room)
+        if due and not all(self._publish(m) for m in due):
+            return False
+        fresh = self.outbox.peek(room - len(due), after_id=self._cursor)
+        for m in fresh:
+            if m.id in self._in_outbox_flight or m.id in self._refused:
+                # After a rewind the head of the outbox may still be in paho's hands (sent before a
+                # reconnect, which paho resends itself): publishing it again would only duplicate it.
+                # A refused message goes again when its retry time comes (_due_refused), not here.
+                self._cursor = max(self._cursor, m.id)
+            elif not self._publish(m):
+                return False
+        return bool(due or fresh)
 
     def _publish(self, m: OutboxMessageLike) -> bool:
         """Hand one message to paho; False if the drain should pause."""
@@ -207,6 +236,11 @@ class MqttPublisher(ProtocolFallback):
         self._protocol.connected()
         if self._driver is not None:
             self._driver.connected()
+        again = self.outbox.unpublish_all()
+        if again:
+            _LOG.info("publishing %d acknowledged but unconfirmed message(s) again after connecting", again)
+        self.republished += again
+        self._cursor = 0
         self.connected.set()
         self._wake.set()
 

@@ -1,13 +1,19 @@
-"""Durable MQTT outbox: every message is stored in SQLite (WAL) first and leaves only on PUBACK.
+"""Durable MQTT outbox: every message is stored in SQLite (WAL) first and leaves only once delivered.
 
 Contract (after Telegraf's Buffer/Transaction and ThingsBoard's EventStorage, minus their data loss):
 
 - `put`/`put_many` return only after the message is committed; the returned id is the delivery handle.
-- `peek(limit)` is stateless: it returns the oldest not-yet-acked messages in id order. A publisher that
-  reconnects simply peeks again from the start, so unacked messages are re-sent in order, and acked ones
-  never come back (ack deletes them in a committed transaction).
-- `ack(ids)` deletes; unknown, already acked or dropped ids are ignored. Ids are never reused
-  (AUTOINCREMENT), so a late ack can never delete a newer message.
+- `peek(limit)` is stateless: it returns the oldest messages not yet acknowledged by the broker, in id
+  order. A publisher that reconnects simply peeks again from the start, so unacked messages are re-sent
+  in order, and delivered ones never come back.
+- `ack(ids)` records the broker's PUBACK; unknown, already acked or dropped ids are ignored. Ids are never
+  reused (AUTOINCREMENT), so a late ack can never touch a newer message. What a PUBACK does depends on the
+  message: one stored without a `stream` (status, events) is deleted. One stored with a `stream` and
+  `seq` (a device's readings) is deleted only when `release="broker"`; with `release="archive"` (the
+  default) it is marked published and stays until `confirm()` says the archive (ingest → InfluxDB) has
+  it, because a broker that crashes before its autosave loses messages it has already acknowledged.
+  `unpublish_all()` / `unpublish_lost()` put published-but-unconfirmed messages back in line for a new
+  delivery (after a broker reconnect; when newer messages of the stream were confirmed and these were not).
 - Bounds (`max_bytes`, `max_age_s`) drop the OLDEST messages, in-flight ones included; every drop event is
   counted (persisted in the file), logged once as a WARNING and exposed through `dropped_*`/`last_drop`.
 
@@ -26,26 +32,42 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from collector.state_dir import create_private_file
+
 _LOG = logging.getLogger(__name__)
 
 # Tags the file as ours, so a wrong path fails loudly instead of being written into.
 _APPLICATION_ID = 0x52474F42  # "RGOB"
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _ACK_CHUNK = 500  # ids per DELETE statement
 _SCHEMA = (
     # AUTOINCREMENT: ids are never reused, so a stale ack can never hit a newer message.
+    # stream/seq: the device (`room/device`) and sequence number of a readings message, which ingest
+    # confirms; published: when the broker acknowledged it (NULL: not yet), for messages kept until then.
     "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
     " payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, created REAL NOT NULL,"
-    " size INTEGER NOT NULL)",
+    " size INTEGER NOT NULL, stream TEXT, seq INTEGER, published REAL)",
     "CREATE TABLE IF NOT EXISTS stats (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
 )
+_INDEXES = (
+    # peek reads only what the broker has not acknowledged; confirm finds a stream's sequence range.
+    "CREATE INDEX IF NOT EXISTS messages_unpublished ON messages (id) WHERE published IS NULL",
+    "CREATE INDEX IF NOT EXISTS messages_stream ON messages (stream, seq) WHERE stream IS NOT NULL",
+)
+# Version 1 (before delivery confirmations) had no stream/seq/published columns: add them in place.
+_MIGRATE_FROM_1 = (
+    "ALTER TABLE messages ADD COLUMN stream TEXT",
+    "ALTER TABLE messages ADD COLUMN seq INTEGER",
+    "ALTER TABLE messages ADD COLUMN published REAL",
+)
 DropReason = Literal["bytes", "age"]
+Release = Literal["archive", "broker"]
 
 
 class OutboxError(Exception):
@@ -73,12 +95,27 @@ class OutboxMessage:
 
 
 class Pending(NamedTuple):
-    """A message to store with `put_many`; a plain (topic, payload) tuple works too."""
+    """A message to store with `put_many`; a plain (topic, payload) tuple works too.
+
+    `stream` and `seq` mark a message the archive confirms (a device's readings: `room/device`, seq).
+    """
 
     topic: str
     payload: bytes
     qos: int = 1
     retain: bool = False
+    stream: str | None = None
+    seq: int | None = None
+
+
+class _Drop(NamedTuple):
+    """One forced drop inside a transaction: why, the last id, how many, their bytes, how many published."""
+
+    reason: DropReason
+    last: int
+    messages: int
+    size: int
+    published: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +128,7 @@ class DropEvent:
 
 
 class Outbox:
-    """SQLite-backed FIFO of MQTT messages with ack-on-PUBACK, bounds and drop accounting."""
+    """SQLite-backed FIFO of MQTT messages: kept until delivered, with bounds and drop accounting."""
 
     def __init__(
         self,
@@ -101,30 +138,36 @@ class Outbox:
         clock: Callable[[], float] = time.time,
         *,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        release: Release = "archive",
     ) -> None:
         """Open (or create) the outbox at `path`; raise OutboxLocked/OutboxCorrupt rather than recreate."""
         if max_bytes <= 0 or max_age_s <= 0:
             raise ValueError("max_bytes and max_age_s must be positive")
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+        if release not in ("archive", "broker"):
+            raise ValueError(f"release must be archive or broker, not {release!r}")
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
+        self.release = release
         self._clock = clock
         self._synchronous = synchronous
         try:
+            create_private_file(self.path)  # 0600 whatever the umask; SQLite gives -wal/-shm the same mode
             # isolation_level=None: we issue BEGIN IMMEDIATE/COMMIT ourselves, so each call is one txn.
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=0.5, cached_statements=64)
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise OutboxError(f"cannot open outbox {self.path}: {exc}") from exc
         try:
             self._open()
         except BaseException:
             self._db.close()
             raise
-        self._count, self._bytes = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages"
+        count, size, awaiting = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(published) FROM messages"
         ).fetchone()
+        self._count, self._bytes, self._awaiting = int(count), int(size), int(awaiting)
         self.enforce_bounds()  # bounds may have shrunk, or time passed, while we were down
 
     def _open(self) -> None:
@@ -136,7 +179,7 @@ class Outbox:
             app_id = db.execute("PRAGMA application_id").fetchone()[0]
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
-            if tables and (app_id, version) != (_APPLICATION_ID, _SCHEMA_VERSION):
+            if tables and (app_id != _APPLICATION_ID or version not in (1, _SCHEMA_VERSION)):
                 raise OutboxCorrupt(
                     f"{self.path} is not a roomguard outbox (application_id={app_id:#x}, "
                     f"user_version={version}); refusing to touch it"
@@ -149,7 +192,10 @@ class Outbox:
             if check != "ok":
                 raise OutboxCorrupt(f"outbox {self.path} failed integrity check: {check}")
             with self._tx():  # also takes and keeps the exclusive lock from here on
-                for ddl in _SCHEMA:
+                if tables and version == 1:
+                    for ddl in _MIGRATE_FROM_1:
+                        db.execute(ddl)
+                for ddl in (*_SCHEMA, *_INDEXES):
                     db.execute(ddl)
                 db.execute(f"PRAGMA application_id={_APPLICATION_ID}")
                 db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
@@ -170,75 +216,142 @@ class Outbox:
             p = Pending(*m)
             if p.qos not in (0, 1, 2):
                 raise ValueError(f"invalid qos {p.qos} for {p.topic}")
+            if (p.stream is None) != (p.seq is None):
+                raise ValueError(f"stream and seq go together (message on {p.topic})")
             payload = bytes(p.payload)
-            rows.append((p.topic, payload, p.qos, int(p.retain), now, len(payload) + len(p.topic.encode())))
+            size = len(payload) + len(p.topic.encode())
+            rows.append((p.topic, payload, p.qos, int(p.retain), now, size, p.stream, p.seq))
         if not rows:
             return []
         added = sum(r[5] for r in rows)
         if added > self.max_bytes:
             # Storing it would mean dropping everything else and still exceeding the bound: refuse.
             raise ValueError(f"{added} bytes in one put exceed the outbox bound of {self.max_bytes}")
-        drops: list[tuple[DropReason, int, int, int]] = []
+        drops: list[_Drop] = []
         with self._tx():
             drops += self._drop_prefix("age", lambda _size, created: created < now - self.max_age_s)
-            need = self._bytes - sum(d[3] for d in drops) + added - self.max_bytes
+            need = self._bytes - sum(d.size for d in drops) + added - self.max_bytes
             drops += self._drop_bytes(need)
             self._db.executemany(
-                "INSERT INTO messages (topic, payload, qos, retain, created, size) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO messages (topic, payload, qos, retain, created, size, stream, seq)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             last = self._db.execute("SELECT last_insert_rowid()").fetchone()[0]
             self._record_drops(drops, now)
         # One transaction under an exclusive lock: AUTOINCREMENT hands out consecutive ids.
-        self._applied(drops, now)
+        self._applied(drops)
         self._count += len(rows)
         self._bytes += added
         return list(range(last - len(rows) + 1, last + 1))
 
     def ack(self, ids: Iterable[int]) -> None:
-        """Remove delivered messages; unknown or already removed ids are ignored."""
+        """Record the broker's PUBACK: delete, or (archive release) mark a stream message published."""
         ids = list(ids)
         if not ids:
             return
-        count = size = 0
+        count = size = marked = 0
+        keep = "stream IS NULL" if self.release == "archive" else "1"
+        now = self._clock()
         with self._tx():
             # One statement per chunk (SQLite binds at most 32,766 variables); RETURNING keeps the cached
             # depth exact without a table scan.
             for start in range(0, len(ids), _ACK_CHUNK):
                 chunk = ids[start : start + _ACK_CHUNK]
                 marks = ",".join("?" * len(chunk))
-                for (msize,) in self._db.execute(
-                    f"DELETE FROM messages WHERE id IN ({marks}) RETURNING size",  # noqa: S608 - only "?" marks
+                for msize, published in self._db.execute(
+                    f"DELETE FROM messages WHERE id IN ({marks}) AND {keep} RETURNING size, published",  # noqa: S608 - only "?" marks
                     chunk,
                 ).fetchall():
                     count += 1
                     size += msize
+                    marked -= published is not None
+                if self.release == "archive":
+                    marked += len(self._db.execute(
+                        f"UPDATE messages SET published = ? WHERE id IN ({marks}) AND stream IS NOT NULL"  # noqa: S608
+                        " AND published IS NULL RETURNING id",
+                        (now, *chunk),
+                    ).fetchall())
         self._count -= count
         self._bytes -= size
+        self._awaiting += marked
+
+    def confirm(self, ranges: Iterable[tuple[str, int, int]]) -> int:
+        """The archive has stored `stream`'s messages with seq in [first, last]: delete them; how many."""
+        count = size = published = 0
+        with self._tx():
+            for stream, first, last in ranges:
+                for msize, was_published in self._db.execute(
+                    "DELETE FROM messages WHERE stream = ? AND seq BETWEEN ? AND ? RETURNING size, published",
+                    (stream, first, last),
+                ).fetchall():
+                    count += 1
+                    size += msize
+                    published += was_published is not None
+        self._count -= count
+        self._bytes -= size
+        self._awaiting -= published
+        return count
+
+    def unpublish_all(self) -> int:
+        """Put every published, unconfirmed message back in line (the broker may have lost them); how many."""
+        with self._tx():
+            n = len(self._db.execute(
+                "UPDATE messages SET published = NULL WHERE published IS NOT NULL RETURNING id"
+            ).fetchall())
+        self._awaiting -= n
+        return n
+
+    def unpublish_lost(self, confirmed: Mapping[str, int], published_before: float) -> int:
+        """Put back in line what the archive skipped: per stream, unconfirmed messages below the highest
+        confirmed seq that were published before `published_before` (lost on the way); how many."""
+        n = 0
+        with self._tx():
+            for stream, highest in confirmed.items():
+                n += len(self._db.execute(
+                    "UPDATE messages SET published = NULL WHERE stream = ? AND seq < ?"
+                    " AND published IS NOT NULL AND published < ? RETURNING id",
+                    (stream, highest, published_before),
+                ).fetchall())
+        self._awaiting -= n
+        return n
 
     def enforce_bounds(self) -> int:
         """Drop the oldest messages that break the age or byte bound; return how many were dropped."""
         now = self._clock()
         with self._tx():
             drops = self._drop_prefix("age", lambda _size, created: created < now - self.max_age_s)
-            drops += self._drop_bytes(self._bytes - sum(d[3] for d in drops) - self.max_bytes)
+            drops += self._drop_bytes(self._bytes - sum(d.size for d in drops) - self.max_bytes)
             self._record_drops(drops, now)
-        self._applied(drops, now)
-        return sum(d[2] for d in drops)
+        self._applied(drops)
+        return sum(d.messages for d in drops)
 
     # -- reading -----------------------------------------------------------------------------------
 
     def peek(self, limit: int, after_id: int = 0) -> list[OutboxMessage]:
-        """The oldest unacked messages (id > after_id), oldest first, without removing them."""
+        """The oldest messages the broker has not acknowledged (id > after_id), oldest first."""
         rows = self._query(
-            "SELECT id, topic, payload, qos, retain, created FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+            "SELECT id, topic, payload, qos, retain, created FROM messages WHERE id > ? AND published IS NULL"
+            " ORDER BY id LIMIT ?",
             (after_id, limit),
         )
         return [OutboxMessage(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5]) for r in rows]
 
     def depth(self) -> tuple[int, int]:
-        """(messages, bytes) currently stored, in-flight ones included."""
+        """(messages, bytes) currently stored, in-flight and unconfirmed ones included."""
         return self._count, self._bytes
+
+    @property
+    def awaiting(self) -> int:
+        """Messages the broker acknowledged that wait for the archive's confirmation."""
+        return self._awaiting
+
+    def max_seqs(self) -> dict[str, int]:
+        """The highest stored seq of every stream (so a restart never hands out a stored seq again)."""
+        rows = self._query(
+            "SELECT stream, MAX(seq) FROM messages WHERE stream IS NOT NULL GROUP BY stream", ()
+        )
+        return {stream: int(seq) for stream, seq in rows}
 
     def oldest_age_s(self) -> float:
         """Age in seconds of the oldest stored message; 0.0 when empty."""
@@ -278,23 +391,23 @@ class Outbox:
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _drop_prefix(
-        self, reason: DropReason, doomed: Callable[[int, float], bool]
-    ) -> list[tuple[DropReason, int, int, int]]:
+    def _drop_prefix(self, reason: DropReason, doomed: Callable[[int, float], bool]) -> list[_Drop]:
         """Delete the longest oldest-first run of messages for which `doomed(size, created)` holds."""
         # Walking in id order and stopping at the first survivor keeps drops a prefix ("oldest first")
         # and cheap: usually one row is read. A wall clock stepping back cannot punch holes in the queue.
-        last = count = size = 0
-        for mid, msize, created in self._db.execute("SELECT id, size, created FROM messages ORDER BY id"):
+        last = count = size = published = 0
+        for mid, msize, created, pub in self._db.execute(
+            "SELECT id, size, created, published FROM messages ORDER BY id"
+        ):
             if not doomed(msize, created):
                 break
-            last, count, size = mid, count + 1, size + msize
+            last, count, size, published = mid, count + 1, size + msize, published + (pub is not None)
         if not count:
             return []
         self._db.execute("DELETE FROM messages WHERE id <= ?", (last,))
-        return [(reason, last, count, size)]
+        return [_Drop(reason, last, count, size, published)]
 
-    def _drop_bytes(self, need: int) -> list[tuple[DropReason, int, int, int]]:
+    def _drop_bytes(self, need: int) -> list[_Drop]:
         """Drop the oldest messages until at least `need` bytes are freed."""
         if need <= 0:
             return []
@@ -309,31 +422,33 @@ class Outbox:
 
         return self._drop_prefix("bytes", doomed)
 
-    def _record_drops(self, drops: list[tuple[DropReason, int, int, int]], now: float) -> None:
+    def _record_drops(self, drops: list[_Drop], now: float) -> None:
         """Persist drop counters in the same transaction as the delete, so they can never disagree."""
-        for reason, _last, count, _size in drops:
+        for drop in drops:
             self._db.execute(
                 "INSERT INTO stats (key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
-                (f"dropped_{reason}", count),
+                (f"dropped_{drop.reason}", drop.messages),
             )
             self._db.executemany(
                 "INSERT OR REPLACE INTO stats (key, value) VALUES (?, ?)",
-                [("last_drop_when", now), ("last_drop_count", count), ("last_drop_reason", reason)],
+                [("last_drop_when", now), ("last_drop_count", drop.messages),
+                 ("last_drop_reason", drop.reason)],
             )
 
-    def _applied(self, drops: list[tuple[DropReason, int, int, int]], now: float) -> None:
+    def _applied(self, drops: list[_Drop]) -> None:
         """After commit: update the cached depth and log each drop event once."""
-        for reason, last, count, size in drops:
-            self._count -= count
-            self._bytes -= size
-            why = f"older than {self.max_age_s:g} s" if reason == "age" else f"over {self.max_bytes} bytes"
+        for d in drops:
+            self._count -= d.messages
+            self._bytes -= d.size
+            self._awaiting -= d.published
+            why = f"older than {self.max_age_s:g} s" if d.reason == "age" else f"over {self.max_bytes} bytes"
             _LOG.warning(
                 "outbox %s: dropped %d oldest message(s) (ids up to %d, %d bytes): %s",
                 self.path,
-                count,
-                last,
-                size,
+                d.messages,
+                d.last,
+                d.size,
                 why,
             )
 

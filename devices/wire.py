@@ -18,14 +18,17 @@ from devices.reading import DeviceClass, DeviceRef, Metric, PollResult, Quality,
 READINGS_SCHEMA = "roomguard.readings/1"
 STATUS_SCHEMA = "roomguard.status/1"
 EVENTS_SCHEMA = "roomguard.events/1"
+CONFIRM_SCHEMA = "roomguard.confirm/1"
 # Decoders accept exactly these; a new major version is added here next to the old one, never in place.
 SUPPORTED_READINGS = (READINGS_SCHEMA,)
 SUPPORTED_STATUS = (STATUS_SCHEMA,)
 SUPPORTED_EVENTS = (EVENTS_SCHEMA,)
+SUPPORTED_CONFIRM = (CONFIRM_SCHEMA,)
 
 DEFAULT_PREFIX = "roomguard/v1"
-# A room of this name would make collector-status topics ambiguous with device-status topics.
+# Rooms of these names would make collector-status or ingest topics ambiguous with device topics.
 COLLECTOR_LEVEL = "_collector"
+INGEST_LEVEL = "_ingest"
 
 StatusState = Literal["online", "offline"]
 STATUS_STATES: tuple[StatusState, ...] = ("online", "offline")
@@ -87,8 +90,8 @@ def _prefix(prefix: str) -> str:
 
 
 def _device_levels(prefix: str, site: str, room: str, device: str) -> str:
-    if room == COLLECTOR_LEVEL:
-        raise WireError(f"room id {COLLECTOR_LEVEL!r} is reserved for collector status topics")
+    if room in (COLLECTOR_LEVEL, INGEST_LEVEL):
+        raise WireError(f"room id {room!r} is reserved for roomguard's own topics")
     return "/".join((_prefix(prefix), check_topic_level("site", site), check_topic_level("room", room),
                      check_topic_level("device", device)))
 
@@ -107,6 +110,17 @@ def topic_collector_status(prefix: str, site: str, collector_id: str) -> str:
     """`{prefix}/{site}/_collector/{collector_id}/status`: retained collector state, its last will."""
     return "/".join((_prefix(prefix), check_topic_level("site", site), COLLECTOR_LEVEL,
                      check_topic_level("collector_id", collector_id), "status"))
+
+
+def topic_confirm(prefix: str, site: str, ingest_id: str) -> str:
+    """`{prefix}/{site}/_ingest/{ingest_id}/confirmed`: what an ingest process has stored (not retained)."""
+    return "/".join((_prefix(prefix), check_topic_level("site", site), INGEST_LEVEL,
+                     check_topic_level("ingest_id", ingest_id), "confirmed"))
+
+
+def topic_confirm_filter(prefix: str, site: str) -> str:
+    """The subscription a collector of `site` uses to hear every ingest process's confirmations."""
+    return "/".join((_prefix(prefix), check_topic_level("site", site), INGEST_LEVEL, "+", "confirmed"))
 
 
 def topic_events(prefix: str, site: str) -> str:
@@ -154,6 +168,17 @@ def _dumps(obj: dict[str, Any]) -> bytes:
         return json.dumps(obj, separators=_JSON_SEPARATORS, ensure_ascii=False, allow_nan=False).encode()
     except (ValueError, TypeError) as exc:  # UnicodeEncodeError (lone surrogates) is a ValueError
         raise WireError(f"cannot encode message: {exc}") from exc
+
+
+def _finite(what: str, number: float) -> float:
+    """`number` as a finite float; an integer too large for a float (1 followed by 400 zeros) is refused."""
+    try:
+        value = float(number)
+    except OverflowError:
+        raise WireError(f"{what} is out of float range") from None
+    if not math.isfinite(value):
+        raise WireError(f"{what} must be finite")
+    return value
 
 
 def _reject_constant(name: str) -> Any:
@@ -289,7 +314,7 @@ def decode_poll(payload: bytes) -> tuple[PollResult, int]:
         tags=_str_dict(dev.get("tags", {}), f"{where}.tags"),
     )
     quality = _choice(Quality, obj.get("quality"), _QUALITIES, "readings.quality")
-    duration = float(_get(obj, "duration_s", (int, float), "readings"))
+    duration = _finite("readings: duration_s", _get(obj, "duration_s", (int, float), "readings"))
     raw_metrics = _get(obj, "metrics", list, "readings")
     metrics = tuple(_decode_metric(m, i) for i, m in enumerate(raw_metrics))
     result = PollResult(ref=ref, ts=ts, metrics=metrics, duration_s=duration,
@@ -354,3 +379,46 @@ def decode_event(payload: bytes) -> WireEvent:
                      site=_get(obj, "site", str, "events"), kind=cast(EventKind, kind),
                      name=_get(obj, "name", str, "events"), room=_opt_str(obj, "room", "events"),
                      device=device, source=source, fields=fields)
+
+
+# --- delivery confirmations ---------------------------------------------------------------------------
+
+SeqRanges = dict[str, list[tuple[int, int]]]
+
+
+def seq_ranges(seqs: list[int]) -> list[tuple[int, int]]:
+    """Sorted, merged inclusive ranges covering `seqs` ([1, 2, 3, 7] → [(1, 3), (7, 7)])."""
+    out: list[tuple[int, int]] = []
+    for s in sorted(set(seqs)):
+        if out and s == out[-1][1] + 1:
+            out[-1] = (out[-1][0], s)
+        else:
+            out.append((s, s))
+    return out
+
+
+def encode_confirm(ts: datetime, site: str, streams: SeqRanges) -> bytes:
+    """Encode a `roomguard.confirm/1` message: per stream (`room/device`), the seq ranges stored."""
+    return _dumps({"schema": CONFIRM_SCHEMA, "ts": format_ts(ts), "site": site,
+                   "streams": {k: [list(r) for r in v] for k, v in streams.items()}})
+
+
+def decode_confirm(payload: bytes) -> tuple[str, SeqRanges]:
+    """Decode a `roomguard.confirm/1` message into (site, streams); raises WireError only."""
+    obj = _loads(payload, SUPPORTED_CONFIRM)
+    site = _get(obj, "site", str, "confirm")
+    raw = _get(obj, "streams", dict, "confirm")
+    streams: SeqRanges = {}
+    for key, ranges in raw.items():
+        where = f"confirm.streams[{key!r}]"
+        if not isinstance(ranges, list):
+            raise WireError(f"{where}: must be a list of [first, last] pairs")
+        out: list[tuple[int, int]] = []
+        for pair in ranges:
+            if (not isinstance(pair, list) or len(pair) != 2
+                    or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in pair)
+                    or pair[0] > pair[1]):
+                raise WireError(f"{where}: {pair!r} is not a [first, last] pair of sequence numbers")
+            out.append((pair[0], pair[1]))
+        streams[key] = out
+    return site, streams

@@ -261,7 +261,8 @@ def test_throughput_measurement(tmp_path: Path) -> None:
 
 
 class OutboxModel(RuleBasedStateMachine):
-    """peek() == every put id not acked and not dropped, in order, across reopens, drops and clock moves."""
+    """peek() == every put id not delivered and not dropped, in order, across reopens, drops, clock moves,
+    PUBACKs, confirmations and re-publication; depth counts the published-but-unconfirmed ones too."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -270,34 +271,41 @@ class OutboxModel(RuleBasedStateMachine):
         self.clock = Clock(0.0)
         self.max_bytes, self.max_age = 200, 100.0
         self.ob = self._open()
-        self.model: list[tuple[int, int, float]] = []  # (id, size, created), oldest first
+        # [id, size, created, stream, seq, published], oldest first
+        self.model: list[list[object]] = []
         self.dropped = 0
         self.last_id = 0
+        self.next_seq = {"a": 0, "b": 0}
 
     def _open(self) -> Outbox:
         return Outbox(self.path, self.max_bytes, self.max_age, clock=self.clock)
 
     def _enforce(self, added: int) -> None:
         """The documented policy: drop the oldest expired, then the oldest until the new bytes fit."""
-        while self.model and self.model[0][2] < self.clock.t - self.max_age:
+        while self.model and self.model[0][2] < self.clock.t - self.max_age:  # type: ignore[operator]
             self.model.pop(0)
             self.dropped += 1
-        while self.model and sum(m[1] for m in self.model) + added > self.max_bytes:
+        while self.model and sum(m[1] for m in self.model) + added > self.max_bytes:  # type: ignore[misc]
             self.model.pop(0)
             self.dropped += 1
 
-    @rule(sizes=st.lists(st.integers(0, 60), min_size=1, max_size=3))
-    def put(self, sizes: list[int]) -> None:
+    @rule(sizes=st.lists(st.integers(0, 60), min_size=1, max_size=3),
+          streams=st.lists(st.sampled_from([None, "a", "b"]), min_size=3, max_size=3))
+    def put(self, sizes: list[int], streams: list[str | None]) -> None:
         self._enforce(sum(sizes) + len(sizes))
-        got = (
-            self.ob.put_many([("t", b"p" * s) for s in sizes])
-            if len(sizes) > 1
-            else [self.ob.put("t", b"p" * sizes[0])]
-        )
+        pending = []
+        for size, stream in zip(sizes, streams, strict=False):
+            seq = None
+            if stream is not None:
+                seq = self.next_seq[stream]
+                self.next_seq[stream] += 1
+            pending.append(Pending("t", b"p" * size, stream=stream, seq=seq))
+        got = self.ob.put_many(pending) if len(sizes) > 1 else [self.ob.put_many(pending)[0]]
         assert got[0] > self.last_id
         assert got == list(range(got[0], got[0] + len(sizes)))
         self.last_id = got[-1]
-        self.model += [(i, s + 1, self.clock.t) for i, s in zip(got, sizes, strict=True)]
+        self.model += [[i, len(p.payload) + 1, self.clock.t, p.stream, p.seq, False]
+                       for i, p in zip(got, pending, strict=True)]
 
     @precondition(lambda self: self.model)
     @rule(data=st.data())
@@ -306,11 +314,28 @@ class OutboxModel(RuleBasedStateMachine):
         stale = data.draw(st.lists(st.integers(-2, self.last_id + 3), max_size=2))
         self.ob.ack(chosen + stale)
         gone = set(chosen + stale)
-        self.model = [m for m in self.model if m[0] not in gone]
+        for m in self.model:
+            if m[0] in gone and m[3] is not None:
+                m[5] = True  # a reading waits for the archive
+        self.model = [m for m in self.model if m[0] not in gone or m[3] is not None]
+
+    @rule(stream=st.sampled_from(["a", "b"]), first=st.integers(0, 12), span=st.integers(0, 4))
+    def confirm(self, stream: str, first: int, span: int) -> None:
+        hit = [m for m in self.model if m[3] == stream and first <= m[4] <= first + span]  # type: ignore[operator]
+        assert self.ob.confirm([(stream, first, first + span)]) == len(hit)
+        self.model = [m for m in self.model if m not in hit]
+
+    @rule()
+    def unpublish_all(self) -> None:
+        published = [m for m in self.model if m[5]]
+        assert self.ob.unpublish_all() == len(published)
+        for m in published:
+            m[5] = False
 
     @rule(limit=st.integers(1, 5))
     def peek_head(self, limit: int) -> None:
-        assert [m.id for m in self.ob.peek(limit)] == [m[0] for m in self.model[:limit]]
+        due = [m[0] for m in self.model if not m[5]]
+        assert [m.id for m in self.ob.peek(limit)] == due[:limit]
 
     @rule(dt=st.floats(0, 80))
     def advance(self, dt: float) -> None:
@@ -330,8 +355,9 @@ class OutboxModel(RuleBasedStateMachine):
 
     @invariant()
     def peek_is_model(self) -> None:
-        assert ids(self.ob) == [m[0] for m in self.model]
-        assert self.ob.depth() == (len(self.model), sum(m[1] for m in self.model))
+        assert ids(self.ob) == [m[0] for m in self.model if not m[5]]
+        assert self.ob.depth() == (len(self.model), sum(m[1] for m in self.model))  # type: ignore[misc]
+        assert self.ob.awaiting == sum(1 for m in self.model if m[5])
         assert self.ob.dropped_total == self.dropped
 
     def teardown(self) -> None:
@@ -341,3 +367,92 @@ class OutboxModel(RuleBasedStateMachine):
 
 OutboxModel.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestOutboxModel = OutboxModel.TestCase
+
+
+# --- delivery confirmations (archive release) ----------------------------------------------------------
+
+
+def _reading(stream: str, seq: int) -> Pending:
+    return Pending(f"roomguard/v1/s/{stream}/readings", f"{stream}#{seq}".encode(), stream=stream, seq=seq)
+
+
+def test_a_reading_stays_after_puback_until_the_archive_confirms_it(tmp_path: Path) -> None:
+    clock = Clock(1000.0)
+    with Outbox(tmp_path / "o.db", BIG, 3600, clock=clock) as ob:
+        r0, r1, status = ob.put_many([_reading("r1/ups-1", 0), _reading("r1/ups-1", 1), Pending("st", b"on")])
+        ob.ack([r0, r1, status])
+        # The status message is gone; the readings wait for ingest, out of the publisher's way.
+        assert ob.depth()[0] == 2
+        assert ob.awaiting == 2
+        assert ob.peek(10) == []
+        assert ob.confirm([("r1/ups-1", 0, 0), ("r1/other", 0, 5)]) == 1
+        assert ob.awaiting == 1
+        # The broker restarted: what it acknowledged but nobody confirmed goes out again, in order.
+        assert ob.unpublish_all() == 1
+        assert ids(ob) == [r1]
+        assert ob.awaiting == 0
+        ob.ack([r1])
+        assert ob.confirm([("r1/ups-1", 1, 1)]) == 1
+        assert ob.depth() == (0, 0)
+
+
+def test_readings_the_archive_skipped_are_put_back_in_line(tmp_path: Path) -> None:
+    clock = Clock(1000.0)
+    with Outbox(tmp_path / "o.db", BIG, 3600, clock=clock) as ob:
+        got = ob.put_many([_reading("a", s) for s in range(5)] + [_reading("b", 0)])
+        ob.ack(got)
+        clock.t += 60
+        ob.confirm([("a", 0, 1), ("a", 3, 4), ("b", 0, 0)])  # seq 2 of "a" never reached the database
+        # Only what was published before the cut-off and lies below the highest confirmed seq.
+        assert ob.unpublish_lost({"a": 4, "b": 0}, published_before=clock.t - 120) == 0
+        assert ob.unpublish_lost({"a": 4, "b": 0}, published_before=clock.t - 30) == 1
+        assert [m.payload for m in ob.peek(10)] == [b"a#2"]
+
+
+def test_broker_release_deletes_on_puback_and_restart_keeps_seqs_above_the_outbox(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db", BIG, 3600, release="broker") as ob:
+        got = ob.put_many([_reading("a", 7), _reading("a", 8), _reading("b", 3)])
+        assert ob.max_seqs() == {"a": 8, "b": 3}
+        ob.ack(got[:1])
+        assert ob.depth()[0] == 2
+        assert ob.awaiting == 0
+    with pytest.raises(ValueError, match="stream and seq go together"):
+        Outbox(tmp_path / "p.db", BIG, 3600).put_many([Pending("t", b"x", stream="a")])
+
+
+def test_a_version_1_outbox_is_migrated_in_place_with_its_messages(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
+        " payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, created REAL NOT NULL,"
+        " size INTEGER NOT NULL);"
+        "CREATE TABLE stats (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+        f"PRAGMA application_id={0x52474F42}; PRAGMA user_version=1;"
+    )
+    db.execute("INSERT INTO messages (topic, payload, qos, retain, created, size)"
+               " VALUES ('t', x'01', 1, 0, ?, 2)", (time.time(),))
+    db.commit()
+    db.close()
+    with Outbox(path, BIG, 3600) as ob:
+        (old,) = ob.peek(10)
+        assert old.payload == b"\x01"
+        new = ob.put_many([_reading("a", 0)])
+        ob.ack([old.id, *new])
+        assert ob.depth()[0] == 1  # the v1 message had no stream: PUBACK released it
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_outbox_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        state = tmp_path / "state"
+        with Outbox(state / "outbox.db", BIG, 3600) as ob:
+            ob.put("t", b"x")
+            modes = {p.name: p.stat().st_mode & 0o777 for p in state.iterdir()}
+        assert (state.stat().st_mode & 0o777) == 0o700
+        assert modes["outbox.db"] == 0o600
+        assert {n for n in modes if n.endswith(("-wal", "-shm"))}, modes  # WAL mode made its side files
+        assert set(modes.values()) == {0o600}, modes
+    finally:
+        os.umask(old)

@@ -1,0 +1,86 @@
+"""What ingest accepts from the bus: one message in, a line of line protocol or a reason out (pure).
+
+Anything on the readings topics may be hostile or broken: a foreign schema, a 10 MB message, 200,000
+metrics, a reading dated 2200, a device no collector of this site has, or a number with 400 digits that
+makes float() raise OverflowError. `admit` never raises: every failure, expected or not, becomes a
+`Rejected` with its reason, which ingest dead-letters and acknowledges, so one bad message can never stop
+ingest (before, it was redelivered and killed ingest on every restart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from collector.lineproto import LineEncoder
+from devices.wire import decode_poll
+
+Key = tuple[str, str, str]  # (site, room, device)
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionRules:
+    """Limits on what is written; `known` maps (site, device) to its room when only those are accepted."""
+
+    max_payload_bytes: int = 256 * 1024
+    max_metrics: int = 1000
+    max_past_s: float = 7 * 86_400.0
+    max_future_s: float = 300.0
+    known: Mapping[tuple[str, str], str] | None = field(default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A reading to write: its device, sequence number and line."""
+
+    key: Key
+    seq: int
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A message not written, and why; `key`/`seq` are set when it decoded (it is confirmed anyway)."""
+
+    reason: str
+    key: Key | None = None
+    seq: int | None = None
+
+
+def admit(topic: str, payload: bytes, rules: AdmissionRules, encoder: LineEncoder, now: datetime
+          ) -> Accepted | Rejected:
+    """Decode, check and encode one readings message; never raises."""
+    try:
+        return _admit(topic, payload, rules, encoder, now)
+    except Exception as exc:  # the contract: no message may crash ingest, whatever it holds
+        return Rejected(f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _admit(topic: str, payload: bytes, rules: AdmissionRules, encoder: LineEncoder, now: datetime
+           ) -> Accepted | Rejected:
+    if len(payload) > rules.max_payload_bytes:
+        return Rejected(f"message of {len(payload)} bytes is over the limit of {rules.max_payload_bytes} "
+                        "(ingest.max_payload_bytes)")
+    poll, seq = decode_poll(payload)
+    ref = poll.ref
+    key = (ref.site, ref.room, ref.device)
+    if topic.split("/")[-4:-1] != list(key):
+        return Rejected(f"payload device {'/'.join(key)} does not match topic {topic}")
+    if len(poll.metrics) > rules.max_metrics:
+        return Rejected(f"{len(poll.metrics)} metrics in one message, over the limit of {rules.max_metrics} "
+                        "(ingest.max_metrics)", key, seq)
+    if rules.known is not None and rules.known.get((ref.site, ref.device)) != ref.room:
+        room = rules.known.get((ref.site, ref.device))
+        why = "not in the site file" if room is None else f"configured in room {room}, not {ref.room}"
+        return Rejected(f"device {ref.site}/{ref.device} is {why} (ingest.known_devices_only)", key, seq)
+    if poll.ts < now - timedelta(seconds=rules.max_past_s):
+        return Rejected(f"poll time {poll.ts.isoformat()} is older than {rules.max_past_s:g} s "
+                        "(ingest.max_past_s)", key, seq)
+    if poll.ts > now + timedelta(seconds=rules.max_future_s):
+        return Rejected(f"poll time {poll.ts.isoformat()} is more than {rules.max_future_s:g} s in the "
+                        "future (ingest.max_future_s; is the collector's clock right?)", key, seq)
+    return Accepted(key, seq, encoder.encode(poll))
+
+
+__all__ = ["Accepted", "AdmissionRules", "Rejected", "admit"]
