@@ -24,19 +24,35 @@ probe_app = typer.Typer(
 SiteArg = Annotated[Path, typer.Argument(help="Site configuration YAML.", exists=False)]
 
 
-def _load(path: Path) -> SiteConfig:
-    code, text = check_config_command(path)
+def _load(path: Path, *, secrets: bool = True) -> SiteConfig:
+    """The site file, or every problem on stderr and exit 2 (an unset secret is one of them)."""
+    code, text = check_config_command(path, resolve_secrets=secrets)
     if code != 0:
         typer.echo(text, err=True)
         raise typer.Exit(code)
     return load_site(path)
 
 
-def check_config(path: SiteArg) -> None:
-    """Validate a site configuration; print a summary, or every error with file, line and key path."""
-    code, text = check_config_command(path)
+def check_config(
+    path: SiteArg,
+    no_secrets: Annotated[
+        bool, typer.Option("--no-secrets", help="Do not read the secrets (check the file's structure only).")
+    ] = False,
+) -> None:
+    """Validate a site configuration; print a summary, or every error with file, line and key path.
+
+    Every secret the file references is read too (environment variable or file), so an unset variable
+    shows here, not as a failure at start-up. 檢查設定檔。"""
+    code, text = check_config_command(path, resolve_secrets=not no_secrets)
     typer.echo(text, err=code != 0)
     raise typer.Exit(code)
+
+
+def broker_acl_command(path: SiteArg) -> None:
+    """Print the mosquitto ACL of this site's roles (collector, ingest, read-only). 產生 MQTT 存取控制。"""
+    from collector.broker_acl import broker_acl
+
+    typer.echo(broker_acl(_load(path, secrets=False)), nl=False)
 
 
 def profiles() -> None:
@@ -134,7 +150,7 @@ def scenario(
     """List, start or clear a scenario on the running `roomguard simulate` of this site. 觸發模擬情境。"""
     from collector.scenario_cli import ScenarioError, call, format_scenarios, simulator_url
 
-    site = _load(path)
+    site = _load(path, secrets=False)
     sim = site.simulator
     base = simulator_url(sim.host if sim else "127.0.0.1", http_port or (sim.http_port if sim else 8099))
     try:
@@ -200,6 +216,7 @@ def probe_snmp(
 def register(app: typer.Typer) -> None:
     """Mount the collector's commands on the root `roomguard` app."""
     app.command("check-config")(check_config)
+    app.command("broker-acl")(broker_acl_command)
     app.command("profiles")(profiles)
     app.command("poll")(poll)
     app.command("simulate")(simulate)

@@ -191,7 +191,7 @@ class Collector:
         self._flush_scheduled = False
         self._polls: list[PollResult] = []
         self._others: list[Pending] = []
-        self._online: dict[str, bool] = {}
+        self._online: dict[str, tuple[bool, Quality]] = {}
         self._door: dict[str, Value] = {}
         self.unstored_dropped = 0
 
@@ -262,11 +262,13 @@ class Collector:
                     _LOG.error("message on %s is larger than the outbox bound; dropped", m.topic)
 
     def _status_change(self, r: PollResult) -> list[Pending]:
-        online = r.quality is Quality.GOOD
-        if r.ref is self.self_ref or self._online.get(r.ref.device) is online:
+        # `online` means the device reports data: a full answer, or a partial one (the quality says so).
+        # Reachable but with nothing to report (every metric unavailable) is `offline` with the reason.
+        online = r.quality in (Quality.GOOD, Quality.PARTIAL)
+        if r.ref is self.self_ref or self._online.get(r.ref.device) == (online, r.quality):
             return []
-        self._online[r.ref.device] = online
-        status = DeviceStatus("online" if online else "offline", r.ts, None if online else r.error)
+        self._online[r.ref.device] = (online, r.quality)
+        status = DeviceStatus("online" if online else "offline", r.ts, r.error, r.quality.value)
         topic = topic_status(self.prefix, r.ref.site, r.ref.room, r.ref.device)
         return [Pending(topic, encode_status(status), 1, True)]
 

@@ -37,10 +37,10 @@ def _logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _load(path: Path) -> SiteConfig:
+def _load(path: Path, *, secrets: bool = True) -> SiteConfig:
     from collector.cli import _load as load  # the same check-config gate as every other command
 
-    return load(path)
+    return load(path, secrets=secrets)
 
 
 async def _until_signal(
@@ -145,7 +145,7 @@ def status(path: SiteArg, state_dir: StateDir = DEFAULT_STATE) -> None:
     """Show per-device last poll and quality, outbox and drops, broker and database state. 顯示狀態。"""
     from collector.collect_status import format_status
 
-    site = _load(path)
+    site = _load(path, secrets=False)  # reads snapshots only: no secret needed to look
     typer.echo(format_status(state_dir, site.site.id, tz=ZoneInfo(site.site.timezone)))
 
 

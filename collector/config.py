@@ -20,7 +20,7 @@ from collector.config_types import (
     RESERVED_TAGS,
     DoorSettings,
     InfluxDb,
-    IngestLimits,
+    IngestOptions,
     ModbusRtu,
     ModbusTcp,
     Mqtt,
@@ -54,7 +54,7 @@ __all__ = [
     "DeviceConfig",
     "DoorSettings",
     "InfluxDb",
-    "IngestLimits",
+    "IngestOptions",
     "ModbusRtu",
     "ModbusTcp",
     "Mqtt",
@@ -227,8 +227,8 @@ class SiteConfig(StrictModel):
         default_factory=OutboxSettings, description="Bounds of the collector's durable MQTT outbox."
     )
     influxdb: InfluxDb | None = Field(None, description="Time-series database (ingest bridge).")
-    ingest: IngestLimits = Field(
-        default_factory=IngestLimits, description="What the ingest bridge accepts from the bus."
+    ingest: IngestOptions = Field(
+        default_factory=IngestOptions, description="What the ingest bridge accepts from the bus."
     )
     snmp_traps: SnmpTraps | None = Field(None, description="Trap listener; off if unset.")
     simulator: Simulator | None = Field(None, description="Bundled simulator settings.")
@@ -255,20 +255,23 @@ class SiteConfig(StrictModel):
         """Effective request timeout of a device."""
         return device.timeout_s or self.defaults.timeout_s
 
-    def secret_refs(self) -> Iterator[tuple[str, SecretRef]]:
-        """Every secret reference with its key path (for `check-config` to test they resolve)."""
-        yield from _walk_secrets(self, "")
+    def secret_refs(self) -> Iterator[tuple[tuple[str | int, ...], SecretRef]]:
+        """Every secret reference with its location in the file (for `check-config` to resolve them)."""
+        yield from _walk_secrets(self, ())
 
 
-def _walk_secrets(node: Any, path: str) -> Iterator[tuple[str, SecretRef]]:
+def _walk_secrets(node: Any, loc: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], SecretRef]]:
     if isinstance(node, SecretRef):
-        yield path, node
+        yield loc, node
     elif isinstance(node, BaseModel):
         for name in type(node).model_fields:
-            yield from _walk_secrets(getattr(node, name), f"{path}.{name}" if path else name)
+            yield from _walk_secrets(getattr(node, name), (*loc, name))
     elif isinstance(node, list):
         for i, item in enumerate(node):
-            yield from _walk_secrets(item, f"{path}[{i}]")
+            yield from _walk_secrets(item, (*loc, i))
+    elif isinstance(node, dict):
+        for key, item in node.items():
+            yield from _walk_secrets(item, (*loc, key))
 
 
 def load_site(

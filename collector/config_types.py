@@ -281,8 +281,13 @@ class OutboxSettings(StrictModel):
     )
 
 
-class IngestLimits(StrictModel):
-    """What `roomguard ingest` accepts from the bus; anything else is dead-lettered with the reason."""
+class IngestOptions(StrictModel):
+    """What `roomguard ingest` reads and accepts from the bus; refused messages are dead-lettered."""
+
+    all_sites: bool = Field(
+        False, description="Read every site's readings (a central ingest behind bridged edge brokers) "
+        "instead of this site's only; the broker ACL must allow it.",
+    )
 
     max_payload_bytes: int = Field(
         256 * 1024, ge=1024, description="Largest readings message (a poll of a big UPS is ~3 KB)."

@@ -64,6 +64,7 @@ class IngestSettings:
     """Tunables of the bridge (defaults are the production values)."""
 
     topic_prefix: str = "roomguard/v1"
+    site: str | None = None  # read this site's readings only (None: every site, a central ingest)
     shared_group: str | None = None
     batch_points: int = 5000
     batch_delay_s: float = 1.0
@@ -79,7 +80,7 @@ class IngestSettings:
     @property
     def topic(self) -> str:
         """The subscription filter, shared (`$share/<group>/…`) if a group is set."""
-        topic = f"{self.topic_prefix}/+/+/+/readings"
+        topic = f"{self.topic_prefix}/{self.site or '+'}/+/+/readings"
         return f"$share/{self.shared_group}/{topic}" if self.shared_group else topic
 
 

@@ -62,6 +62,7 @@ def ingest_settings(site: SiteConfig, shared_group: str | None = None) -> Ingest
     """Bridge settings of this site's ingest process."""
     retry_max_s = site.influxdb.retry_max_s if site.influxdb is not None else 3.0
     return IngestSettings(topic_prefix=site.mqtt.topic_prefix, shared_group=shared_group,
+                          site=None if site.ingest.all_sites else site.site.id,
                           backoff_cap_s=retry_max_s, admission=admission_rules(site))
 
 

@@ -39,10 +39,16 @@ def format_poll(result: PollResult, tz_name: str = "Asia/Taipei") -> str:
 
 
 def format_summary_line(results: list[PollResult]) -> str:
-    """How many devices answered, e.g. '20/21 devices good; dead: ups-b (comm_error)'."""
-    bad = [r for r in results if r.error is not None]
-    tail = "; ".join(f"{r.ref.device} ({r.quality.value})" for r in bad)
-    return f"{len(results) - len(bad)}/{len(results)} devices good" + (f"; failing: {tail}" if bad else "")
+    """How many devices answered with data, e.g. '19/21 devices good; partial: ups-b; failing: th-3 (…)'."""
+    misfit = [r for r in results if r.quality in (Quality.PARTIAL, Quality.UNAVAILABLE)]
+    failing = [r for r in results if r.quality is not Quality.GOOD and r not in misfit]
+    line = f"{len(results) - len(misfit) - len(failing)}/{len(results)} devices good"
+    if misfit:
+        line += "; answering without most data (wrong profile?): " + ", ".join(
+            f"{r.ref.device} ({r.quality.value})" for r in misfit)
+    if failing:
+        line += "; failing: " + "; ".join(f"{r.ref.device} ({r.quality.value})" for r in failing)
+    return line
 
 
 # What a facility engineer looks at first for each class; everything else is one `--full` away.
@@ -71,7 +77,7 @@ def format_poll_line(result: PollResult, tz_name: str = "Asia/Taipei") -> str:
     ref = result.ref
     local = result.ts.astimezone(ZoneInfo(tz_name))
     head = f"{local:%H:%M:%S} {ref.device:<14} {ref.device_class.value:<7}"
-    if result.error is not None:
+    if result.error is not None and result.quality is not Quality.PARTIAL:
         return f"{head} {result.quality.value.upper()}: {result.error}"
     by_name = {m.name: m for m in result.metrics}
     parts = [
@@ -92,6 +98,8 @@ def format_poll_line(result: PollResult, tz_name: str = "Asia/Taipei") -> str:
     bad = [f"{m.name}({m.quality.value})" for m in result.metrics if m.quality is not Quality.GOOD]
     if bad:
         parts.append("not good: " + ", ".join(bad[:4]) + (f" +{len(bad) - 4}" if len(bad) > 4 else ""))
+    if result.quality is Quality.PARTIAL:
+        parts.append(f"PARTIAL: {result.error}")
     return f"{head} " + "  ".join(parts)
 
 

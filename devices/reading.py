@@ -11,7 +11,11 @@ Value = float | int | bool | str | None
 
 
 class Quality(StrEnum):
-    """How far a value can be trusted; anything but GOOD carries no usable value."""
+    """How far a value can be trusted; anything but GOOD carries no usable value.
+
+    PARTIAL is a poll's quality only (devices/fit.py): the device answered, but most of its metrics are
+    unavailable. A metric is never PARTIAL.
+    """
 
     GOOD = "good"
     STALE = "stale"
@@ -19,6 +23,7 @@ class Quality(StrEnum):
     DECODE_ERROR = "decode_error"
     AUTH_ERROR = "auth_error"
     UNAVAILABLE = "unavailable"
+    PARTIAL = "partial"
 
 
 class DeviceClass(StrEnum):

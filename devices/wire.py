@@ -51,6 +51,9 @@ class DeviceStatus:
     state: StatusState
     ts: datetime
     reason: str | None = None
+    # A device's poll quality (good, partial, unavailable, comm_error, …): `online` with `partial` is a
+    # device that answers but lacks most of its data. None on collector status messages.
+    quality: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,8 +332,11 @@ def encode_status(status: DeviceStatus) -> bytes:
     """Encode a retained `roomguard.status/1` message (also used as the collector's last will)."""
     if status.state not in STATUS_STATES:
         raise WireError(f"status state {status.state!r}; valid: {', '.join(STATUS_STATES)}")
-    return _dumps({"schema": STATUS_SCHEMA, "state": status.state, "ts": format_ts(status.ts),
-                   "reason": status.reason})
+    body: dict[str, Any] = {"schema": STATUS_SCHEMA, "state": status.state, "ts": format_ts(status.ts),
+                            "reason": status.reason}
+    if status.quality is not None:
+        body["quality"] = status.quality
+    return _dumps(body)
 
 
 def decode_status(payload: bytes) -> DeviceStatus:
@@ -340,7 +346,8 @@ def decode_status(payload: bytes) -> DeviceStatus:
     if state not in STATUS_STATES:
         raise WireError(f"status: unknown state {state!r}; valid: {', '.join(STATUS_STATES)}")
     ts = parse_ts("status: ts", _get(obj, "ts", str, "status"))
-    return DeviceStatus(state=cast(StatusState, state), ts=ts, reason=_opt_str(obj, "reason", "status"))
+    return DeviceStatus(state=cast(StatusState, state), ts=ts, reason=_opt_str(obj, "reason", "status"),
+                        quality=_opt_str(obj, "quality", "status"))
 
 
 # --- events -------------------------------------------------------------------------------------------

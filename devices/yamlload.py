@@ -99,6 +99,12 @@ def read_yaml(path: Path) -> Any:
     return _plain(_parse(Path(path)))
 
 
+def located(path: Path, loc: Sequence[str | int], message: str) -> LocatedError:
+    """A problem found after validation (e.g. an unset secret), placed at `loc` in the file `path`."""
+    line, col, key_path = _position(_parse(Path(path)), tuple(loc))
+    return LocatedError(str(path), line, col, key_path, message)
+
+
 def load_yaml_model(path: Path, model_type: type[M], *, context: Mapping[str, Any] | None = None) -> M:
     """Load `path` and validate it as `model_type`; raise ConfigError listing every problem."""
     path = Path(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from enum import Enum
@@ -133,6 +134,35 @@ def test_check_config_resolve_secrets_reports_missing(monkeypatch: pytest.Monkey
     missing = "devices[0].snmp.community: secret environment variable ROOMGUARD_SNMP_COMMUNITY_UPS1"
     assert missing in text
     assert "mqtt.password" in text
+    # Every line is FILE:LINE:COL: key: message, and one line per variable, not per use.
+    first = next(line for line in text.splitlines() if missing in line)
+    assert re.match(rf"{re.escape(str(EXAMPLE))}:\d+:\d+: ", first), first
+    lines = text.splitlines()[:-1]
+    assert len(lines) == len({line.split("variable ")[1].split()[0] for line in lines})
+
+
+def test_a_secret_variable_used_twice_is_reported_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ROOMGUARD_TEST_SHARED", raising=False)
+    site = tmp_path / "site.yaml"
+    devices = "".join(
+        f"  - {{id: ups-{i}, name: U{i}, room: r1, profile: rfc1628-ups,"
+        f" snmp: {{host: 127.0.0.1, community: {{env: ROOMGUARD_TEST_SHARED}}}}}}\n" for i in (1, 2, 3))
+    site.write_text("site: {id: s, name: S}\nrooms: [{id: r1, name: R}]\ndevices:\n" + devices)
+    code, text = check_config_command(site, NAMES, info, resolve_secrets=True)
+    assert code == 2
+    assert text.count("ROOMGUARD_TEST_SHARED is not set") == 1, text
+    assert f"{site}:4:" in text  # the first use: devices[0]'s community
+    assert "also used by devices[1].snmp.community, devices[2].snmp.community" in text
+    # `poll` (and every command that connects) says the same in one line and exits 2: no traceback.
+    env = {k: v for k, v in os.environ.items() if k != "ROOMGUARD_TEST_SHARED"}
+    out = subprocess.run([sys.executable, "-m", "roomguard", "poll", str(site), "--once"], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[0].startswith(f"{site}:4:"), out.stderr
+    assert len(out.stderr.strip().splitlines()) == 2, out.stderr
 
 
 # --- secrets -----------------------------------------------------------------------------------
@@ -175,8 +205,8 @@ def test_secrets_never_in_repr_or_errors(site: SiteConfig, monkeypatch: pytest.M
         assert v not in dump
     assert "ROOMGUARD_SNMP_COMMUNITY_UPS1" in dump  # the reference is fine to show
     refs = dict(site.secret_refs())
-    assert refs["devices[0].snmp.community"].resolve() == SECRETS["ROOMGUARD_SNMP_COMMUNITY_UPS1"]
-    assert refs["devices[3].snmp.v3.priv_key"].describe() == "env:ROOMGUARD_SNMPV3_PRIV_KEY"
+    assert refs[("devices", 0, "snmp", "community")].resolve() == SECRETS["ROOMGUARD_SNMP_COMMUNITY_UPS1"]
+    assert refs[("devices", 3, "snmp", "v3", "priv_key")].describe() == "env:ROOMGUARD_SNMPV3_PRIV_KEY"
     # Direct validation (no YAML loader) must not echo an inline secret either.
     raw = read_yaml(EXAMPLE)
     raw["devices"][0]["snmp"]["community"] = "inline-Zq9-secret"
