@@ -62,10 +62,12 @@ WILL_REASON = "collector connection lost (last will)"
 # messages the oldest are dropped (counted and logged) so a dead disk cannot exhaust memory too.
 _MAX_UNSTORED = 50_000
 # A reading the broker acknowledged this long ago, while ingest has confirmed newer readings of the same
-# device, was lost on the way (a broker that crashed before saving it): it is published again. Ingest
-# stores readings in order within about a second of receiving them, so 30 s leaves a wide margin.
-LOST_AFTER_S = 30.0
-LOST_CHECK_EVERY_S = 5.0
+# device, was lost on the way: a broker that crashed before saving it, or one that came back empty and
+# took our republished backlog before ingest had subscribed again. It is published again. The broker
+# keeps each device's readings in order and ingest stores them within about a second of receiving them,
+# so 10 s leaves a wide margin (a republished duplicate would cost nothing but a rewrite anyway).
+LOST_AFTER_S = 10.0
+LOST_CHECK_EVERY_S = 2.0
 
 
 def _utcnow() -> datetime:
