@@ -8,10 +8,12 @@ import gc
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from collector.admission import AdmissionConfig, AdmissionControl
 from collector.schedule import PollSchedule
 from devices.door import DoorTracker
 from devices.errors import TransportError
@@ -21,6 +23,12 @@ from devices.reading import DeviceClass, DeviceRef, Metric, PollResult, Quality
 _LOG = logging.getLogger(__name__)
 
 Sink = Callable[[PollResult], Awaitable[None]]
+
+# pysnmp checks request timeouts on a 0.1 s timer and the admission gate lets the loop run up to
+# ~0.1 s late: a transport that gives its verdict right on its own worst case must still beat us.
+DEADLINE_SLACK_S = 0.5
+# How often the gate measures how late the event loop runs.
+TICK_S = 0.05
 
 
 @dataclass(slots=True)
@@ -32,6 +40,16 @@ class PollTarget:
     interval_s: float
     timeout_s: float
     door: DoorTracker | None = None
+    retries: int = 1  # extra attempts the transport makes per request (site defaults.retries)
+
+    @property
+    def deadline_s(self) -> float:
+        """Longest a poll may run once admitted: an interval, or the transport's own worst case."""
+        # The transport tries a request retries + 1 times, then may spend one short exchange telling a
+        # dead agent from rejected credentials (SNMPv3 discovery probe, at most min(timeout, 1 s)). A
+        # deadline shorter than that turns a wrong privacy key into comm_error instead of auth_error.
+        verdict = self.timeout_s * (self.retries + 1) + min(self.timeout_s, 1.0)
+        return max(self.interval_s, verdict) + DEADLINE_SLACK_S
 
 
 @dataclass(slots=True)
@@ -52,6 +70,57 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class _Gate:
+    """The asyncio side of AdmissionControl: a FIFO of waiting polls and a ticker measuring loop lag."""
+
+    def __init__(self, control: AdmissionControl) -> None:
+        self.control = control
+        self._queue: deque[asyncio.Future[None]] = deque()
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Wait until the poll may start; it is in flight inside the block."""
+        if not self.control.request():
+            fut = asyncio.get_running_loop().create_future()
+            self._queue.append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if not fut.cancelled():  # admitted as the device task was stopped: pass the slot on
+                    self._leave()
+                elif fut in self._queue:  # else _admit already dropped it
+                    self._queue.remove(fut)
+                    self.control.withdraw()
+                raise
+        try:
+            yield
+        finally:
+            self._leave()
+
+    async def tick(self) -> None:
+        """Tell the control how late the loop runs, every TICK_S, until cancelled."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + TICK_S
+            await asyncio.sleep(TICK_S)
+            self.control.observe_lag(max(0.0, loop.time() - due))
+            self._admit()
+
+    def _leave(self) -> None:
+        self.control.finish()
+        self._admit()
+
+    def _admit(self) -> None:
+        while self._queue:
+            if self._queue[0].cancelled():  # its device task is stopping and will not take a slot
+                self._queue.popleft()
+                self.control.withdraw()
+            elif self.control.grant():
+                self._queue.popleft().set_result(None)
+            else:
+                break
+
+
 class Poller:
     """Polls every target on its own cadence and hands each PollResult to `sink`."""
 
@@ -64,6 +133,7 @@ class Poller:
         backoff_max_s: float = 300.0,
         seed: int | None = None,
         wall_clock: Callable[[], datetime] = _utcnow,
+        admission: AdmissionConfig | None = None,
     ) -> None:
         self._targets = {t.ref.device: t for t in targets}
         self._sink = sink
@@ -74,6 +144,13 @@ class Poller:
         self.health: dict[str, DeviceHealth] = {d: DeviceHealth() for d in self._targets}
         self._tasks: list[asyncio.Task[None]] = []
         self._prepared = False
+        self._admission = admission or AdmissionConfig()
+        self._gate: _Gate | None = None
+
+    @property
+    def admission(self) -> AdmissionControl | None:
+        """The admission gate's state while run() or poll_once() is polling (limit, in flight, lag)."""
+        return self._gate.control if self._gate is not None else None
 
     def note_access_granted(self, device: str, ts: datetime) -> None:
         """Tell a door's tracker that access was granted (badge event or trap) at `ts`."""
@@ -92,16 +169,19 @@ class Poller:
         """Poll every device once, at most `concurrency` at a time, and return the results.
 
         Commissioning a whole site at once must not fire hundreds of requests in the same instant: the
-        time a poll waits for the event loop would count against its deadline.
+        time a poll waits for the event loop would count against its deadline. The admission gate
+        admits fewer when the loop runs late.
         """
         await self.prepare()
-        gate = asyncio.Semaphore(concurrency)
-
-        async def one(target: PollTarget) -> PollResult:
-            async with gate:
-                return await self._poll(target)
-
-        return list(await asyncio.gather(*(one(t) for t in self._targets.values())))
+        config = self._admission
+        config = replace(
+            config,
+            ceiling=concurrency,
+            initial=min(config.initial, concurrency),
+            floor=min(config.floor, concurrency),
+        )
+        async with self._gated(config):
+            return list(await asyncio.gather(*(self._poll(t) for t in self._targets.values())))
 
     async def run(self) -> None:
         """Poll forever, one task per device, until cancelled."""
@@ -116,24 +196,38 @@ class Poller:
         gc.set_threshold(20_000, 20, 20)
         loop = asyncio.get_running_loop()
         now = loop.time()
-        self._tasks = [
-            asyncio.create_task(self._device_loop(t, now), name=f"poll:{t.ref.device}")
-            for t in self._targets.values()
-        ]
-        try:
-            await asyncio.gather(*self._tasks)
-        finally:
-            for task in self._tasks:
-                task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        async with self._gated(self._admission):
+            self._tasks = [
+                asyncio.create_task(self._device_loop(t, now), name=f"poll:{t.ref.device}")
+                for t in self._targets.values()
+            ]
+            try:
+                await asyncio.gather(*self._tasks)
+            finally:
+                for task in self._tasks:
+                    task.cancel()
+                for task in self._tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     async def close(self) -> None:
         """Close every reader."""
         for t in self._targets.values():
             with contextlib.suppress(Exception):
                 await t.reader.close()
+
+    @contextlib.asynccontextmanager
+    async def _gated(self, config: AdmissionConfig) -> AsyncIterator[None]:
+        """Polls inside the block go through an admission gate whose ticker runs meanwhile."""
+        loop = asyncio.get_running_loop()
+        self._gate = _Gate(AdmissionControl(loop.time, config))
+        ticker = asyncio.create_task(self._gate.tick(), name="poll:admission")
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
 
     async def _device_loop(self, target: PollTarget, start: float) -> None:
         loop = asyncio.get_running_loop()
@@ -155,6 +249,13 @@ class Poller:
                 _LOG.exception("sink failed for %s", target.ref.device)
 
     async def _poll(self, target: PollTarget) -> PollResult:
+        assert self._gate is not None, "polls run inside _gated()"
+        # Waiting for admission is not part of the poll: its deadline and duration start once it is
+        # admitted, so a saturated CPU delays polls instead of failing them.
+        async with self._gate.slot():
+            return await self._admitted_poll(target)
+
+    async def _admitted_poll(self, target: PollTarget) -> PollResult:
         ts = self._wall()
         started = time.perf_counter()
         health = self.health[target.ref.device]
@@ -164,7 +265,7 @@ class Poller:
             # device answering each request just in time cannot hold its task for many intervals.
             # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow the cancellation of a
             # stopping poller, whose device task would then never end.
-            async with asyncio.timeout(max(target.timeout_s, target.interval_s)):
+            async with asyncio.timeout(target.deadline_s):
                 metrics = await target.reader.read()
         except TransportError as exc:
             return self._failed(target, ts, started, exc.quality, f"{type(exc).__name__}: {exc}")
