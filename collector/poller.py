@@ -17,6 +17,7 @@ from collector.admission import AdmissionConfig, AdmissionControl
 from collector.schedule import PollSchedule
 from devices.door import DoorTracker
 from devices.errors import TransportError
+from devices.fit import device_quality
 from devices.reader import DeviceReader
 from devices.reading import DeviceClass, DeviceRef, Metric, PollResult, Quality
 
@@ -287,13 +288,18 @@ class Poller:
                 health.failures,
                 f" ({down_for:.0f} s without data)" if down_for is not None else "",
             )
+        # Reachable is not healthy: a device whose answers are mostly "not implemented" is a misfit.
+        quality, note = device_quality(metrics)
+        if quality is not health.quality and quality is not Quality.GOOD:
+            _LOG.warning("%s answers, but %s", target.ref.device, note)
         health.failures = 0
         health.last_poll = health.last_ok = ts
-        health.quality = Quality.GOOD
-        health.error = None
+        health.quality = quality
+        health.error = note
         health.last_duration_s = duration
         health.known_metrics = tuple(m.name for m in metrics)
-        return PollResult(ref=target.ref, ts=ts, metrics=tuple(metrics), duration_s=duration)
+        return PollResult(ref=target.ref, ts=ts, metrics=tuple(metrics), duration_s=duration, error=note,
+                          quality=quality)
 
     def _failed(
         self, target: PollTarget, ts: datetime, started: float, quality: Quality, error: str

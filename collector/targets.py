@@ -57,6 +57,7 @@ class TargetBuilder:
             interval_s=interval,
             timeout_s=timeout,
             door=door,
+            retries=self._site.defaults.retries,  # the poll deadline covers the transport's retries
         )
 
     def _tags(self, device: DeviceConfig) -> dict[str, str]:

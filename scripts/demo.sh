@@ -15,10 +15,13 @@ SITE=${SITE:-deploy/examples/site.yaml}
 : "${ROOMGUARD_SNMP_COMMUNITY_ENV2:=env2-ro}" "${ROOMGUARD_SNMP_COMMUNITY_NETBOTZ:=netbotz-ro}"
 : "${ROOMGUARD_SNMP_COMMUNITY_DOOR:=door-ro}" "${ROOMGUARD_SNMPV3_AUTH_KEY:=demo-auth-pass-phrase}"
 : "${ROOMGUARD_SNMPV3_PRIV_KEY:=demo-priv-pass-phrase}" "${ROOMGUARD_SNMP_TRAP_COMMUNITY:=trap-ro}"
-: "${ROOMGUARD_MQTT_PASSWORD:=demo}" "${ROOMGUARD_INFLUX_TOKEN:=demo}" "${ROOMGUARD_INFLUX_PASSWORD:=demo}"
+: "${ROOMGUARD_MQTT_PASSWORD:=demo}" "${ROOMGUARD_MQTT_COLLECTOR_PASSWORD:=demo-collector}"
+: "${ROOMGUARD_MQTT_INGEST_PASSWORD:=demo-ingest}"
+: "${ROOMGUARD_INFLUX_TOKEN:=demo}" "${ROOMGUARD_INFLUX_PASSWORD:=demo}"
 export ROOMGUARD_SNMP_COMMUNITY_UPS1 ROOMGUARD_SNMP_COMMUNITY_ENV1 ROOMGUARD_SNMP_COMMUNITY_ENV2 \
   ROOMGUARD_SNMP_COMMUNITY_NETBOTZ ROOMGUARD_SNMP_COMMUNITY_DOOR ROOMGUARD_SNMPV3_AUTH_KEY \
-  ROOMGUARD_SNMPV3_PRIV_KEY ROOMGUARD_SNMP_TRAP_COMMUNITY ROOMGUARD_MQTT_PASSWORD ROOMGUARD_INFLUX_TOKEN \
+  ROOMGUARD_SNMPV3_PRIV_KEY ROOMGUARD_SNMP_TRAP_COMMUNITY ROOMGUARD_MQTT_PASSWORD \
+  ROOMGUARD_MQTT_COLLECTOR_PASSWORD ROOMGUARD_MQTT_INGEST_PASSWORD ROOMGUARD_INFLUX_TOKEN \
   ROOMGUARD_INFLUX_PASSWORD
 
 roomguard check-config "$SITE"
@@ -36,33 +39,49 @@ trap 'exit 130' INT TERM
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 MQTT_PORT=11883 INFLUX_PORT=18086 INFLUX_DB=roomguard
 MQTT_USER=$(sed -n '/^mqtt:/,/^[a-z]/s/^  username: *//p' "$SITE" | head -1)
+SITE_ID=$(sed -n '/^site:/,/^[a-z]/s/^  id: *//p' "$SITE" | head -1)
 
-# --- mosquitto on 11883 (config from deploy/mosquitto/roomguard.conf when present) --------------------
+# --- mosquitto on 11883 (deploy/mosquitto/roomguard.conf, with the site's accounts and ACL) ------------
 if listening $MQTT_PORT; then
   echo "mosquitto already listening on $MQTT_PORT: using it"
 else
   mkdir -p "$DEMO/mosquitto"
+  chmod 700 "$DEMO/mosquitto"
+  # One account per role (mqtt.roles) plus the read-only one, with the passwords the site file references.
   rm -f "$DEMO/mosquitto/passwd"
-  mosquitto_passwd -c -b "$DEMO/mosquitto/passwd" "$MQTT_USER" "$ROOMGUARD_MQTT_PASSWORD" >/dev/null
+  site_accounts() {
+    python - "$SITE" <<'PY'
+import sys
+from collector.config import load_site
+m = load_site(sys.argv[1]).mqtt
+accounts = {m.username: m.password} if m.username else {}
+accounts.update({c.username: c.password for c in m.roles.values()})
+for user, secret in accounts.items():
+    print(user, secret.resolve() if secret else "")
+PY
+  }
+  create=(-c)
+  while read -r user pass; do
+    mosquitto_passwd "${create[@]}" -b "$DEMO/mosquitto/passwd" "$user" "$pass"
+    create=()
+  done < <(site_accounts)
   chmod 600 "$DEMO/mosquitto/passwd"
+  roomguard broker-acl "$SITE" > "$DEMO/mosquitto/acl"
   CONF=$DEMO/mosquitto/mosquitto.conf
-  if [[ -f deploy/mosquitto/roomguard.conf ]]; then
-    sed -e "s|^listener .*|listener $MQTT_PORT 127.0.0.1|" \
-        -e "s|^password_file .*|password_file $PWD/$DEMO/mosquitto/passwd|" \
-        -e "s|^persistence_location .*|persistence_location $PWD/$DEMO/mosquitto/|" \
-        -e "s|^log_dest .*|log_dest stdout|" deploy/mosquitto/roomguard.conf > "$CONF"
-  else
-    printf '%s\n' "listener $MQTT_PORT 127.0.0.1" "allow_anonymous false" \
-      "password_file $PWD/$DEMO/mosquitto/passwd" "persistence true" \
-      "persistence_location $PWD/$DEMO/mosquitto/" "log_dest stdout" > "$CONF"
-  fi
+  # The shipped config minus its TLS listener (the demo has no certificates; tests cover TLS).
+  sed -e '/^# BEGIN tls-listener/,/^# END tls-listener/d' \
+      -e "s|^listener .*|listener $MQTT_PORT 127.0.0.1|" \
+      -e "s|^password_file .*|password_file $PWD/$DEMO/mosquitto/passwd|" \
+      -e "s|^acl_file .*|acl_file $PWD/$DEMO/mosquitto/acl|" \
+      -e "s|^persistence_location .*|persistence_location $PWD/$DEMO/mosquitto/|" \
+      -e "s|^log_dest .*|log_dest stdout|" deploy/mosquitto/roomguard.conf > "$CONF"
   # Started as root, mosquitto drops to user "mosquitto", which cannot read our 0600 files.
   [[ $(id -u) == 0 ]] && echo "user root" >> "$CONF"
   mosquitto -c "$CONF" > "$DEMO/mosquitto.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 50); do listening $MQTT_PORT && break; sleep 0.2; done
   listening $MQTT_PORT || { cat "$DEMO/mosquitto.log"; exit 1; }
-  echo "mosquitto on 127.0.0.1:$MQTT_PORT (log: $DEMO/mosquitto.log)"
+  echo "mosquitto on 127.0.0.1:$MQTT_PORT with the site's ACL (log: $DEMO/mosquitto.log)"
 fi
 
 # --- influxd on 18086 (config from deploy/influxdb/influxdb.conf, data under var/demo/influxdb) --------
@@ -103,7 +122,7 @@ data 資料: InfluxDB http://127.0.0.1:$INFLUX_PORT/query  database $INFLUX_DB (
        --data-urlencode "q=SELECT last(*) FROM env GROUP BY device"
   curl -G http://127.0.0.1:$INFLUX_PORT/query --data-urlencode "db=$INFLUX_DB" \\
        --data-urlencode "q=SELECT outbox_depth, outbox_dropped_total FROM system ORDER BY time DESC LIMIT 3"
-MQTT 訊息: mosquitto_sub -p $MQTT_PORT -u $MQTT_USER -P "\$ROOMGUARD_MQTT_PASSWORD" -t 'roomguard/v1/#' -v
+MQTT 訊息: mosquitto_sub -p $MQTT_PORT -u $MQTT_USER -P "\$ROOMGUARD_MQTT_PASSWORD" -t "roomguard/v1/$SITE_ID/#" -v
 scenarios 情境:  .venv/bin/roomguard scenario $SITE utility_outage
 status 狀態:     .venv/bin/roomguard status $SITE --state-dir $STATE
 
@@ -116,11 +135,13 @@ while kill -0 $RUN 2>/dev/null; do
     python3 -c 'import json,sys; r=json.load(sys.stdin)["results"][0]; print(sum(s["values"][0][1] for s in r.get("series", [])))' \
     2>/dev/null || echo "?")
   roomguard status "$SITE" --state-dir "$STATE" 2>/dev/null | python3 -c '
-import sys
-lines = sys.stdin.read().splitlines()
-pick = lambda key: next((l.strip() for l in lines if l.strip().startswith(key)), "")
-print(" | ".join(x for x in (pick("collector"), pick("outbox"), pick("database")) if x), end="")
+import re, sys
+lines = [l.strip() for l in sys.stdin.read().splitlines()]
+pick = lambda key: next((l for l in lines if l.startswith(key)), "")
+short = lambda text: re.sub(r" \(pid .*?\)| 127\.0\.0\.1:\d+|  published.*", "", text)
+parts = [pick("collector"), pick("broker"), pick("outbox").split(" (max")[0], pick("ingest"), pick("database")]
+print(" | ".join(short(x) for x in parts if x), end="")
 '
-  echo " | InfluxDB points in the last minute: $points"
+  echo " | InfluxDB points in the last minute 最近一分鐘: $points"
 done
 wait $RUN
