@@ -152,7 +152,7 @@ def test_poll_shows_the_ups_on_battery_trap_from_the_simulated_room(
     simulator: str, env: dict[str, str]
 ) -> None:
     poll = subprocess.Popen(
-        [sys.executable, "-m", "roomguard", "poll", str(SITE), "--seconds", "9", "--device", "ups-1"],
+        [sys.executable, "-m", "roomguard", "poll", str(SITE), "--seconds", "12", "--device", "ups-1"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -160,10 +160,15 @@ def test_poll_shows_the_ups_on_battery_trap_from_the_simulated_room(
         text=True,
     )
     try:
-        time.sleep(3)  # the poller (and its trap listener) is up
+        # The trap listener starts before the poller, so once the first poll line is out the listener is
+        # up: a trap sent earlier (UDP) would be lost, and how long a start takes depends on the machine.
+        assert poll.stdout is not None
+        first = poll.stdout.readline()
+        assert "ups-1" in first, first + (poll.stderr.read() if poll.stderr else "")
         req = urllib.request.Request(simulator + "/scenarios/utility_outage", method="POST")
         urllib.request.urlopen(req, timeout=5).close()
         out, err = poll.communicate(timeout=60)
+        out = first + out
     finally:
         req = urllib.request.Request(simulator + "/scenarios/utility_outage", method="DELETE")
         urllib.request.urlopen(req, timeout=5).close()
