@@ -13,6 +13,7 @@ import typer
 
 from collector.cli_config import check_config_command
 from collector.config import SiteConfig, load_site
+from collector.logs import configure_logging
 from collector.render import format_poll, format_poll_line, format_summary_line, format_trap
 from devices.reading import PollResult
 from devices.registry import ProfileRegistry
@@ -72,9 +73,7 @@ def poll(
     verbose: Annotated[bool, typer.Option("-v", help="Log at debug level.")] = False,
 ) -> None:
     """Poll the site's devices and print each device's readings with quality."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(message)s"
-    )
+    configure_logging(verbose, level=logging.WARNING, fmt="%(levelname)s %(message)s")
     site = _load(path)
     asyncio.run(_poll(site, once=once, seconds=seconds, only=set(device or []), full=full))
 

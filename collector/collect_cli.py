@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -28,13 +27,9 @@ Job = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # paho and pymodbus are chatty at INFO/DEBUG; their problems surface through our own warnings.
-    for noisy in ("pymodbus", "paho", "pysnmp"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from collector.logs import configure_logging
+
+    configure_logging(verbose)
 
 
 def _load(path: Path, *, secrets: bool = True) -> SiteConfig:
