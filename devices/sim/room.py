@@ -48,6 +48,10 @@ SUBSTITUTES: dict[str, tuple[str, ...]] = {
 }
 _SKIP = object()
 _MAX_EVENTS = 200
+# Per device: (metric, value) decisions of `_Served.adapt` kept. Steady state needs a few dozen; counters
+# (genset run time, seconds on battery) bring a new value every second while a scenario runs, so the
+# cache starts over when full instead of growing with every test run (the decision is cheap to redo).
+MAX_ADAPTED = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +101,8 @@ class _Served:
         """The value this device model can serve for `metric` (a substitute state), or _SKIP."""
         key = (metric, repr(value))
         if key not in self.adapted:
+            if len(self.adapted) >= MAX_ADAPTED:
+                self.adapted.clear()
             choice: Any = _SKIP
             subs = SUBSTITUTES.get(value, ()) if isinstance(value, str) else ()
             for candidate in (value, *subs):
@@ -160,7 +166,8 @@ class SimulatedRoom:
         self._runner: web.AppRunner | None = None
         self.http_port: int | None = None
         self.recent_events: deque[SimEvent] = deque(maxlen=_MAX_EVENTS)
-        self._undrained: list[SimEvent] = []
+        # Nobody drains these under `roomguard simulate`: keep the newest only, as recent_events does.
+        self._undrained: deque[SimEvent] = deque(maxlen=_MAX_EVENTS)
         self._lock = asyncio.Lock()
         self._traps = RoomTraps(trap_target, trap_community) if trap_target is not None else None
         self._build()
@@ -284,8 +291,9 @@ class SimulatedRoom:
                                       self.model.sim_time)
 
     def drain_events(self) -> list[SimEvent]:
-        """Access-granted events since the last call (for a door tracker or a trap sender)."""
-        events, self._undrained = self._undrained, []
+        """Access-granted events since the last call, at most the newest 200 (for a door tracker)."""
+        events = list(self._undrained)
+        self._undrained.clear()
         return events
 
     # --- scenarios ---------------------------------------------------------------------------------
