@@ -1,13 +1,10 @@
 """The collector process: poll the site, store every message in the durable outbox, drain it to MQTT.
 
 Data path: Poller → sink (encode with a per-device seq) → Outbox (SQLite, `state_dir/outbox.db`) →
-MqttPublisher. A reading leaves the outbox when ingest confirms it is in the database (ingest publishes
-the seq ranges it stored on `{prefix}/{site}/_ingest/{id}/confirmed`); other messages on PUBACK. What the
-broker acknowledged but ingest skipped while confirming newer readings of the same device is published
-again after LOST_AFTER_S, and everything unconfirmed after each reconnect. Besides readings it publishes
-retained per-device
-status on reachability changes, trap and door events, its own connection status (online at connect,
-last will `offline`, `offline`/`shutdown` on a clean stop), self-metrics every 10 s and a status snapshot
+CollectorPublisher (collector/collect_publisher.py). A reading leaves the outbox when ingest confirms it
+is in the database; other messages on PUBACK. Besides readings it publishes retained per-device status
+on reachability changes, trap and door events, its own connection status (online at connect, last will
+`offline`, `offline`/`shutdown` on a clean stop), self-metrics every 10 s and a status snapshot
 (`state_dir/collector.json`) every 2 s for `roomguard status`.
 """
 
@@ -24,14 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.reasoncodes import ReasonCode
-
-from collector.broker import BrokerSettings, broker_settings
+from collector.broker import broker_settings
+from collector.collect_publisher import CollectorPublisher
 from collector.collect_seq import SeqStore
 from collector.config import SiteConfig
-from collector.ingest_batch import RateLimit
-from collector.mqtt_publisher import MqttPublisher
 from collector.outbox import Outbox, Pending
 from collector.poller import Poller
 from collector.state_dir import prepare_state_dir
@@ -43,9 +36,7 @@ from devices.registry import ProfileRegistry
 from devices.traps import TrapEvent
 from devices.wire import (
     DeviceStatus,
-    WireError,
     WireEvent,
-    decode_confirm,
     encode_event,
     encode_poll,
     encode_status,
@@ -61,12 +52,6 @@ WILL_REASON = "collector connection lost (last will)"
 # A batch that cannot be stored (disk full, I/O error) is kept in memory and retried; beyond this many
 # messages the oldest are dropped (counted and logged) so a dead disk cannot exhaust memory too.
 _MAX_UNSTORED = 50_000
-# A reading the broker acknowledged this long ago, while ingest has confirmed newer readings of the same
-# device, was lost on the way: a broker that crashed before saving it, or one that came back empty and
-# took our republished backlog before ingest had subscribed again. It is published again. The broker
-# keeps each device's readings in order and ingest stores them within about a second of receiving them,
-# so 10 s leaves a wide margin (a republished duplicate would cost nothing but a rewrite anyway).
-LOST_AFTER_S = 10.0
 LOST_CHECK_EVERY_S = 2.0
 
 
@@ -77,76 +62,6 @@ def _utcnow() -> datetime:
 def default_collector_id() -> str:
     """The host name, made safe as an MQTT topic level."""
     return re.sub(r"[/+#\s\x00]", "-", socket.gethostname()) or "collector"
-
-
-class CollectorPublisher(MqttPublisher):
-    """MqttPublisher that announces the collector's state and hears ingest's delivery confirmations."""
-
-    def __init__(self, settings: BrokerSettings, outbox: Outbox, status_topic: str, confirm_topic: str,
-                 site: str) -> None:
-        """Publish `online` on `status_topic` after every (re)connect; subscribe to `confirm_topic`."""
-        self.confirm_topic = confirm_topic
-        self.site = site
-        self.confirmed = 0  # messages deleted from the outbox on ingest's confirmation
-        self.highest_confirmed: dict[str, int] = {}  # stream → highest seq ingest confirmed
-        self._bad_confirm_log = RateLimit(60.0)
-        super().__init__(settings, outbox)
-        self.outbox: Outbox = outbox
-        self.status_topic = status_topic
-
-    def _make_client(self) -> mqtt.Client:
-        client = super()._make_client()
-        client.on_message = self._on_confirm
-        return client
-
-    def _connected(self, rc: ReasonCode) -> None:
-        super()._connected(rc)
-        if not rc.is_failure:
-            # Directly, not through the outbox: `online` must follow the connect (and overwrite a will
-            # the broker just published) even when a long backlog is queued in the outbox.
-            online = encode_status(DeviceStatus("online", _utcnow()))
-            self._client.publish(self.status_topic, online, qos=1, retain=True)
-            self._client.subscribe(self.confirm_topic, qos=1)
-
-    def _on_confirm(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        """A confirmation from ingest: the readings it names are in the database, drop them."""
-        try:
-            site, streams = decode_confirm(bytes(msg.payload))
-        except WireError as exc:
-            ok, _ = self._bad_confirm_log.allow()
-            if ok:
-                _LOG.warning("ignored a malformed confirmation on %s: %s", msg.topic, exc)
-            return
-        if site != self.site:
-            return
-        self.confirmed += self.outbox.confirm(
-            (stream, first, last) for stream, ranges in streams.items() for first, last in ranges
-        )
-        for stream, ranges in streams.items():
-            if ranges:
-                self.highest_confirmed[stream] = max(self.highest_confirmed.get(stream, -1), ranges[-1][1])
-
-    def republish_lost(self, now: float) -> int:
-        """Put readings ingest skipped back in line (see LOST_AFTER_S); how many."""
-        if not self.highest_confirmed:
-            return 0
-        lost = self.outbox.unpublish_lost(self.highest_confirmed, now - LOST_AFTER_S)
-        if lost:
-            _LOG.warning("%d reading(s) acknowledged by the broker never reached the database while newer "
-                         "ones did (lost by the broker?): publishing them again", lost)
-            self.republished += lost
-            self.rewind()
-        return lost
-
-    async def announce_offline(self, reason: str, timeout_s: float = 3.0) -> bool:
-        """Publish retained `offline` with `reason` and wait for its PUBACK; False if not delivered."""
-        if not self.connected.is_set():
-            return False
-        payload = encode_status(DeviceStatus("offline", _utcnow(), reason))
-        info = self._client.publish(self.status_topic, payload, qos=1, retain=True)
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(info.wait_for_publish, timeout_s)
-        return info.is_published()
 
 
 class Collector:
@@ -225,7 +140,7 @@ class Collector:
             key = f"{r.ref.room}/{r.ref.device}"
             seq = updates.get(key, self.seq.peek(key))
             messages.append(Pending(topic_readings(self.prefix, r.ref.site, r.ref.room, r.ref.device),
-                                    encode_poll(r, seq), stream=key, seq=seq))
+                                    encode_poll(r, seq, self.seq.epoch), stream=key, seq=seq))
             updates[key] = seq + 1
             messages += self._status_change(r) + self._door_event(r)
         messages += others

@@ -126,10 +126,16 @@ def run(
     collector_id: CollectorId = None,
     verbose: Verbose = False,
 ) -> None:
-    """Collector and ingest in one process (a single edge box). 收集與寫入合一執行。"""
+    """Collector and ingest with one command (a single edge box); ingest runs as a child process so that
+    writing a backlog never slows polling down. 收集與寫入一併執行。"""
+    from collector.ingest_child import run_ingest_child
+
     _logging(verbose)
     site = _load(path)
-    jobs = [_collector_job(site, state_dir, collector_id), _ingest_job(site, state_dir, 0, None)]
+    jobs: list[Job] = [
+        _collector_job(site, state_dir, collector_id),
+        lambda stop: run_ingest_child(path, state_dir, stop, verbose=verbose),
+    ]
     try:
         asyncio.run(_until_signal(jobs, seconds))
     except Exception as exc:

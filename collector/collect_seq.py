@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
+from secrets import token_hex
 
 from collector.state_dir import create_private_file
 
@@ -32,6 +33,11 @@ class SeqStore:
         # the same window as the outbox's own default.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS seq (key TEXT PRIMARY KEY, next INTEGER NOT NULL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        # The name of this numbering: a new file (state directory lost or reset) starts a new epoch, so
+        # ingest knows seq 0 of a new epoch is a restart and a low seq of the same epoch is a late message.
+        self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (token_hex(6),))
+        self.epoch: str = self._db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
         self._next: dict[str, int] = dict(self._db.execute("SELECT key, next FROM seq").fetchall())
 
     def peek(self, key: str) -> int:

@@ -54,9 +54,9 @@ _LOG = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 86_400
 SHARED_GROUP = "roomguard-ingest"
-# Messages decoded (or acked) per event-loop turn: a batch of thousands must not hold the loop that, in
-# `roomguard run`, also polls the devices.
-WORK_SLICE = 200
+# Longest stretch of decoding (or acking) between two event-loop turns: a batch of thousands of messages
+# (a genset's carries 124 metrics) must not hold the loop that, in `roomguard run`, also polls devices.
+WORK_SLICE_S = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,9 +257,11 @@ class IngestBridge(ProtocolFallback):
         lines: list[str] = []
         done: list[tuple[Key, int]] = []
         now = datetime.now(UTC)
-        for i, msg in enumerate(batch):
-            if i and not i % WORK_SLICE:
+        turn = time.perf_counter()
+        for msg in batch:
+            if time.perf_counter() - turn > WORK_SLICE_S:
                 await asyncio.sleep(0)
+                turn = time.perf_counter()
             result = admit(msg.topic, msg.payload, self.settings.admission, self._encoder, now)
             if isinstance(result, Rejected):
                 self._refuse(msg, result)
@@ -267,7 +269,7 @@ class IngestBridge(ProtocolFallback):
                     done.append((result.key, result.seq))  # kept in the dead-letter file: confirmed
                 continue
             assert isinstance(result, Accepted)
-            self._track_seq(result.key, result.seq)
+            self._track_seq(result.key, result.seq, result.epoch)
             lines.append(result.line)
             done.append((result.key, result.seq))
         self.stats.missing = self._seq.missing if self._seq.track_holes else 0
@@ -289,8 +291,8 @@ class IngestBridge(ProtocolFallback):
             _LOG.warning("rejected message on %s: %s; kept in %s%s", msg.topic[:200], why.reason,
                          self.dead_letter.path, more)
 
-    def _track_seq(self, key: Key, seq: int) -> None:
-        outcome, missing = self._seq.observe(key, seq)
+    def _track_seq(self, key: Key, seq: int, epoch: str | None) -> None:
+        outcome, missing = self._seq.observe(key, seq, epoch)
         if outcome is SeqOutcome.DUPLICATE:
             self.stats.duplicates += 1
         elif outcome is SeqOutcome.FILLED:
@@ -384,9 +386,11 @@ class IngestBridge(ProtocolFallback):
         # Only messages of the current connection: after a reconnect the broker sends the unacked ones
         # again under packet ids that may by now belong to other messages, so an old id must not be acked.
         done: set[int] = set()
-        for i, msg in enumerate(batch):
-            if i and not i % WORK_SLICE:
+        turn = time.perf_counter()
+        for msg in batch:
+            if time.perf_counter() - turn > WORK_SLICE_S:
                 await asyncio.sleep(0)
+                turn = time.perf_counter()
             if not self.connected.is_set():
                 return  # the broker delivers them again on the next connection
             if msg.qos > 0 and msg.conn == self._conn and msg.mid not in done:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from collector.lineproto import LineEncoder
-from devices.wire import decode_poll
+from devices.wire import decode_poll_epoch
 
 Key = tuple[str, str, str]  # (site, room, device)
 
@@ -32,11 +32,12 @@ class AdmissionRules:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """A reading to write: its device, sequence number and line."""
+    """A reading to write: its device, sequence number (and its epoch, if the collector sent one), line."""
 
     key: Key
     seq: int
     line: str
+    epoch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ def _admit(topic: str, payload: bytes, rules: AdmissionRules, encoder: LineEncod
     if len(payload) > rules.max_payload_bytes:
         return Rejected(f"message of {len(payload)} bytes is over the limit of {rules.max_payload_bytes} "
                         "(ingest.max_payload_bytes)")
-    poll, seq = decode_poll(payload)
+    poll, seq, epoch = decode_poll_epoch(payload)
     ref = poll.ref
     key = (ref.site, ref.room, ref.device)
     if topic.split("/")[-4:-1] != list(key):
@@ -80,7 +81,7 @@ def _admit(topic: str, payload: bytes, rules: AdmissionRules, encoder: LineEncod
     if poll.ts > now + timedelta(seconds=rules.max_future_s):
         return Rejected(f"poll time {poll.ts.isoformat()} is more than {rules.max_future_s:g} s in the "
                         "future (ingest.max_future_s; is the collector's clock right?)", key, seq)
-    return Accepted(key, seq, encoder.encode(poll))
+    return Accepted(key, seq, encoder.encode(poll), epoch)
 
 
 __all__ = ["Accepted", "AdmissionRules", "Rejected", "admit"]

@@ -2,7 +2,10 @@
 
 `SeqTracker` is pure: it classifies each seq against the device's high-water mark and remembers the holes
 a gap leaves, so that a message arriving late (a redelivery, or a reading the collector published again
-after the broker lost it) fills its hole instead of counting as a duplicate. `missing` is what is still
+after the broker lost it) fills its hole instead of counting as a duplicate. A collector names its
+numbering (`epoch`): a new epoch is a restart of the numbering, and within one epoch a lower seq is a late
+or repeated message, never a restart. Without an epoch (older collectors) a drop of more than
+RESTART_DROP, or a 0 that fills no hole, is taken for a restart. `missing` is what is still
 outstanding, not every gap ever seen: zero means nothing is missing right now. `SeqStateFile` keeps the
 tracker and the counters in SQLite next to the other state, so a restarted ingest neither forgets a hole
 nor resets its counters.
@@ -46,6 +49,7 @@ class DeviceSeq:
     last: int
     holes: list[tuple[int, int]] = field(default_factory=list)
     given_up: int = 0  # missing messages whose holes were dropped (MAX_HOLES)
+    epoch: str | None = None
 
     @property
     def missing(self) -> int:
@@ -71,13 +75,17 @@ class SeqTracker:
     devices: dict[Key, DeviceSeq] = field(default_factory=dict)
     changed: set[Key] = field(default_factory=set)
 
-    def observe(self, key: Key, seq: int) -> tuple[SeqOutcome, int]:
-        """Record `seq` for `key`; return the outcome and, for a gap, how many messages it opened."""
+    def observe(self, key: Key, seq: int, epoch: str | None = None) -> tuple[SeqOutcome, int]:
+        """Record `seq` (of numbering `epoch`) for `key`; the outcome and, for a gap, how many it opened."""
         self.changed.add(key)
         dev = self.devices.get(key)
         if dev is None:
-            self.devices[key] = DeviceSeq(seq)
+            self.devices[key] = DeviceSeq(seq, epoch=epoch)
             return SeqOutcome.FIRST, 0
+        if epoch is not None and dev.epoch is not None and epoch != dev.epoch:
+            self.devices[key] = DeviceSeq(seq, epoch=epoch)  # a new numbering: follow it from here
+            return SeqOutcome.RESTART, 0
+        dev.epoch = dev.epoch or epoch
         if seq == dev.last + 1:
             dev.last = seq
             return SeqOutcome.NEXT, 0
@@ -90,13 +98,13 @@ class SeqTracker:
                     dev.given_up += hi - lo + 1
             dev.last = seq
             return SeqOutcome.GAP, missing
-        if dev.last - seq > RESTART_DROP or (seq == 0 and dev.last > 0 and not dev.fill(0)):
-            # A much lower number, or a 0 that fills no hole: a new outbox. Follow it from here.
+        if dev.fill(seq):
+            return SeqOutcome.FILLED, 0
+        if epoch is None and (dev.last - seq > RESTART_DROP or (seq == 0 and dev.last > 0)):
+            # No epoch to tell: a much lower number, or a 0 that fills no hole, is a new numbering.
             self.devices[key] = DeviceSeq(seq)
             return SeqOutcome.RESTART, 0
-        if seq == 0 or dev.fill(seq):
-            return SeqOutcome.FILLED, 0
-        return SeqOutcome.DUPLICATE, 0  # a redelivery: written again idempotently
+        return SeqOutcome.DUPLICATE, 0  # a redelivery, or late after its device's first message here
 
     @property
     def missing(self) -> int:
@@ -114,27 +122,29 @@ class SeqStateFile:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # a killed process keeps every commit
         self._db.execute("CREATE TABLE IF NOT EXISTS devices (site TEXT, room TEXT, device TEXT,"
-                         " last INTEGER, holes TEXT, given_up INTEGER, PRIMARY KEY (site, room, device))")
+                         " last INTEGER, holes TEXT, given_up INTEGER, epoch TEXT,"
+                         " PRIMARY KEY (site, room, device))")
         self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER)")
 
     def load(self, tracker: SeqTracker) -> dict[str, int]:
         """Fill `tracker` with the stored devices; return the stored counters."""
-        for site, room, device, last, holes, given_up in self._db.execute("SELECT * FROM devices"):
+        rows = self._db.execute("SELECT site, room, device, last, holes, given_up, epoch FROM devices")
+        for site, room, device, last, holes, given_up, epoch in rows:
             tracker.devices[(site, room, device)] = DeviceSeq(
-                last, [(lo, hi) for lo, hi in json.loads(holes)], given_up
+                last, [(lo, hi) for lo, hi in json.loads(holes)], given_up, epoch
             )
         return dict(self._db.execute("SELECT name, value FROM counters").fetchall())
 
     def save(self, tracker: SeqTracker, counters: Mapping[str, int]) -> None:
         """Persist the devices changed since the last save and the counters, in one transaction."""
         rows: Iterable[tuple[object, ...]] = [
-            (*key, dev.last, json.dumps(dev.holes), dev.given_up)
+            (*key, dev.last, json.dumps(dev.holes), dev.given_up, dev.epoch)
             for key in tracker.changed
             if (dev := tracker.devices.get(key)) is not None
         ]
         self._db.execute("BEGIN")
         try:
-            self._db.executemany("INSERT OR REPLACE INTO devices VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO devices VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             self._db.executemany("INSERT OR REPLACE INTO counters VALUES (?, ?)", counters.items())
             self._db.execute("COMMIT")
         except BaseException:

@@ -21,8 +21,9 @@ _LOG = logging.getLogger(__name__)
 REFUSED_RETRY_FIRST_S = 5.0
 REFUSED_RETRY_CAP_S = 300.0
 # Messages handed to paho per event-loop turn: a backlog of thousands after a reconnect must not hold the
-# loop that polls devices (each publish costs tens of microseconds of paho and SQLite work).
-PUBLISH_SLICE = 50
+# loop that polls devices (each publish costs tens of microseconds of paho and SQLite work; a poll waits
+# for the loop at each of its steps, see collector/collect_publisher.py CONFIRM_SLICE).
+PUBLISH_SLICE = 20
 
 
 class OutboxMessageLike(Protocol):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,22 +49,27 @@ _ACK_CHUNK = 500  # ids per DELETE statement
 _SCHEMA = (
     # AUTOINCREMENT: ids are never reused, so a stale ack can never hit a newer message.
     # stream/seq: the device (`room/device`) and sequence number of a readings message, which ingest
-    # confirms; published: when the broker acknowledged it (NULL: not yet), for messages kept until then.
+    # confirms.
     "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
     " payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, created REAL NOT NULL,"
-    " size INTEGER NOT NULL, stream TEXT, seq INTEGER, published REAL)",
+    " size INTEGER NOT NULL, stream TEXT, seq INTEGER)",
+    # Messages the broker acknowledged that wait for the archive's confirmation, and when. A table of
+    # its own, not a column: marking a message would rewrite its whole row (payload included), and
+    # putting thousands back in line after a reconnect would rewrite them all, on the polling thread.
+    "CREATE TABLE IF NOT EXISTS published (id INTEGER PRIMARY KEY, at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS stats (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
+    # Whatever removes a message (confirm, ack, a bound) removes its mark too.
+    "CREATE TRIGGER IF NOT EXISTS messages_gone AFTER DELETE ON messages"
+    " BEGIN DELETE FROM published WHERE id = old.id; END",
 )
 _INDEXES = (
-    # peek reads only what the broker has not acknowledged; confirm finds a stream's sequence range.
-    "CREATE INDEX IF NOT EXISTS messages_unpublished ON messages (id) WHERE published IS NULL",
+    # confirm finds a stream's sequence range.
     "CREATE INDEX IF NOT EXISTS messages_stream ON messages (stream, seq) WHERE stream IS NOT NULL",
 )
-# Version 1 (before delivery confirmations) had no stream/seq/published columns: add them in place.
+# Version 1 (before delivery confirmations) had no stream/seq columns: add them in place.
 _MIGRATE_FROM_1 = (
     "ALTER TABLE messages ADD COLUMN stream TEXT",
     "ALTER TABLE messages ADD COLUMN seq INTEGER",
-    "ALTER TABLE messages ADD COLUMN published REAL",
 )
 DropReason = Literal["bytes", "age"]
 Release = Literal["archive", "broker"]
@@ -109,13 +114,12 @@ class Pending(NamedTuple):
 
 
 class _Drop(NamedTuple):
-    """One forced drop inside a transaction: why, the last id, how many, their bytes, how many published."""
+    """One forced drop inside a transaction: why, the last id, how many, and their bytes."""
 
     reason: DropReason
     last: int
     messages: int
     size: int
-    published: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +155,7 @@ class Outbox:
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self.release = release
+        self.confirmed_up_to = 0  # highest id the archive confirmed since this outbox was opened
         self._clock = clock
         self._synchronous = synchronous
         try:
@@ -164,10 +169,8 @@ class Outbox:
         except BaseException:
             self._db.close()
             raise
-        count, size, awaiting = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0), COUNT(published) FROM messages"
-        ).fetchone()
-        self._count, self._bytes, self._awaiting = int(count), int(size), int(awaiting)
+        count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages").fetchone()
+        self._count, self._bytes = int(count), int(size)
         self.enforce_bounds()  # bounds may have shrunk, or time passed, while we were down
 
     def _open(self) -> None:
@@ -250,7 +253,7 @@ class Outbox:
         ids = list(ids)
         if not ids:
             return
-        count = size = marked = 0
+        count = size = 0
         keep = "stream IS NULL" if self.release == "archive" else "1"
         now = self._clock()
         with self._tx():
@@ -259,62 +262,53 @@ class Outbox:
             for start in range(0, len(ids), _ACK_CHUNK):
                 chunk = ids[start : start + _ACK_CHUNK]
                 marks = ",".join("?" * len(chunk))
-                for msize, published in self._db.execute(
-                    f"DELETE FROM messages WHERE id IN ({marks}) AND {keep} RETURNING size, published",  # noqa: S608 - only "?" marks
+                for (msize,) in self._db.execute(
+                    f"DELETE FROM messages WHERE id IN ({marks}) AND {keep} RETURNING size",  # noqa: S608 - only "?" marks
                     chunk,
                 ).fetchall():
                     count += 1
                     size += msize
-                    marked -= published is not None
                 if self.release == "archive":
-                    marked += len(self._db.execute(
-                        f"UPDATE messages SET published = ? WHERE id IN ({marks}) AND stream IS NOT NULL"  # noqa: S608
-                        " AND published IS NULL RETURNING id",
+                    self._db.execute(
+                        f"INSERT OR IGNORE INTO published (id, at) SELECT id, ? FROM messages"  # noqa: S608
+                        f" WHERE id IN ({marks}) AND stream IS NOT NULL",
                         (now, *chunk),
-                    ).fetchall())
+                    )
         self._count -= count
         self._bytes -= size
-        self._awaiting += marked
 
     def confirm(self, ranges: Iterable[tuple[str, int, int]]) -> int:
         """The archive has stored `stream`'s messages with seq in [first, last]: delete them; how many."""
-        count = size = published = 0
+        count = size = top = 0
         with self._tx():
             for stream, first, last in ranges:
-                for msize, was_published in self._db.execute(
-                    "DELETE FROM messages WHERE stream = ? AND seq BETWEEN ? AND ? RETURNING size, published",
+                for mid, msize in self._db.execute(
+                    "DELETE FROM messages WHERE stream = ? AND seq BETWEEN ? AND ? RETURNING id, size",
                     (stream, first, last),
                 ).fetchall():
                     count += 1
                     size += msize
-                    published += was_published is not None
+                    top = max(top, mid)
         self._count -= count
         self._bytes -= size
-        self._awaiting -= published
+        self.confirmed_up_to = max(self.confirmed_up_to, top)
         return count
 
     def unpublish_all(self) -> int:
         """Put every published, unconfirmed message back in line (the broker may have lost them); how many."""
         with self._tx():
-            n = len(self._db.execute(
-                "UPDATE messages SET published = NULL WHERE published IS NOT NULL RETURNING id"
-            ).fetchall())
-        self._awaiting -= n
-        return n
+            return int(self._db.execute("DELETE FROM published").rowcount)
 
-    def unpublish_lost(self, confirmed: Mapping[str, int], published_before: float) -> int:
-        """Put back in line what the archive skipped: per stream, unconfirmed messages below the highest
-        confirmed seq that were published before `published_before` (lost on the way); how many."""
-        n = 0
+    def unpublish_lost(self, published_before: float) -> int:
+        """Put back in line what the archive skipped: messages published before `published_before` and
+        still unconfirmed although messages stored after them (a higher id) were confirmed; how many.
+
+        The broker hands messages on in the order they were published and ingest stores them in that
+        order, so such a message was lost on the way (a broker that crashed before saving it, or that came
+        back empty and took the message before ingest had subscribed again)."""
         with self._tx():
-            for stream, highest in confirmed.items():
-                n += len(self._db.execute(
-                    "UPDATE messages SET published = NULL WHERE stream = ? AND seq < ?"
-                    " AND published IS NOT NULL AND published < ? RETURNING id",
-                    (stream, highest, published_before),
-                ).fetchall())
-        self._awaiting -= n
-        return n
+            return int(self._db.execute("DELETE FROM published WHERE at < ? AND id < ?",
+                                        (published_before, self.confirmed_up_to)).rowcount)
 
     def enforce_bounds(self) -> int:
         """Drop the oldest messages that break the age or byte bound; return how many were dropped."""
@@ -331,8 +325,8 @@ class Outbox:
     def peek(self, limit: int, after_id: int = 0) -> list[OutboxMessage]:
         """The oldest messages the broker has not acknowledged (id > after_id), oldest first."""
         rows = self._query(
-            "SELECT id, topic, payload, qos, retain, created FROM messages WHERE id > ? AND published IS NULL"
-            " ORDER BY id LIMIT ?",
+            "SELECT id, topic, payload, qos, retain, created FROM messages m WHERE id > ?"
+            " AND NOT EXISTS (SELECT 1 FROM published p WHERE p.id = m.id) ORDER BY id LIMIT ?",
             (after_id, limit),
         )
         return [OutboxMessage(r[0], r[1], bytes(r[2]), r[3], bool(r[4]), r[5]) for r in rows]
@@ -344,7 +338,7 @@ class Outbox:
     @property
     def awaiting(self) -> int:
         """Messages the broker acknowledged that wait for the archive's confirmation."""
-        return self._awaiting
+        return int(self._query("SELECT COUNT(*) FROM published", ())[0][0])
 
     def max_seqs(self) -> dict[str, int]:
         """The highest stored seq of every stream (so a restart never hands out a stored seq again)."""
@@ -395,17 +389,15 @@ class Outbox:
         """Delete the longest oldest-first run of messages for which `doomed(size, created)` holds."""
         # Walking in id order and stopping at the first survivor keeps drops a prefix ("oldest first")
         # and cheap: usually one row is read. A wall clock stepping back cannot punch holes in the queue.
-        last = count = size = published = 0
-        for mid, msize, created, pub in self._db.execute(
-            "SELECT id, size, created, published FROM messages ORDER BY id"
-        ):
+        last = count = size = 0
+        for mid, msize, created in self._db.execute("SELECT id, size, created FROM messages ORDER BY id"):
             if not doomed(msize, created):
                 break
-            last, count, size, published = mid, count + 1, size + msize, published + (pub is not None)
+            last, count, size = mid, count + 1, size + msize
         if not count:
             return []
         self._db.execute("DELETE FROM messages WHERE id <= ?", (last,))
-        return [_Drop(reason, last, count, size, published)]
+        return [_Drop(reason, last, count, size)]
 
     def _drop_bytes(self, need: int) -> list[_Drop]:
         """Drop the oldest messages until at least `need` bytes are freed."""
@@ -441,7 +433,6 @@ class Outbox:
         for d in drops:
             self._count -= d.messages
             self._bytes -= d.size
-            self._awaiting -= d.published
             why = f"older than {self.max_age_s:g} s" if d.reason == "age" else f"over {self.max_bytes} bytes"
             _LOG.warning(
                 "outbox %s: dropped %d oldest message(s) (ids up to %d, %d bytes): %s",

@@ -264,8 +264,12 @@ def _metric_json(m: Metric) -> dict[str, Any]:
     return {"name": m.name, "value": value if quality is Quality.GOOD else None, "quality": quality.value}
 
 
-def encode_poll(result: PollResult, seq: int) -> bytes:
-    """Encode one device poll as a `roomguard.readings/1` message with its per-device sequence number."""
+def encode_poll(result: PollResult, seq: int, epoch: str | None = None) -> bytes:
+    """Encode one device poll as a `roomguard.readings/1` message with its per-device sequence number.
+
+    `epoch` names the sequence (it changes when a collector starts numbering from 0 again, with a new
+    state directory), so that a lower seq is told apart from a restart without guessing.
+    """
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise WireError(f"seq must be a non-negative int, got {seq!r}")
     duration = float(result.duration_s)
@@ -275,6 +279,7 @@ def encode_poll(result: PollResult, seq: int) -> bytes:
     return _dumps({
         "schema": READINGS_SCHEMA,
         "seq": seq,
+        **({"epoch": epoch} if epoch is not None else {}),
         "ts": format_ts(result.ts),
         "device": {"site": ref.site, "room": ref.room, "device": ref.device,
                    "class": ref.device_class.value, "model": ref.model, "tags": ref.tags},
@@ -301,6 +306,12 @@ def _decode_metric(raw: object, i: int) -> Metric:
 
 def decode_poll(payload: bytes) -> tuple[PollResult, int]:
     """Decode a `roomguard.readings/1` message into (PollResult, seq); raises WireError only."""
+    result, seq, _epoch = decode_poll_epoch(payload)
+    return result, seq
+
+
+def decode_poll_epoch(payload: bytes) -> tuple[PollResult, int, str | None]:
+    """Decode a `roomguard.readings/1` message into (PollResult, seq, epoch); raises WireError only."""
     obj = _loads(payload, SUPPORTED_READINGS)
     seq = _get(obj, "seq", int, "readings")
     if seq < 0:
@@ -322,7 +333,7 @@ def decode_poll(payload: bytes) -> tuple[PollResult, int]:
     metrics = tuple(_decode_metric(m, i) for i, m in enumerate(raw_metrics))
     result = PollResult(ref=ref, ts=ts, metrics=metrics, duration_s=duration,
                         error=_opt_str(obj, "error", "readings"), quality=quality)
-    return result, seq
+    return result, seq, _opt_str(obj, "epoch", "readings")
 
 
 # --- status -------------------------------------------------------------------------------------------

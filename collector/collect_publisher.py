@@ -1,0 +1,136 @@
+"""The collector's MQTT publisher: its own status on the bus, and ingest's delivery confirmations.
+
+Ingest publishes, after each batch is stored, the seq ranges it wrote per device on
+`{prefix}/{site}/_ingest/{id}/confirmed`; this publisher subscribes there and deletes those readings
+from the outbox (collector/outbox.py, `release: archive`). Readings the broker acknowledged but ingest
+never confirmed, while it confirmed readings published after them, are put back in line
+(`republish_lost`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from collector.broker import BrokerSettings
+from collector.ingest_batch import RateLimit
+from collector.mqtt_publisher import MqttPublisher
+from collector.outbox import Outbox, OutboxError
+from devices.wire import DeviceStatus, WireError, decode_confirm, encode_status
+
+_LOG = logging.getLogger("collector.collect")
+# A reading the broker acknowledged this long ago, while ingest has confirmed readings published after
+# it, was lost on the way: a broker that crashed before saving it, or one that came back empty and took
+# our republished backlog before ingest had subscribed again. It is published again. The broker hands
+# messages on in order and ingest stores them within about a second of receiving them, so 10 s leaves a
+# wide margin (a republished duplicate would cost nothing but a rewrite anyway).
+LOST_AFTER_S = 10.0
+# Readings deleted per outbox transaction when a confirmation arrives: about 2-3 ms of SQLite work for
+# 3 KB readings, where a 5,000-reading confirmation in one go held the event loop for half a second.
+# Small, because a poll waits for the loop at each of its steps: polls that take turns on one Modbus
+# gateway add those waits up (50 devices x 3 steps x 20 ms would be 3 s for a 1 s cadence).
+CONFIRM_SLICE = 25
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CollectorPublisher(MqttPublisher):
+    """MqttPublisher that announces the collector's state and hears ingest's delivery confirmations."""
+
+    def __init__(self, settings: BrokerSettings, outbox: Outbox, status_topic: str, confirm_topic: str,
+                 site: str) -> None:
+        """Publish `online` on `status_topic` after every (re)connect; subscribe to `confirm_topic`."""
+        self.confirm_topic = confirm_topic
+        self.site = site
+        self.confirmed = 0  # messages deleted from the outbox on ingest's confirmation
+        self._bad_confirm_log = RateLimit(60.0)
+        self._to_confirm: deque[tuple[str, int, int]] = deque()
+        self._confirming: asyncio.Task[None] | None = None
+        super().__init__(settings, outbox)
+        self.outbox: Outbox = outbox
+        self.status_topic = status_topic
+
+    def _make_client(self) -> mqtt.Client:
+        client = super()._make_client()
+        client.on_message = self._on_confirm
+        return client
+
+    def _connected(self, rc: ReasonCode) -> None:
+        super()._connected(rc)
+        if not rc.is_failure:
+            # Directly, not through the outbox: `online` must follow the connect (and overwrite a will
+            # the broker just published) even when a long backlog is queued in the outbox.
+            online = encode_status(DeviceStatus("online", _utcnow()))
+            self._client.publish(self.status_topic, online, qos=1, retain=True)
+            self._client.subscribe(self.confirm_topic, qos=1)
+
+    def _on_confirm(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        """A confirmation from ingest: the readings it names are in the database, drop them."""
+        try:
+            site, streams = decode_confirm(bytes(msg.payload))
+        except WireError as exc:
+            ok, _ = self._bad_confirm_log.allow()
+            if ok:
+                _LOG.warning("ignored a malformed confirmation on %s: %s", msg.topic, exc)
+            return
+        if site != self.site or self._stopping:
+            return
+        for stream, ranges in streams.items():
+            for first, last in ranges:
+                # Split into slices: one confirmation may cover a whole backlog (thousands of rows).
+                for lo in range(first, last + 1, CONFIRM_SLICE):
+                    self._to_confirm.append((stream, lo, min(last, lo + CONFIRM_SLICE - 1)))
+        if self._confirming is None or self._confirming.done():
+            self._confirming = asyncio.get_running_loop().create_task(self._apply_confirmations())
+
+    async def _apply_confirmations(self) -> None:
+        """Delete confirmed readings a slice per loop turn, so polling never waits behind a backlog."""
+        while self._to_confirm:
+            stream, first, last = self._to_confirm.popleft()
+            try:
+                self.confirmed += self.outbox.confirm([(stream, first, last)])
+            except OutboxError:
+                _LOG.exception("cannot drop confirmed readings of %s from the outbox; they go again later",
+                               stream)
+            await asyncio.sleep(0)
+
+    def republish_lost(self, now: float) -> int:
+        """Put readings ingest skipped back in line (see LOST_AFTER_S); how many."""
+        lost = self.outbox.unpublish_lost(now - LOST_AFTER_S)
+        if lost:
+            _LOG.warning("%d message(s) acknowledged by the broker never reached the database while later "
+                         "ones did (lost by the broker?): publishing them again", lost)
+            self.republished += lost
+            self.rewind()
+        return lost
+
+    async def stop(self, flush_timeout_s: float = 5.0) -> None:
+        """Stop deleting confirmed readings (those left are confirmed again later), then disconnect."""
+        self._stopping = True
+        if self._confirming is not None:
+            self._confirming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._confirming
+        await super().stop(flush_timeout_s)
+
+    async def announce_offline(self, reason: str, timeout_s: float = 3.0) -> bool:
+        """Publish retained `offline` with `reason` and wait for its PUBACK; False if not delivered."""
+        if not self.connected.is_set():
+            return False
+        payload = encode_status(DeviceStatus("offline", _utcnow(), reason))
+        info = self._client.publish(self.status_topic, payload, qos=1, retain=True)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(info.wait_for_publish, timeout_s)
+        return info.is_published()
+
+
+__all__ = ["LOST_AFTER_S", "CollectorPublisher"]
