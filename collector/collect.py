@@ -166,6 +166,15 @@ class Collector:
         self.publisher.notify()
 
     def _store(self, messages: list[Pending]) -> None:
+        limit = self.site.mqtt.max_message_bytes
+        if any(len(m.payload) > limit for m in messages):
+            # The broker would refuse it and drop our connection, again at every retry: never store it.
+            for m in messages:
+                if len(m.payload) > limit:
+                    self.unstored_dropped += 1
+                    _LOG.error("message on %s is %d bytes, over mqtt.max_message_bytes (%d); dropped",
+                               m.topic, len(m.payload), limit)
+            messages = [m for m in messages if len(m.payload) <= limit]
         try:
             self.outbox.put_many(messages)
         except ValueError:

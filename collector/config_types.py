@@ -180,6 +180,10 @@ class Mqtt(StrictModel):
         3.0, description="Longest wait between reconnect attempts: a broker back after an outage is used "
         "again within this time.",
     )
+    max_message_bytes: int = Field(
+        256 * 1024, ge=1024, description="Largest message the collector publishes; the broker's "
+        "message_size_limit (deploy/mosquitto/roomguard.conf) must not be lower.",
+    )
 
     @model_validator(mode="after")
     def _password_needs_user(self) -> Self:
