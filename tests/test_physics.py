@@ -60,6 +60,9 @@ def test_baseline_values_use_canonical_names_and_realistic_numbers() -> None:
     assert ups["battery_charge_pct"] == 100.0
     assert ups["runtime_s"] == pytest.approx(1800, abs=1)
     assert (ups["input_voltage_v"], ups["input_freq_hz"]) == (220.0, 60.0)
+    # The nameplate agrees with what the UPS measures (the demo's ups-1 said 50 Hz nominal at 60 Hz).
+    assert (ups["input_freq_nominal_hz"], ups["output_freq_nominal_hz"]) == (60.0, 60.0)
+    assert ups["output_voltage_nominal_v"] == ups["output_voltage_v"] == 220.0
     gen = m.values("gen1")
     assert (gen["control_mode"], gen["engine_state"]) == ("auto", "stopped")
     assert (gen["fuel_level_pct"], gen["battery_voltage_v"]) == (85.0, 27.4)

@@ -96,6 +96,10 @@ class UpsModel:
             "input_freq_hz": round(self.input_hz, 1),
             "output_voltage_v": out_v,
             "output_freq_hz": 0.0 if self.depleted else GRID_HZ,
+            # The nameplate matches the grid it runs on (Taiwan: 60 Hz), not a profile's generic example.
+            "input_freq_nominal_hz": GRID_HZ,
+            "output_freq_nominal_hz": GRID_HZ,
+            "output_voltage_nominal_v": GRID_V,
             "output_load_pct": 0.0 if self.depleted else round(self.load_pct, 1),
             "test_result": self.test_result,
             "battery_replace": False,
