@@ -149,3 +149,60 @@ def snmpsim_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+# --- net-snmp snmpd as a test peer ------------------------------------------------------------------
+
+SNMPD_TYPES = {"integer": "integer", "gauge": "unsigned", "timeticks": "timeticks", "string": "octet_str",
+               "oid": "object_id"}
+SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+
+
+def profile_overrides(model: str, values: dict[str, object] | None = None) -> list[str]:
+    """snmpd.conf `override` lines serving a profile's example values (and `values`) at its OIDs."""
+    from devices.snmp_codec import encode_profile
+
+    lines = []
+    for oid, (kind, raw) in sorted(encode_profile(snmp_profile(model), values or {}).items()):
+        lines.append(f"override {oid} {SNMPD_TYPES[kind]} " + (f'"{raw}"' if kind == "string" else str(raw)))
+    return lines
+
+
+def v3_args(user: str, auth_key: str, priv_key: str) -> list[str]:
+    """net-snmp command-line credentials of an authPriv SHA-256/AES-128 user."""
+    return ["-v3", "-l", "authPriv", "-u", user, "-a", "SHA-256", "-A", auth_key, "-x", "AES", "-X", priv_key]
+
+
+class Snmpd:
+    """A net-snmp snmpd on a free loopback UDP port from `conf` lines, ready once `snmpget ready…` answers.
+
+    Each instance has its own persistent directory, so its own snmpEngineID (RFC 3411: unique per agent).
+    """
+
+    def __init__(self, directory: Path, conf: list[str], ready: list[str], timeout_s: float = 20.0) -> None:
+        self.port = free_udp_port()
+        self.dir = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        lines = [f"agentAddress udp:127.0.0.1:{self.port}", *conf]
+        (directory / "snmpd.conf").write_text("\n".join(lines) + "\n")
+        self.log = directory / "snmpd.log"
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                [require_tool("snmpd"), "-f", "-Lo", "-C", "-c", str(directory / "snmpd.conf"),
+                 "-p", str(directory / "pid"), "-M", "/dev/null", "-m", ""],
+                env={**os.environ, "SNMP_PERSISTENT_DIR": str(directory / "persist")},
+                stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while subprocess.run([require_tool("snmpget"), *ready, "-t", "0.5", "-r", "0", "-On",
+                              f"127.0.0.1:{self.port}", SYS_UPTIME],
+                             capture_output=True, env={**os.environ, "MIBS": ""}, check=False).returncode:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.close()
+                pytest.fail(f"snmpd on udp/{self.port} did not start: {self.log.read_text()}")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        """Stop snmpd."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(10)

@@ -22,7 +22,7 @@ from devices.reading import Metric, Quality
 from devices.registry import ProfileRegistry
 from devices.sim.modbus_server import ModbusSimServer
 from tests.services import Mosquitto
-from tests.snmp_fixtures import free_udp_port, require_tool, wait_udp_agent
+from tests.snmp_fixtures import Snmpd
 from tests.test_collect import Sub, _until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,19 +64,10 @@ async def modbus_misfit() -> AsyncIterator[int]:
 @pytest.fixture
 def snmpd_without_ups_mib(tmp_path: Path) -> Iterator[int]:
     """net-snmp snmpd answering its own system MIB only: none of UPS-MIB's objects."""
-    exe = require_tool("snmpd")
-    port = free_udp_port()
-    conf = tmp_path / "snmpd.conf"
-    conf.write_text(f"agentAddress udp:127.0.0.1:{port}\nrocommunity fit-ro 127.0.0.1\nsysDescr bare agent\n")
-    proc = subprocess.Popen([exe, "-f", "-Lo", "-C", "-c", str(conf), "-M", "/dev/null", "-m", ""],
-                            env={**os.environ, "SNMP_PERSISTENT_DIR": str(tmp_path / "persist")},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_udp_agent(port, "fit-ro")
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    agent = Snmpd(tmp_path / "snmpd", ["rocommunity fit-ro 127.0.0.1", "sysDescr bare agent"],
+                  ready=["-v2c", "-c", "fit-ro"])
+    yield agent.port
+    agent.close()
 
 
 def _site(tmp: Path, modbus_port: int, snmp_port: int, broker: Mosquitto) -> tuple[Path, str]:

@@ -105,7 +105,9 @@ def _series(db: Influxd, since_ns: int) -> dict[str, list[int]]:
 async def _wait_all_devices_after(db: Influxd, after_ns: int, deadline_s: float, proc_log: Path) -> None:
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
-        series = _series(db, after_ns)
+        # In a thread: the simulated devices are served by this event loop, and a query to a database
+        # busy with a backlog can take seconds; a blocked loop would make the devices late, not the product.
+        series = await asyncio.to_thread(_series, db, after_ns)
         if len(series) == DEVICES:
             return
         await asyncio.sleep(1)

@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from collector.poller import Poller, PollTarget
 from devices.reading import DeviceRef, PollResult, Quality
-from devices.snmp_codec import encode_profile
 from devices.snmp_reader import SnmpReader
 from devices.snmp_transport import SnmpTarget, SnmpV3
-from tests.snmp_fixtures import free_udp_port, require_tool, snmp_profile
+from tests.snmp_fixtures import Snmpd, profile_overrides, snmp_profile, v3_args
 
 pytestmark = pytest.mark.integration
 
@@ -31,74 +27,17 @@ INTERVAL_S = 1.0
 TIMEOUT_S = 0.8
 RETRIES = 1  # the site default (defaults.retries)
 HANG_S = 60  # only a hang reaches this
-SNMPD_TYPES = {
-    "integer": "integer",
-    "gauge": "unsigned",
-    "timeticks": "timeticks",
-    "string": "octet_str",
-    "oid": "object_id",
-}
 
 
 @pytest.fixture(scope="module")
 def snmpd_v3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """net-snmp snmpd with one authPriv user (SHA-256 / AES-128) serving the rfc1628-ups examples."""
-    exe = require_tool("snmpd")
-    d = tmp_path_factory.mktemp("snmpd-v3")
-    port = free_udp_port()
-    lines = [
-        f"agentAddress udp:127.0.0.1:{port}",
-        f"createUser {GOOD.user} SHA-256 {GOOD.auth_key} AES {GOOD.priv_key}",
-        f"rouser {GOOD.user} priv",
-    ]
-    for oid, (kind, raw) in sorted(encode_profile(snmp_profile("rfc1628-ups"), {}).items()):
-        lines.append(f"override {oid} {SNMPD_TYPES[kind]} " + (f'"{raw}"' if kind == "string" else str(raw)))
-    (d / "snmpd.conf").write_text("\n".join(lines) + "\n")
-    log = (d / "snmpd.log").open("w")
-    proc = subprocess.Popen(
-        [exe, "-f", "-Lo", "-C", "-c", str(d / "snmpd.conf"), "-M", "/dev/null", "-m", ""],
-        env={**os.environ, "SNMP_PERSISTENT_DIR": str(d / "persist")},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    snmpget = require_tool("snmpget")
-    deadline = time.monotonic() + 20
-    while subprocess.run(
-        [
-            snmpget,
-            "-v3",
-            "-l",
-            "authPriv",
-            "-u",
-            GOOD.user,
-            "-a",
-            "SHA-256",
-            "-A",
-            GOOD.auth_key,
-            "-x",
-            "AES",
-            "-X",
-            GOOD.priv_key,
-            "-t",
-            "0.5",
-            "-r",
-            "0",
-            "-On",
-            f"127.0.0.1:{port}",
-            "1.3.6.1.2.1.1.3.0",
-        ],
-        capture_output=True,
-        env={**os.environ, "MIBS": ""},
-        check=False,
-    ).returncode:
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"snmpd did not start: {(d / 'snmpd.log').read_text()}")
-        time.sleep(0.2)
-    yield port
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+    agent = Snmpd(tmp_path_factory.mktemp("snmpd-v3"),
+                  [f"createUser {GOOD.user} SHA-256 {GOOD.auth_key} AES {GOOD.priv_key}",
+                   f"rouser {GOOD.user} priv", *profile_overrides("rfc1628-ups")],
+                  ready=v3_args(GOOD.user, GOOD.auth_key, GOOD.priv_key))
+    yield agent.port
+    agent.close()
 
 
 def target(name: str, port: int, creds: SnmpV3) -> PollTarget:

@@ -23,7 +23,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.services import Influxd, Mosquitto, _serve
-from tests.snmp_fixtures import free_udp_port, require_tool, wait_udp_agent
+from tests.snmp_fixtures import Snmpd, free_udp_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,21 +53,11 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
 @pytest.fixture
 def snmpd_v3(tmp_path: Path) -> Iterator[int]:
     """net-snmp snmpd with a v2c community and a v3 user whose keys are NOT the site's markers."""
-    exe = require_tool("snmpd")
-    port = free_udp_port()
-    conf = tmp_path / "snmpd.conf"
-    conf.write_text(f"agentAddress udp:127.0.0.1:{port}\nrocommunity right-ro 127.0.0.1\n"
-                    "createUser roomguard SHA-256 right-auth-pass AES right-priv-pass\n"
-                    "rouser roomguard priv\n")
-    proc = subprocess.Popen([exe, "-f", "-Lo", "-C", "-c", str(conf), "-M", "/dev/null", "-m", ""],
-                            env={**os.environ, "SNMP_PERSISTENT_DIR": str(tmp_path / "persist")},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_udp_agent(port, "right-ro")
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    agent = Snmpd(tmp_path / "snmpd", ["rocommunity right-ro 127.0.0.1",
+                                       "createUser roomguard SHA-256 right-auth-pass AES right-priv-pass",
+                                       "rouser roomguard priv"], ready=["-v2c", "-c", "right-ro"])
+    yield agent.port
+    agent.close()
 
 
 def _site(tmp: Path, broker: Mosquitto, db: Influxd, snmp_port: int) -> Path:

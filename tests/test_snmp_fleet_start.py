@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +17,10 @@ import pytest
 from collector.poller import Poller, PollTarget
 from devices.reading import DeviceRef, PollResult, Quality
 from devices.registry import ProfileRegistry
-from devices.snmp_codec import encode_profile
 from devices.snmp_profile import SnmpProfile
 from devices.snmp_reader import SnmpReader
 from devices.snmp_transport import SnmpTarget, SnmpV2c
+from tests.snmp_fixtures import Snmpd, profile_overrides
 
 FLEET = 400
 # Each result costs the event loop this much (the sink spins): 400 first polls need at least 4 s of
@@ -31,46 +28,15 @@ FLEET = 400
 SINK_BUSY_S = 0.010
 # Only a hang reaches this: the test checks that polls do not fail, not how fast they complete.
 HANG_S = 120
-SNMPD_TYPES = {
-    "integer": "integer",
-    "gauge": "unsigned",
-    "timeticks": "timeticks",
-    "string": "octet_str",
-    "oid": "object_id",
-}
 
 
 @pytest.fixture
 def snmpd_ups(tmp_path: Path) -> Iterator[int]:
     """net-snmp snmpd serving the rfc1628-ups examples, one read community per device."""
-    snmpd = shutil.which("snmpd") or "/usr/sbin/snmpd"
-    profile = ProfileRegistry.builtin().get("rfc1628-ups")
-    assert isinstance(profile, SnmpProfile)
-    lines = [f"rocommunity dev{i} 127.0.0.1" for i in range(FLEET)]
-    for oid, (kind, raw) in sorted(encode_profile(profile, {}).items()):
-        lines.append(f"override {oid} {SNMPD_TYPES[kind]} " + (f'"{raw}"' if kind == "string" else str(raw)))
-    (tmp_path / "snmpd.conf").write_text("\n".join(lines) + "\n")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            snmpd,
-            "-f",
-            "-Lf",
-            "/dev/null",
-            "-C",
-            "-c",
-            str(tmp_path / "snmpd.conf"),
-            "-p",
-            str(tmp_path / "pid"),
-            f"udp:127.0.0.1:{port}",
-        ]
-    )
-    time.sleep(0.5)
-    yield port
-    proc.terminate()
-    proc.wait(timeout=10)
+    agent = Snmpd(tmp_path / "snmpd", [*(f"rocommunity dev{i} 127.0.0.1" for i in range(FLEET)),
+                                       *profile_overrides("rfc1628-ups")], ready=["-v2c", "-c", "dev0"])
+    yield agent.port
+    agent.close()
 
 
 @pytest.mark.integration

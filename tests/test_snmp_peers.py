@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from devices.reading import Metric
 from devices.sim.snmp_agent import SnmpSimAgent
 from devices.snmp_reader import SnmpReader
 from devices.snmp_transport import SnmpTarget, SnmpV3
-from tests.snmp_fixtures import free_udp_port, require_tool, snmp_profile
+from tests.snmp_fixtures import Snmpd, free_udp_port, require_tool, snmp_profile, v3_args
 
 pytestmark = pytest.mark.integration
 
@@ -111,34 +109,12 @@ async def test_v3_silent_agent_is_a_timeout_not_auth(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def snmpd_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A real net-snmp snmpd with one authPriv user (SHA-256 / AES-128) on a free port."""
-    exe = require_tool("snmpd")
-    d = tmp_path_factory.mktemp("snmpd")
-    port = free_udp_port()
-    conf = d / "snmpd.conf"
-    conf.write_text(f"agentAddress udp:127.0.0.1:{port}\n"
-                    f"createUser {GOOD_V3.user} SHA-256 {GOOD_V3.auth_key} AES {GOOD_V3.priv_key}\n"
-                    f"rouser {GOOD_V3.user} priv\nsysDescr roomguard snmpd peer\n")
-    log = (d / "snmpd.log").open("w")
-    proc = subprocess.Popen([exe, "-f", "-Lo", "-C", "-c", str(conf), "-M", "/dev/null", "-m", ""],
-                            env={**os.environ, "SNMP_PERSISTENT_DIR": str(d / "persist")},
-                            stdout=log, stderr=subprocess.STDOUT)
-    snmpget = require_tool("snmpget")
-    deadline = time.monotonic() + 20
-    while True:
-        r = subprocess.run([snmpget, "-v3", "-l", "authPriv", "-u", GOOD_V3.user, "-a", "SHA-256",
-                            "-A", GOOD_V3.auth_key, "-x", "AES", "-X", GOOD_V3.priv_key, "-t", "0.5",
-                            "-r", "0", "-On", f"127.0.0.1:{port}", "1.3.6.1.2.1.1.3.0"],
-                           capture_output=True, env={**os.environ, "MIBS": ""}, check=False)
-        if r.returncode == 0:
-            break
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"snmpd did not start: {(d / 'snmpd.log').read_text()}")
-        time.sleep(0.2)
-    yield port
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+    agent = Snmpd(tmp_path_factory.mktemp("snmpd"),
+                  [f"createUser {GOOD_V3.user} SHA-256 {GOOD_V3.auth_key} AES {GOOD_V3.priv_key}",
+                   f"rouser {GOOD_V3.user} priv", "sysDescr roomguard snmpd peer"],
+                  ready=v3_args(GOOD_V3.user, GOOD_V3.auth_key, GOOD_V3.priv_key))
+    yield agent.port
+    agent.close()
 
 
 async def test_snmpd_v3_right_password(snmpd_port: int) -> None:

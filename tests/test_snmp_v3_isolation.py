@@ -7,9 +7,6 @@ case: one `roomguard` user on every card), polled concurrently through the colle
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +19,9 @@ from pysnmp.proto import api
 from collector.poller import Poller, PollTarget
 from devices.errors import AuthFailure, DeviceProtocolError, DeviceTimeout, TransportError
 from devices.reading import DeviceRef, PollResult, Quality
-from devices.snmp_codec import encode_profile
 from devices.snmp_reader import SnmpReader
 from devices.snmp_transport import SnmpTarget, SnmpV2c, SnmpV3
-from tests.snmp_fixtures import free_udp_port, require_tool, snmp_profile
+from tests.snmp_fixtures import Snmpd, free_udp_port, profile_overrides, snmp_profile, v3_args
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +34,6 @@ CHARGE = "battery_charge_pct"
 COMMUNITY_OK = "MARKER-community-ok-7f3a"
 COMMUNITY_WRONG = "MARKER-community-wrong-91c2"
 V2 = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
-SNMPD_TYPES = {"integer": "integer", "gauge": "unsigned", "timeticks": "timeticks", "string": "octet_str",
-               "oid": "object_id"}
 
 
 @dataclass(frozen=True)
@@ -68,62 +62,28 @@ SECRETS = [COMMUNITY_OK, COMMUNITY_WRONG, WRONG_AUTH, WRONG_PRIV,
            *(key for auth, priv, _ in AGENT_KEYS for key in (auth, priv))]
 
 
-def _start_snmpd(d: Path, port: int, auth_key: str, priv_key: str, charge: int) -> subprocess.Popen[bytes]:
+def _snmpd(d: Path, auth_key: str, priv_key: str, charge: int) -> Snmpd:
     """snmpd serving the rfc1628-ups examples (battery charge `charge`) to user roomguard and COMMUNITY_OK."""
-    profile = snmp_profile("rfc1628-ups")
-    lines = [f"agentAddress udp:127.0.0.1:{port}",
-             f"createUser {USER} SHA-256 {auth_key} AES {priv_key}",
-             f"rouser {USER} priv",
-             f"rocommunity {COMMUNITY_OK} 127.0.0.1",
-             "sysDescr roomguard v3 isolation peer"]
-    for oid, (kind, raw) in sorted(encode_profile(profile, {CHARGE: charge}).items()):
-        lines.append(f"override {oid} {SNMPD_TYPES[kind]} " + (f'"{raw}"' if kind == "string" else str(raw)))
-    d.mkdir(parents=True)
-    (d / "snmpd.conf").write_text("\n".join(lines) + "\n")
-    # Its own persistent dir: each agent generates its own snmpEngineID (RFC 3411 requires them unique).
-    with (d / "snmpd.log").open("w") as log:
-        return subprocess.Popen([require_tool("snmpd"), "-f", "-Lo", "-C", "-c", str(d / "snmpd.conf"),
-                                 "-p", str(d / "pid"), "-M", "/dev/null", "-m", ""],
-                                env={**os.environ, "SNMP_PERSISTENT_DIR": str(d / "persist")},
-                                stdout=log, stderr=subprocess.STDOUT)
-
-
-def _wait_v3(agent: Agent, proc: subprocess.Popen[bytes], log: Path) -> None:
-    """Block until net-snmp's snmpget reads sysUpTime from the agent with its own keys."""
-    snmpget = require_tool("snmpget")
-    deadline = time.monotonic() + 20
-    while True:
-        r = subprocess.run([snmpget, "-v3", "-l", "authPriv", "-u", USER, "-a", "SHA-256",
-                            "-A", agent.auth_key, "-x", "AES", "-X", agent.priv_key, "-t", "0.5", "-r", "0",
-                            "-On", f"127.0.0.1:{agent.port}", SYS_UPTIME],
-                           capture_output=True, env={**os.environ, "MIBS": ""}, check=False)
-        if r.returncode == 0:
-            return
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail(f"snmpd on udp/{agent.port} did not start: {log.read_text()}")
-        time.sleep(0.2)
+    conf = [f"createUser {USER} SHA-256 {auth_key} AES {priv_key}", f"rouser {USER} priv",
+            f"rocommunity {COMMUNITY_OK} 127.0.0.1", "sysDescr roomguard v3 isolation peer",
+            *profile_overrides("rfc1628-ups", {CHARGE: charge})]
+    return Snmpd(d, conf, ready=v3_args(USER, auth_key, priv_key))
 
 
 @pytest.fixture(scope="module")
 def agents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Agent]]:
     """Three snmpd agents on different loopback ports, same v3 user, different auth and priv keys."""
     root = tmp_path_factory.mktemp("snmpd-v3-isolation")
-    procs: list[subprocess.Popen[bytes]] = []
-    out: list[Agent] = []
+    running: list[Snmpd] = []
     try:
+        out: list[Agent] = []
         for i, (auth_key, priv_key, charge) in enumerate(AGENT_KEYS):
-            agent = Agent(free_udp_port(), auth_key, priv_key, charge)
-            procs.append(_start_snmpd(root / f"a{i}", agent.port, auth_key, priv_key, charge))
-            out.append(agent)
-        for i, (agent, proc) in enumerate(zip(out, procs, strict=True)):
-            _wait_v3(agent, proc, root / f"a{i}" / "snmpd.log")
+            running.append(_snmpd(root / f"a{i}", auth_key, priv_key, charge))
+            out.append(Agent(running[-1].port, auth_key, priv_key, charge))
         yield out
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(10)
+        for agent in running:
+            agent.close()
 
 
 def _target(name: str, port: int, creds: SnmpV2c | SnmpV3, timeout_s: float = 1.0) -> PollTarget:
