@@ -30,61 +30,20 @@ called directly from the asyncio loop thread, not from several threads at once.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from collector.state_dir import create_private_file
+from collector.outbox_db import OutboxCorrupt, OutboxDb, OutboxError, OutboxLocked
 
 _LOG = logging.getLogger(__name__)
 
-# Tags the file as ours, so a wrong path fails loudly instead of being written into.
-_APPLICATION_ID = 0x52474F42  # "RGOB"
-_SCHEMA_VERSION = 2
 _ACK_CHUNK = 500  # ids per DELETE statement
-_SCHEMA = (
-    # AUTOINCREMENT: ids are never reused, so a stale ack can never hit a newer message.
-    # stream/seq: the device (`room/device`) and sequence number of a readings message, which ingest
-    # confirms.
-    "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,"
-    " payload BLOB NOT NULL, qos INTEGER NOT NULL, retain INTEGER NOT NULL, created REAL NOT NULL,"
-    " size INTEGER NOT NULL, stream TEXT, seq INTEGER)",
-    # Messages the broker acknowledged that wait for the archive's confirmation, and when. A table of
-    # its own, not a column: marking a message would rewrite its whole row (payload included), and
-    # putting thousands back in line after a reconnect would rewrite them all, on the polling thread.
-    "CREATE TABLE IF NOT EXISTS published (id INTEGER PRIMARY KEY, at REAL NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS stats (key TEXT PRIMARY KEY, value) WITHOUT ROWID",
-    # Whatever removes a message (confirm, ack, a bound) removes its mark too.
-    "CREATE TRIGGER IF NOT EXISTS messages_gone AFTER DELETE ON messages"
-    " BEGIN DELETE FROM published WHERE id = old.id; END",
-)
-_INDEXES = (
-    # confirm finds a stream's sequence range.
-    "CREATE INDEX IF NOT EXISTS messages_stream ON messages (stream, seq) WHERE stream IS NOT NULL",
-)
-# Version 1 (before delivery confirmations) had no stream/seq columns: add them in place.
-_MIGRATE_FROM_1 = (
-    "ALTER TABLE messages ADD COLUMN stream TEXT",
-    "ALTER TABLE messages ADD COLUMN seq INTEGER",
-)
 DropReason = Literal["bytes", "age"]
 Release = Literal["archive", "broker"]
-
-
-class OutboxError(Exception):
-    """The outbox file cannot be used; the message names the file."""
-
-
-class OutboxLocked(OutboxError):
-    """Another process (or connection) holds the outbox file."""
-
-
-class OutboxCorrupt(OutboxError):
-    """The file is damaged or is not a roomguard outbox; it is left untouched for inspection."""
 
 
 @dataclass(slots=True)
@@ -157,53 +116,10 @@ class Outbox:
         self.release = release
         self.confirmed_up_to = 0  # highest id the archive confirmed since this outbox was opened
         self._clock = clock
-        self._synchronous = synchronous
-        try:
-            create_private_file(self.path)  # 0600 whatever the umask; SQLite gives -wal/-shm the same mode
-            # isolation_level=None: we issue BEGIN IMMEDIATE/COMMIT ourselves, so each call is one txn.
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=0.5, cached_statements=64)
-        except (OSError, sqlite3.Error) as exc:
-            raise OutboxError(f"cannot open outbox {self.path}: {exc}") from exc
-        try:
-            self._open()
-        except BaseException:
-            self._db.close()
-            raise
+        self._db = OutboxDb(self.path, synchronous)
         count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM messages").fetchone()
         self._count, self._bytes = int(count), int(size)
         self.enforce_bounds()  # bounds may have shrunk, or time passed, while we were down
-
-    def _open(self) -> None:
-        db = self._db
-        try:
-            # Exclusive: one owner, so the cached depth stays exact and two collectors never
-            # publish the same outbox twice. Must be set before WAL so no -shm file is shared.
-            db.execute("PRAGMA locking_mode=EXCLUSIVE")
-            app_id = db.execute("PRAGMA application_id").fetchone()[0]
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            tables = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
-            if tables and (app_id != _APPLICATION_ID or version not in (1, _SCHEMA_VERSION)):
-                raise OutboxCorrupt(
-                    f"{self.path} is not a roomguard outbox (application_id={app_id:#x}, "
-                    f"user_version={version}); refusing to touch it"
-                )
-            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise OutboxError(f"cannot put outbox {self.path} in WAL mode (got {mode})")
-            db.execute(f"PRAGMA synchronous={self._synchronous}")
-            check = db.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise OutboxCorrupt(f"outbox {self.path} failed integrity check: {check}")
-            with self._tx():  # also takes and keeps the exclusive lock from here on
-                if tables and version == 1:
-                    for ddl in _MIGRATE_FROM_1:
-                        db.execute(ddl)
-                for ddl in (*_SCHEMA, *_INDEXES):
-                    db.execute(ddl)
-                db.execute(f"PRAGMA application_id={_APPLICATION_ID}")
-                db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
-            raise self._translate(exc) from exc
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -447,32 +363,10 @@ class Outbox:
         return dict(self._query("SELECT key, value FROM stats", ()))
 
     def _query(self, sql: str, params: Sequence[object]) -> list[Any]:
-        try:
-            return self._db.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
-            raise self._translate(exc) from exc
+        return self._db.query(sql, params)
 
-    @contextmanager
-    def _tx(self) -> Iterator[None]:
-        """One IMMEDIATE transaction; sqlite errors become OutboxError naming the file."""
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise self._translate(exc) from exc
-        try:
-            yield
-            self._db.execute("COMMIT")
-        except BaseException as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise self._translate(exc) from exc
-            raise
+    def _tx(self) -> AbstractContextManager[None]:
+        return self._db.tx()
 
-    def _translate(self, exc: sqlite3.Error) -> OutboxError:
-        text = str(exc)
-        if "locked" in text or "busy" in text:
-            return OutboxLocked(f"outbox {self.path} is locked by another process or connection: {text}")
-        if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
-            return OutboxCorrupt(f"outbox {self.path} is corrupt ({text}); left untouched, move it aside")
-        return OutboxError(f"outbox {self.path}: {text}")
+
+__all__ = ["DropEvent", "Outbox", "OutboxCorrupt", "OutboxError", "OutboxLocked", "OutboxMessage", "Pending"]
