@@ -1,20 +1,21 @@
-"""Thin async SNMP v2c/v3 client on the pysnmp 7 asyncio hlapi: GET, GETBULK walks, typed errors."""
+"""Thin async SNMP v2c/v3 client on the pysnmp 7 asyncio hlapi: GET, GETBULK walks, typed errors.
+
+`SnmpTarget` is one agent endpoint: it sends GET and GETBULK requests, files GETBULK responses under
+the table columns they walk, and maps pysnmp's error indications to our typed errors (an
+authentication failure never becomes a value). Credentials and how they are bound to pysnmp's engines
+live in `devices.snmp_credentials`, SNMPv3 engine-id discovery in `devices.snmp_discovery`; the names
+callers use from them are re-exported here, so an SNMP client imports from this module only.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import secrets
-import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
-from pyasn1.codec.ber import decoder, encoder
-from pyasn1.error import PyAsn1Error
 from pyasn1.type import univ
-from pysnmp.entity import config
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
     ContextData,
@@ -26,35 +27,33 @@ from pysnmp.hlapi.v3arch.asyncio import (
     bulk_cmd,
     get_cmd,
 )
-from pysnmp.hlapi.v3arch.asyncio import auth as usm
 from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD
-from pysnmp.proto import api, errind, rfc1902, rfc1905
-from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
-from pysnmp.proto.secmod.rfc3414.service import UsmSecurityParameters
+from pysnmp.proto import errind, rfc1902, rfc1905
 
 from devices.errors import AuthFailure, DeviceProtocolError, DeviceTimeout, TransportError
 from devices.snmp_codec import NO_SUCH, Oid, SnmpValue
+from devices.snmp_credentials import (
+    AUTH_PROTOCOLS,
+    PRIV_PROTOCOLS,
+    AuthProtocol,
+    Credentials,
+    PrivProtocol,
+    SnmpV2c,
+    SnmpV3,
+    auth_data,
+    engines_of,
+    loop_engines,
+    master_keys,
+    placeholder_auth,
+    shared_engine,
+)
+from devices.snmp_discovery import discover_engine_id
 
-AuthProtocol = Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"]
-PrivProtocol = Literal["des", "aes128", "aes192", "aes256", "aes192c", "aes256c"]
-
-AUTH_PROTOCOLS: dict[str, Any] = {
-    "md5": usm.USM_AUTH_HMAC96_MD5,
-    "sha": usm.USM_AUTH_HMAC96_SHA,
-    "sha224": usm.USM_AUTH_HMAC128_SHA224,
-    "sha256": usm.USM_AUTH_HMAC192_SHA256,
-    "sha384": usm.USM_AUTH_HMAC256_SHA384,
-    "sha512": usm.USM_AUTH_HMAC384_SHA512,
-}
-# net-snmp's AES-192/256 extend the key the Blumenthal way; Cisco-style ("C") the Reeder way.
-PRIV_PROTOCOLS: dict[str, Any] = {
-    "des": usm.USM_PRIV_CBC56_DES,
-    "aes128": usm.USM_PRIV_CFB128_AES,
-    "aes192": usm.USM_PRIV_CFB192_AES_BLUMENTHAL,
-    "aes256": usm.USM_PRIV_CFB256_AES_BLUMENTHAL,
-    "aes192c": usm.USM_PRIV_CFB192_AES,
-    "aes256c": usm.USM_PRIV_CFB256_AES,
-}
+__all__ = [  # with the names of snmp_credentials and snmp_discovery that callers import from here
+    "AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "AuthProtocol", "BulkResponse", "BulkUnsupported", "Credentials",
+    "PrivProtocol", "SnmpTarget", "SnmpV2c", "SnmpV3", "auth_data", "discover_engine_id", "from_pysnmp",
+    "shared_engine",
+]
 
 # Error indications that mean "your credentials are wrong" (USM reports from RFC 3414 §3.2 and the
 # v2c community check). They must never turn into values: Telegraf issue 7746 shipped garbage here.
@@ -87,239 +86,6 @@ class BulkResponse:
     columns: dict[str, SnmpValue]
     counts: dict[str, int]  # column root → instances received
     unfinished: dict[str, str]  # column root → last OID received, for columns this response did not end
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class SnmpV2c:
-    """SNMPv2c community credentials."""
-
-    community: str = "public"
-
-    def __repr__(self) -> str:
-        # The community is the password of v2c: error texts embed this repr and travel to logs, status
-        # files, MQTT and InfluxDB.
-        return "v2c"
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class SnmpV3:
-    """SNMPv3 USM user, authPriv (the only level a machine room should accept)."""
-
-    user: str
-    auth_protocol: AuthProtocol = "sha256"
-    auth_key: str = ""
-    priv_protocol: PrivProtocol = "aes128"
-    priv_key: str = ""
-    context: str = ""
-
-    def __post_init__(self) -> None:
-        if self.auth_protocol not in AUTH_PROTOCOLS:
-            raise ValueError(f"auth_protocol {self.auth_protocol!r}; valid: {', '.join(AUTH_PROTOCOLS)}")
-        if self.priv_protocol not in PRIV_PROTOCOLS:
-            raise ValueError(f"priv_protocol {self.priv_protocol!r}; valid: {', '.join(PRIV_PROTOCOLS)}")
-        if len(self.auth_key) < 8 or len(self.priv_key) < 8:
-            raise ValueError("SNMPv3 auth_key and priv_key need at least 8 characters (RFC 3414)")
-
-    def __repr__(self) -> str:
-        ctx = f" context={self.context}" if self.context else ""
-        return f"v3 user={self.user} {self.auth_protocol}/{self.priv_protocol}{ctx}"
-
-
-Credentials = SnmpV2c | SnmpV3
-
-# RFC 3414 keys a USM user by (authoritative snmpEngineID, userName) and localizes its keys to that
-# engine id (§2.6): one SnmpEngine can hold one key set per (agent, user). Every v3 target registers its
-# keys for the engine id its agent reported in discovery (§4), never for the user name alone. pysnmp's
-# hlapi default (UsmUserData without securityEngineId) puts the keys in the row (local engine id, user)
-# that LCD.configure deletes and re-adds whenever another device with the same user name has other keys
-# (hlapi/v3arch/asyncio/lcd.py `_usm_auth_changed`), and from which the USM clones the per-agent row on
-# first contact (proto/secmod/rfc3414/service.py `__clone_user_info`): requests then went out with a
-# neighbour's keys and responses were checked with them. Our engines never hold that local row.
-_UNBOUND_ENGINE_ID = bytes.fromhex("8000000004") + b"roomguard-unbound"  # enterprise 0 (reserved), text
-# Random master keys for the placeholder row of `_placeholder`: valid for nothing, known to nobody.
-_PLACEHOLDER_KEYS = (secrets.token_bytes(20), secrets.token_bytes(20))
-# While discovered agents register their USM rows, other polls wait: at most this long per batch.
-_REGISTER_BUDGET_S = 0.05
-
-
-@functools.lru_cache(maxsize=4096)
-def _master_keys(auth_protocol: str, auth_key: str, priv_protocol: str, priv_key: str) -> tuple[bytes, bytes]:
-    """RFC 3414 §2.6 password-to-key master keys, computed once per distinct pass phrase."""
-    # Hashing a pass phrase is 1 MB of digest input (tens of ms in pysnmp); localizing a master key to an
-    # agent's engine id is one short hash. A fleet usually shares one key set.
-    auth = AUTH_PROTOCOLS[auth_protocol]
-    master_auth = config.AUTH_SERVICES[auth].hash_passphrase(auth_key)
-    master_priv = config.PRIV_SERVICES[PRIV_PROTOCOLS[priv_protocol]].hash_passphrase(auth, priv_key)
-    return bytes(master_auth), bytes(master_priv)
-
-
-def _placeholder(user: str) -> UsmUserData:
-    """A USM entry under a reserved engine id no agent has: lets LCD register a v3 address up front."""
-    # LCD.configure needs an auth entry to add a target address; the address's parameters are keyed by
-    # (securityName, level, model), so the agent's real entry registered later reuses that address.
-    return UsmUserData(user, authKey=_PLACEHOLDER_KEYS[0], privKey=_PLACEHOLDER_KEYS[1],
-                       authProtocol=usm.USM_AUTH_HMAC96_SHA, privProtocol=usm.USM_PRIV_CFB128_AES,
-                       securityEngineId=_UNBOUND_ENGINE_ID, authKeyType=config.USM_KEY_TYPE_MASTER,
-                       privKeyType=config.USM_KEY_TYPE_MASTER)
-
-
-class _Engines:
-    """The SNMP engines of one event loop: the shared one, plus one per conflicting v3 key set."""
-
-    def __init__(self) -> None:
-        self.engines: list[SnmpEngine] = [SnmpEngine()]
-        # Per engine: (agent engine id, user) → the credentials whose keys that USM row holds.
-        self._rows: list[dict[tuple[bytes, str], SnmpV3]] = [{}]
-        # Targets whose agent answered discovery but whose USM row is not registered yet.
-        self.pending: dict[SnmpTarget, bytes] = {}
-
-    def claim(self, engine_id: bytes, creds: SnmpV3) -> SnmpEngine:
-        """The engine whose (engine id, user) row holds exactly these keys, claiming a free row if needed."""
-        # A second key set for the same agent and user (a misconfigured device beside the right one, or
-        # two agents sharing an engine id) cannot live in the same engine: responses are checked with
-        # the row the wire's (engine id, user name) selects (RFC 3414 §3.2 step 4; pysnmp
-        # service.py `process_incoming_message`). It gets an engine of its own (about 170 ms and 1 MB to
-        # create); a fleet without such conflicts keeps the one shared engine.
-        key, keys = (engine_id, creds.user), replace(creds, context="")
-        for engine, rows in zip(self.engines, self._rows, strict=True):
-            held = rows.setdefault(key, keys)
-            if held == keys:
-                return engine
-        self.engines.append(SnmpEngine())
-        self._rows.append({key: keys})
-        return self.engines[-1]
-
-    def register_pending(self, first: SnmpTarget) -> None:
-        """Register `first` and as many other discovered targets as fit the time budget, in one go."""
-        # pysnmp rebuilds its securityName map on the next v3 message after any USM row is added
-        # (rfc3414/service.py `__sec2usr`, O(rows)): registering in batches keeps that to one rebuild per
-        # batch, and the budget keeps a large batch from stalling the event loop.
-        deadline = time.perf_counter() + _REGISTER_BUDGET_S
-        engine_id = self.pending.pop(first, None)
-        if engine_id is not None:
-            first._register(engine_id)
-        while self.pending and time.perf_counter() < deadline:
-            target, engine_id = self.pending.popitem()
-            target._register(engine_id)
-
-
-_ENGINES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Engines] = weakref.WeakKeyDictionary()
-
-
-def _engines() -> _Engines:
-    loop = asyncio.get_running_loop()
-    engines = _ENGINES.get(loop)
-    if engines is None:
-        engines = _ENGINES[loop] = _Engines()
-    return engines
-
-
-def shared_engine() -> SnmpEngine:
-    """The process's SnmpEngine for the running event loop (pysnmp binds its dispatcher to one loop)."""
-    return _engines().engines[0]
-
-
-def auth_data(credentials: Credentials, engine_id: bytes | None = None) -> CommunityData | UsmUserData:
-    """pysnmp authentication object for our credentials; v3 keys are bound to the agent's engine id."""
-    if isinstance(credentials, SnmpV2c):
-        return CommunityData(credentials.community, mpModel=1)  # noqa: S508 - most room devices only speak v2c
-    if engine_id is None:
-        raise ValueError("SNMPv3 keys belong to one agent: give its snmpEngineID (discover_engine_id)")
-    master_auth, master_priv = _master_keys(credentials.auth_protocol, credentials.auth_key,
-                                            credentials.priv_protocol, credentials.priv_key)
-    return UsmUserData(
-        credentials.user,
-        authKey=master_auth,
-        privKey=master_priv,
-        authProtocol=AUTH_PROTOCOLS[credentials.auth_protocol],
-        privProtocol=PRIV_PROTOCOLS[credentials.priv_protocol],
-        securityEngineId=engine_id,
-        authKeyType=config.USM_KEY_TYPE_MASTER,
-        privKeyType=config.USM_KEY_TYPE_MASTER,
-    )
-
-
-# ------------------------------------------------------------------------------- RFC 3414 §4 discovery
-
-_V2 = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
-
-
-def _discovery_request(msg_id: int) -> bytes:
-    """An unauthenticated, reportable GET with empty engine id and user name (RFC 3414 §4)."""
-    msg = SNMPv3Message()
-    msg["msgVersion"] = 3
-    header = msg["msgGlobalData"]
-    header["msgID"] = msg_id
-    header["msgMaxSize"] = 65507
-    header["msgFlags"] = b"\x04"  # noAuthNoPriv, reportable
-    header["msgSecurityModel"] = 3  # USM
-    params = UsmSecurityParameters()
-    for name in ("msgAuthoritativeEngineId", "msgUserName", "msgAuthenticationParameters",
-                 "msgPrivacyParameters"):
-        params[name] = b""
-    params["msgAuthoritativeEngineBoots"] = 0
-    params["msgAuthoritativeEngineTime"] = 0
-    msg["msgSecurityParameters"] = encoder.encode(params)
-    scoped = msg["msgData"]["plaintext"]
-    scoped["contextEngineId"] = b""
-    scoped["contextName"] = b""
-    pdu = _V2.GetRequestPDU()
-    _V2.apiPDU.set_defaults(pdu)
-    _V2.apiPDU.set_request_id(pdu, msg_id)
-    scoped["data"]["get-request"] = pdu
-    return bytes(encoder.encode(msg))
-
-
-def _reported_engine_id(data: bytes, msg_id: int) -> bytes | None:
-    """msgAuthoritativeEngineID of the agent's answer to our discovery `msg_id`, if that is what `data` is."""
-    try:
-        msg, _ = decoder.decode(data, asn1Spec=SNMPv3Message())
-        if int(msg["msgVersion"]) != 3 or int(msg["msgGlobalData"]["msgID"]) != msg_id:
-            return None
-        params, _ = decoder.decode(msg["msgSecurityParameters"].asOctets(), asn1Spec=UsmSecurityParameters())
-        engine_id: bytes = params["msgAuthoritativeEngineId"].asOctets()
-    except (PyAsn1Error, ValueError, KeyError):
-        return None
-    return engine_id if 5 <= len(engine_id) <= 32 else None  # RFC 3411 SnmpEngineID SIZE(5..32)
-
-
-class _Discovery(asyncio.DatagramProtocol):
-    def __init__(self, msg_id: int, found: asyncio.Future[bytes]) -> None:
-        self._msg_id = msg_id
-        self._found = found
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        engine_id = _reported_engine_id(data, self._msg_id)
-        if engine_id is not None and not self._found.done():
-            self._found.set_result(engine_id)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable: the agent may be starting; like pysnmp, let the timeout decide.
-        pass
-
-
-async def discover_engine_id(address: tuple[str, int], timeout_s: float, retries: int) -> bytes | None:
-    """The agent's authoritative snmpEngineID (RFC 3414 §4 discovery), or None when it does not answer."""
-    # Our own socket: discovery leaves no state in any SnmpEngine (no probe user, no cloned rows).
-    loop = asyncio.get_running_loop()
-    msg_id = secrets.randbelow(2**31 - 2) + 1
-    found: asyncio.Future[bytes] = loop.create_future()
-    try:
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Discovery(msg_id, found),
-                                                           remote_addr=address)
-    except OSError:  # no route to the agent: as unanswered as a timeout
-        return None
-    try:
-        request = _discovery_request(msg_id)
-        for _ in range(retries + 1):
-            transport.sendto(request)
-            try:
-                return await asyncio.wait_for(asyncio.shield(found), timeout_s)
-            except TimeoutError:
-                continue
-        return None
-    finally:
-        transport.close()
 
 
 def from_pysnmp(value: Any) -> SnmpValue:
@@ -436,7 +202,7 @@ class SnmpTarget:
     async def _discover(self, target: UdpTransportTarget) -> bytes | None:
         engine_id = await discover_engine_id(target.transport_address, self.timeout_s, self.retries)
         if engine_id is not None and self._auth is None:
-            _engines().pending[self] = engine_id
+            loop_engines().pending[self] = engine_id
         return engine_id
 
     async def _bind(self, target: UdpTransportTarget) -> None:
@@ -447,15 +213,15 @@ class SnmpTarget:
             raise DeviceTimeout(f"{self}: no answer to SNMPv3 discovery within {self.timeout_s}s x "
                                 f"{self.retries + 1}")
         if self._auth is None:
-            _engines().pending.setdefault(self, engine_id)
-            _engines().register_pending(self)
+            loop_engines().pending.setdefault(self, engine_id)
+            loop_engines().register_pending(self)
 
     def _register(self, engine_id: bytes) -> None:
         """Put our keys in the USM row (engine id, user) of an engine where that row holds no other keys."""
         assert isinstance(self.credentials, SnmpV3)
         if self._udp is None or (self._auth is not None and self._engine_id == engine_id):
             return  # closed since its discovery (binds at its next request), or bound already
-        engine = _engines().claim(engine_id, self.credentials)
+        engine = loop_engines().claim(engine_id, self.credentials)
         auth = auth_data(self.credentials, engine_id)
         LCD.configure(engine, auth, self._udp, self._context.contextName)
         self._engine, self._auth, self._engine_id = engine, auth, engine_id
@@ -463,7 +229,7 @@ class SnmpTarget:
     def _unbind(self) -> None:
         self._auth = self._engine = self._engine_id = self._discovery = None
         if self._udp_loop is not None and not self._udp_loop.is_closed():
-            engines = _ENGINES.get(self._udp_loop)
+            engines = engines_of(self._udp_loop)
             if engines is not None:
                 engines.pending.pop(self, None)
 
@@ -615,9 +381,10 @@ class SnmpTarget:
         # v3 keys need the agent's engine id: the address is registered now (under a placeholder USM
         # entry), the agent is asked for its engine id in the background, and the USM rows of every
         # agent that answered are registered together before the first request that needs one.
-        LCD.configure(shared_engine(), _placeholder(self.credentials.user), target, self._context.contextName)
+        placeholder = placeholder_auth(self.credentials.user)
+        LCD.configure(shared_engine(), placeholder, target, self._context.contextName)
         c = self.credentials
-        _master_keys(c.auth_protocol, c.auth_key, c.priv_protocol, c.priv_key)  # the slow part, before polls
+        master_keys(c.auth_protocol, c.auth_key, c.priv_protocol, c.priv_key)  # the slow part, before polls
         if self._auth is None:
             self._start_discovery(target)
 
