@@ -17,6 +17,8 @@ from collector.lineproto import LineEncoder
 from devices.wire import decode_poll_epoch
 
 Key = tuple[str, str, str]  # (site, room, device)
+# Longest site, room, device, model, tag or metric name written (InfluxDB's own limit is 64 KB per key).
+MAX_IDENTIFIER = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,12 @@ def _admit(topic: str, payload: bytes, rules: AdmissionRules, encoder: LineEncod
     if len(poll.metrics) > rules.max_metrics:
         return Rejected(f"{len(poll.metrics)} metrics in one message, over the limit of {rules.max_metrics} "
                         "(ingest.max_metrics)", key, seq)
+    bad = _bad_identifier([("site", ref.site), ("room", ref.room), ("device", ref.device),
+                           ("model", ref.model), *(("tag", t) for kv in ref.tags.items() for t in kv),
+                           *(("metric", m.name) for m in poll.metrics)])
+    if bad:
+        # One such line would make the database refuse the whole batch, good points and all.
+        return Rejected(bad, key, seq)
     if rules.known is not None and rules.known.get((ref.site, ref.device)) != ref.room:
         room = rules.known.get((ref.site, ref.device))
         why = "not in the site file" if room is None else f"configured in room {room}, not {ref.room}"
@@ -82,6 +90,16 @@ def _admit(topic: str, payload: bytes, rules: AdmissionRules, encoder: LineEncod
         return Rejected(f"poll time {poll.ts.isoformat()} is more than {rules.max_future_s:g} s in the "
                         "future (ingest.max_future_s; is the collector's clock right?)", key, seq)
     return Accepted(key, seq, encoder.encode(poll), epoch)
+
+
+def _bad_identifier(names: list[tuple[str, str]]) -> str | None:
+    """Why one of these identifiers cannot become a series key or field name, or None."""
+    for what, name in names:
+        if len(name) > MAX_IDENTIFIER:
+            return f"{what} name of {len(name)} characters (at most {MAX_IDENTIFIER})"
+        if not name.isprintable():
+            return f"{what} name {name[:60]!r} holds control characters"
+    return None
 
 
 __all__ = ["Accepted", "AdmissionRules", "Rejected", "admit"]

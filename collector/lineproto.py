@@ -28,9 +28,10 @@ QUALITY_SUFFIX = "_quality"
 _BLANKS = {"\\": "/", "\n": "\\ ", "\r": "\\ ", "\t": "\\ ", ",": "\\,", " ": "\\ "}
 _MEASUREMENT = str.maketrans(_BLANKS)
 _KEY = str.maketrans({**_BLANKS, "=": "\\="})
-# String field values: backslash and quote are escaped (all parsers agree); line breaks become spaces
-# because a raw newline inside a quoted value is not accepted everywhere.
-_STRING = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": " ", "\r": " "})
+# String field values: backslash and quote are escaped (all parsers agree); line breaks and every other
+# control character become spaces, because a raw newline inside a quoted value is not accepted everywhere
+# and a control character from a device's string would only corrupt what a dashboard shows.
+_STRING = str.maketrans({**{chr(c): " " for c in (*range(32), 127)}, "\\": "\\\\", '"': '\\"'})
 
 
 def escape_measurement(name: str) -> str:

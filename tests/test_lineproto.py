@@ -185,11 +185,18 @@ _polls = st.builds(PollResult, ref=_refs,
                    metrics=_metrics.map(tuple), error=st.none() | _ident, quality=st.sampled_from(Quality))
 
 
+def _as_written(text: str) -> str:
+    """A string value as the encoder writes it: control characters (line breaks included) as spaces."""
+    return "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in text)
+
+
 def _expected_field(m: Metric) -> tuple[str, object]:
     """What the encoder must write for one metric: its value, or `<name>_quality`."""
     v = m.value
     if m.quality is Quality.GOOD and v is not None:
-        if isinstance(v, bool | str):
+        if isinstance(v, str):
+            return m.name, _as_written(v)
+        if isinstance(v, bool):
             return m.name, v
         try:
             f = float(v)
@@ -217,4 +224,4 @@ def test_line_parses_back(poll: PollResult) -> None:
     assert fields["quality"] in {q.value for q in Quality}
     if poll.quality is not Quality.GOOD:
         assert fields["quality"] == poll.quality.value
-    assert fields.get("error") == poll.error
+    assert fields.get("error") == (None if poll.error is None else _as_written(poll.error))
