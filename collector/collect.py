@@ -105,6 +105,8 @@ class Collector:
         self.poller = Poller(
             targets, self.sink, jitter_pct=site.defaults.jitter_pct, backoff_max_s=site.defaults.backoff_max_s
         )
+        # Polls come first: publishing and confirmations step back while a poll is under way.
+        self.publisher.yield_to = lambda: self.poller.busy
         self._flush_scheduled = False
         self._polls: list[PollResult] = []
         self._others: list[Pending] = []

@@ -22,7 +22,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from collector.broker import BrokerSettings
 from collector.ingest_batch import RateLimit
-from collector.mqtt_publisher import MqttPublisher
+from collector.mqtt_publisher import BACKGROUND_PAUSE_S, MqttPublisher
 from collector.outbox import Outbox, OutboxError
 from devices.wire import DeviceStatus, WireError, decode_confirm, encode_status
 
@@ -114,7 +114,7 @@ class CollectorPublisher(MqttPublisher):
                 per_turn = min(per_turn * 2, 64)
             elif spent > CONFIRM_BUDGET_S:
                 per_turn = max(per_turn // 2, 1)
-            await asyncio.sleep(0)
+            await asyncio.sleep(BACKGROUND_PAUSE_S if self.yield_to() else 0)
 
     def republish_lost(self, now: float) -> int:
         """Put readings ingest skipped back in line (see LOST_AFTER_S); how many."""

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
@@ -24,6 +24,10 @@ REFUSED_RETRY_CAP_S = 300.0
 # loop that polls devices (each publish costs tens of microseconds of paho and SQLite work; a poll waits
 # for the loop at each of its steps, see collector/collect_publisher.py CONFIRM_SLICE).
 PUBLISH_SLICE = 20
+# While polls are under way, the drain pauses this long between slices instead of only yielding: a poll
+# waits for the loop at each of its steps, and polls that take turns on one gateway add those waits up.
+# Publishing then runs mostly between the bursts of polls (the collector sets `yield_to`).
+BACKGROUND_PAUSE_S = 0.005
 
 
 class OutboxMessageLike(Protocol):
@@ -76,6 +80,7 @@ class MqttPublisher(ProtocolFallback):
         self.outbox = outbox
         self.window = window
         self.refused_retry_s = refused_retry_s  # (first delay, cap) before a refused message goes again
+        self.yield_to: Callable[[], bool] = lambda: False  # True while work of a higher priority runs
         self.connected = asyncio.Event()
         self.published = 0
         self.acked = 0
@@ -155,7 +160,8 @@ class MqttPublisher(ProtocolFallback):
             await self.connected.wait()
             room = min(self.window - len(self._inflight), PUBLISH_SLICE)
             if room > 0 and self._publish_some(room):
-                await asyncio.sleep(0)  # more may be waiting: let polls and acks run in between
+                # More may be waiting: let polls and acks run in between (and step back while polls run).
+                await asyncio.sleep(BACKGROUND_PAUSE_S if self.yield_to() else 0)
                 continue
             self._wake.clear()
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that

@@ -149,6 +149,12 @@ class Poller:
         self._gate: _Gate | None = None
 
     @property
+    def busy(self) -> bool:
+        """True while a poll is in flight or waiting for admission (background work should step back)."""
+        control = self.admission
+        return control is not None and (control.in_flight > 0 or control.queued > 0)
+
+    @property
     def admission(self) -> AdmissionControl | None:
         """The admission gate's state while run() or poll_once() is polling (limit, in flight, lag)."""
         return self._gate.control if self._gate is not None else None
