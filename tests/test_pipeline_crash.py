@@ -27,6 +27,7 @@ from tests.test_pipeline_outages import (
     _assert_ingest_missed_nothing,
     _assert_no_gaps,
     _collect_and_ingest,
+    _collect_and_ingest_running,
     _series,
     _site,
     _wait_all_devices_after,
@@ -93,12 +94,9 @@ async def test_broker_sigkilled_with_readings_in_flight_loses_none(
 ) -> None:
     """Before: readings the broker had acknowledged were deleted from the outbox on PUBACK, and a broker
     killed before its autosave lost them for good (555 of them in the issue's run)."""
-    collect, ingest = _collect_and_ingest(tmp_path, modbus_room, mosquitto_crashy, influxd_private)
-    t0 = time.time_ns()
-    await collect.start()
-    await ingest.start()
-    try:
-        await _wait_all_devices_after(influxd_private, t0, 60, tmp_path / "collect.log")
+    async with _collect_and_ingest_running(
+        tmp_path, modbus_room, mosquitto_crashy, influxd_private, "collect.log"
+    ) as (_collect, ingest, t0):
         await asyncio.sleep(3)
         # Ingest stalls (as under load): the broker acknowledges readings and queues them for its session.
         assert ingest.proc is not None
@@ -112,9 +110,6 @@ async def test_broker_sigkilled_with_readings_in_flight_loses_none(
         back = time.time_ns()
         await _wait_all_devices_after(influxd_private, back + 5 * S, 120, tmp_path / "collect.log")
         await _nothing_missing(tmp_path / "state")
-    finally:
-        await ingest.stop()
-        await collect.stop()
     _assert_ingest_missed_nothing(tmp_path / "state")
     _assert_no_gaps(_series(influxd_private, t0), stalled - 3 * S, back + 5 * S)
 

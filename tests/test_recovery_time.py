@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.services import Influxd, Mosquitto
-from tests.test_pipeline_outages import _collect_and_ingest, _wait_all_devices_after, modbus_room
+from tests.test_pipeline_outages import _collect_and_ingest_running, modbus_room
 
 pytestmark = pytest.mark.integration
 __all__ = ["modbus_room"]
@@ -45,13 +45,9 @@ async def test_broker_and_database_are_used_again_within_seconds_of_their_return
     mosquitto_private: Mosquitto, influxd_private: Influxd, modbus_room: int, tmp_path: Path
 ) -> None:
     state = tmp_path / "state"
-    collect, ingest = _collect_and_ingest(tmp_path, modbus_room, mosquitto_private, influxd_private)
-    t0 = time.time_ns()
-    await collect.start()
-    await ingest.start()
-    try:
-        await _wait_all_devices_after(influxd_private, t0, 60, tmp_path / "collect.log")
-
+    async with _collect_and_ingest_running(
+        tmp_path, modbus_room, mosquitto_private, influxd_private, "collect.log"
+    ):
         mosquitto_private.stop()
         assert await _seconds_until(lambda: not _snap(state, "collector")["broker"]["connected"]) < 30
         await asyncio.sleep(OUTAGE_S)
@@ -66,6 +62,3 @@ async def test_broker_and_database_are_used_again_within_seconds_of_their_return
         influxd_private.start()
         back = await _seconds_until(lambda: _snap(state, "ingest")["db_state"] == "ok")
         assert back <= BACK_WITHIN_S, f"ingest wrote again {back:.1f} s after the database"
-    finally:
-        await ingest.stop()
-        await collect.stop()
