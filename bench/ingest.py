@@ -30,8 +30,8 @@ import psutil
 
 from bench.ingest_peers import direct_write_rate, raw_paho_rate
 from bench.ingest_producer import synthetic_poll
-from collector.lineproto import LineEncoder
 from devices.wire import encode_poll
+from ingest.lineproto import LineEncoder
 from tests.example_site import SECRETS, example_site
 from tests.services import Influxd, Mosquitto
 

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from collector.collect import Collector
-from collector.config import load_site
 from devices.reading import DeviceClass, DeviceRef, Metric, PollResult
+from siteconfig.config import load_site
 
 
 def synthetic_poll(site: str, room: str, device: int, ts: datetime) -> PollResult:

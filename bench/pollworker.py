@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bus.process import tune_gc_for_polling
 from collector.poller import Poller, PollTarget
 from devices.modbus_reader import ModbusReader
 from devices.modbus_transport import ModbusTcpTransport
@@ -174,6 +175,7 @@ def report(spec: dict[str, Any], meter: Meter, poller: Poller, targets: list[Pol
 
 async def main(spec: dict[str, Any]) -> None:
     """Poll the simulated devices until the reporting thread has printed its figures and exits."""
+    tune_gc_for_polling()  # as the composition root does for `roomguard collect` and `run`
     targets = build_targets(spec)
     meter = Meter()
     poller = Poller(targets, meter.sink, jitter_pct=100, seed=1)

@@ -178,7 +178,7 @@ def _report(series: list[Series], seconds: float, settle_s: float) -> None:
 
 
 def _sanity(db: Influxd, site_path: Path, state: Path, ran_s: float, logs: dict[str, Path]) -> None:
-    from collector.config import load_site
+    from siteconfig.config import load_site
 
     site = load_site(site_path)
     counts = _influx_counts(db)

@@ -1,4 +1,4 @@
-"""`roomguard` sub-commands owned by the collector: config check, polling, simulation, probes."""
+"""`roomguard` sub-commands owned by the collector: collect, polling, simulation, probes."""
 
 from __future__ import annotations
 
@@ -6,55 +6,21 @@ import asyncio
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from collector.cli_config import check_config_command
-from collector.config import SiteConfig, load_site
-from collector.logs import configure_logging
+from bus.logs import configure_logging
+from collector.collect_cli import collect
 from collector.render import format_poll, format_poll_line, format_summary_line, format_trap
 from devices.reading import PollResult
 from devices.registry import ProfileRegistry
+from siteconfig.cli import SiteArg, load_site_or_exit
+from siteconfig.config import SiteConfig
 
 probe_app = typer.Typer(
     help="Commissioning probes for a device being wired up. 調試新設備用。", no_args_is_help=True
 )
-
-SiteArg = Annotated[Path, typer.Argument(help="Site configuration YAML.", exists=False)]
-
-
-def _load(path: Path, *, secrets: bool = True) -> SiteConfig:
-    """The site file, or every problem on stderr and exit 2 (an unset secret is one of them)."""
-    code, text = check_config_command(path, resolve_secrets=secrets)
-    if code != 0:
-        typer.echo(text, err=True)
-        raise typer.Exit(code)
-    return load_site(path)
-
-
-def check_config(
-    path: SiteArg,
-    no_secrets: Annotated[
-        bool, typer.Option("--no-secrets", help="Do not read the secrets (check the file's structure only).")
-    ] = False,
-) -> None:
-    """Validate a site configuration; print a summary, or every error with file, line and key path.
-
-    Every secret the file references is read too (environment variable or file), so an unset variable
-    shows here, not as a failure at start-up. 檢查設定檔。"""
-    code, text = check_config_command(path, resolve_secrets=not no_secrets)
-    typer.echo(text, err=code != 0)
-    raise typer.Exit(code)
-
-
-def broker_acl_command(path: SiteArg) -> None:
-    """Print the mosquitto ACL of this site's roles (collector, ingest, read-only). 產生 MQTT 存取控制。"""
-    from collector.broker_acl import broker_acl
-
-    typer.echo(broker_acl(_load(path, secrets=False)), nl=False)
-
 
 def profiles() -> None:
     """List the built-in device profiles."""
@@ -74,7 +40,7 @@ def poll(
 ) -> None:
     """Poll the site's devices and print each device's readings with quality."""
     configure_logging(verbose, level=logging.WARNING, fmt="%(levelname)s %(message)s")
-    site = _load(path)
+    site = load_site_or_exit(path)
     asyncio.run(_poll(site, once=once, seconds=seconds, only=set(device or []), full=full))
 
 
@@ -111,7 +77,8 @@ async def _poll(site: SiteConfig, *, once: bool, seconds: float, only: set[str],
             await receiver.start()
         task = asyncio.create_task(poller.run())
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=seconds or None)
+            async with asyncio.timeout(seconds or None):
+                await asyncio.shield(task)
         except TimeoutError:
             task.cancel()
         finally:
@@ -131,7 +98,7 @@ def simulate(
     """Serve every configured device over real Modbus TCP and SNMP on loopback, with scenarios."""
     from collector.simulate import run_simulator
 
-    site = _load(path)
+    site = load_site_or_exit(path)
     asyncio.run(
         run_simulator(site, http_port=http_port, speed=speed, scenarios=scenario or [], seconds=seconds)
     )
@@ -149,7 +116,7 @@ def scenario(
     """List, start or clear a scenario on the running `roomguard simulate` of this site. 觸發模擬情境。"""
     from collector.scenario_cli import ScenarioError, call, format_scenarios, simulator_url
 
-    site = _load(path, secrets=False)
+    site = load_site_or_exit(path, secrets=False)
     sim = site.simulator
     base = simulator_url(sim.host if sim else "127.0.0.1", http_port or (sim.http_port if sim else 8099))
     try:
@@ -214,8 +181,7 @@ def probe_snmp(
 
 def register(app: typer.Typer) -> None:
     """Mount the collector's commands on the root `roomguard` app."""
-    app.command("check-config")(check_config)
-    app.command("broker-acl")(broker_acl_command)
+    app.command("collect")(collect)
     app.command("profiles")(profiles)
     app.command("poll")(poll)
     app.command("simulate")(simulate)
@@ -223,9 +189,6 @@ def register(app: typer.Typer) -> None:
     probe_app.command("modbus")(probe_modbus)
     probe_app.command("snmp")(probe_snmp)
     app.add_typer(probe_app, name="probe")
-    from collector.collect_cli import register as register_pipeline
-
-    register_pipeline(app)
 
 
 if __name__ == "__main__":  # pragma: no cover

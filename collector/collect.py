@@ -21,14 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from collector.broker import broker_settings
+from bus.broker import broker_settings
+from bus.outbox import Outbox, Pending
+from bus.state_dir import prepare_state_dir
+from bus.status_file import process_identity, write_snapshot
 from collector.collect_publisher import CollectorPublisher
 from collector.collect_seq import SeqStore
-from collector.config import SiteConfig
-from collector.outbox import Outbox, Pending
 from collector.poller import Poller
-from collector.state_dir import prepare_state_dir
-from collector.status_file import process_identity, write_snapshot
 from collector.targets import TargetBuilder
 from collector.trap_listen import trap_receiver, trap_sender
 from devices.reading import DeviceClass, DeviceRef, Metric, PollResult, Quality, Value
@@ -46,6 +45,7 @@ from devices.wire import (
     topic_readings,
     topic_status,
 )
+from siteconfig.config import SiteConfig
 
 _LOG = logging.getLogger(__name__)
 WILL_REASON = "collector connection lost (last will)"

@@ -2,7 +2,7 @@
 
 Ingest publishes, after each batch is stored, the seq ranges it wrote per device on
 `{prefix}/{site}/_ingest/{id}/confirmed`; this publisher subscribes there and deletes those readings
-from the outbox (collector/outbox.py, `release: archive`). Readings the broker acknowledged but ingest
+from the outbox (bus/outbox.py, `release: archive`). Readings the broker acknowledged but ingest
 never confirmed, while it confirmed readings published after them, are put back in line
 (`republish_lost`).
 """
@@ -20,10 +20,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from collector.broker import BrokerSettings
-from collector.ingest_batch import RateLimit
-from collector.mqtt_publisher import BACKGROUND_PAUSE_S, MqttPublisher
-from collector.outbox import Outbox, OutboxError
+from bus.backoff import RateLimit
+from bus.broker import BrokerSettings
+from bus.outbox import Outbox, OutboxError
+from bus.publisher import BACKGROUND_PAUSE_S, MqttPublisher
 from devices.wire import DeviceStatus, WireError, decode_confirm, encode_status
 
 _LOG = logging.getLogger("collector.collect")

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from secrets import token_hex
 
-from collector.state_dir import create_private_file
+from bus.state_dir import create_private_file
 
 
 class SeqStore:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import random
 import time
@@ -193,14 +192,6 @@ class Poller:
     async def run(self) -> None:
         """Poll forever, one task per device, until cancelled."""
         await self.prepare()
-        # Profiles, the SNMP engine's MIB tree and the readers live for the whole run; moving them to
-        # the permanent generation spares every full collection a rescan of tens of thousands of them.
-        # pyasn1 allocates hundreds of short-lived objects per SNMP message (freed by refcount, not by
-        # the cycle collector), so the default gen-0 threshold of 700 runs a pointless collection every
-        # few messages; at 20,000 the 1,000-device benchmark uses ~6 points less of a core.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 20, 20)
         loop = asyncio.get_running_loop()
         now = loop.time()
         async with self._gated(self._admission):

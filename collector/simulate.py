@@ -9,9 +9,9 @@ from typing import Any
 
 import typer
 
-from collector.config import DeviceConfig, SiteConfig
 from devices.registry import ProfileRegistry
 from devices.sim.room import SimDeviceSpec, SimulatedRoom
+from siteconfig.config import DeviceConfig, SiteConfig
 
 
 def device_spec(device: DeviceConfig, registry: ProfileRegistry, bind_host: str | None) -> SimDeviceSpec:

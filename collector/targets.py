@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collector.config import DeviceConfig, SiteConfig
 from collector.poller import PollTarget
 from devices.door import DoorTracker
 from devices.modbus_reader import ModbusReader
@@ -12,6 +11,7 @@ from devices.reading import DeviceClass, DeviceRef
 from devices.registry import ProfileRegistry
 from devices.snmp_reader import SnmpReader
 from devices.snmp_transport import Credentials, SnmpTarget, SnmpV2c, SnmpV3
+from siteconfig.config import DeviceConfig, SiteConfig
 
 
 class TargetBuilder:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from collector.config import SiteConfig
 from devices.snmp_transport import SnmpV3
 from devices.traps import TrapEvent, TrapReceiver, TrapV3User
+from siteconfig.config import SiteConfig
 
 
 def trap_receiver(site: SiteConfig, callback: Callable[[TrapEvent], None]) -> TrapReceiver | None:

@@ -52,7 +52,7 @@ else
   site_accounts() {
     python - "$SITE" <<'PY'
 import sys
-from collector.config import load_site
+from siteconfig.config import load_site
 m = load_site(sys.argv[1]).mqtt
 accounts = {m.username: m.password} if m.username else {}
 accounts.update({c.username: c.password for c in m.roles.values()})

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
-mypy devices collector bench roomguard.py
+mypy devices siteconfig bus collector ingest bench roomguard
+lint-imports
 # pytest exits 5 when it collects nothing: that is a failure and is not masked here.
 exec pytest -q -p no:cacheprovider "$@"

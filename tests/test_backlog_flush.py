@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.outbox import Outbox, Pending
+from bus.outbox import Outbox, Pending
 from devices.reading import DeviceClass, DeviceRef, Metric, PollResult
 from devices.wire import encode_poll, topic_readings
 from tests.services import Influxd, Mosquitto

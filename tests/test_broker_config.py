@@ -23,12 +23,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from collector.broker_acl import broker_acl
+from bus.broker_acl import broker_acl
 from collector.collect import run_collector
-from collector.config import SiteConfig, load_site
-from collector.ingest_run import run_ingest
 from devices.registry import ProfileRegistry
 from devices.sim.modbus_server import ModbusSimServer
+from ingest.run import run_ingest
+from siteconfig.config import SiteConfig, load_site
 from tests.services import Influxd, Mosquitto, TestPki, _serve, free_tcp_port
 
 pytestmark = pytest.mark.integration

@@ -20,11 +20,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bus.status_report import format_status
 from collector.collect import WILL_REASON, run_collector
-from collector.collect_status import format_status
-from collector.config import SiteConfig, load_site
 from devices.registry import ProfileRegistry
 from devices.sim.modbus_server import ModbusSimServer
+from siteconfig.config import SiteConfig, load_site
 from tests.services import Influxd, Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -237,7 +237,7 @@ async def test_outbox_bound_drop_is_counted_logged_published_and_shown(
     path, site_id = _site_yaml(tmp_path, broker, room.port, max_bytes=6000)
     site = load_site(path)
     state = tmp_path / "state"
-    caplog.set_level(logging.WARNING, logger="collector.outbox")
+    caplog.set_level(logging.WARNING, logger="bus.outbox")
     stop, task = await _start(site, state)
 
     def snap() -> dict[str, Any]:

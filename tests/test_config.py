@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from collector.cli_config import check_config_command, main
-from collector.config import (
+from devices.yamlload import ConfigError, LocatedError, load_yaml_model, read_yaml
+from siteconfig.check import check_config_command, main
+from siteconfig.config import (
     DeviceConfig,
     ProfileInfo,
     SecretError,
@@ -22,8 +23,7 @@ from collector.config import (
     load_site,
     summarize,
 )
-from collector.sitecheck import builtin_profile_info
-from devices.yamlload import ConfigError, LocatedError, load_yaml_model, read_yaml
+from siteconfig.sitecheck import builtin_profile_info
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "deploy" / "examples" / "site.yaml"
@@ -287,7 +287,7 @@ def test_unknown_profile_lists_default_names(tmp_path: Path) -> None:
 def test_cli_main_exit_code_end_to_end() -> None:
     case = BAD / "bad_enum.yaml"
     proc = subprocess.run(
-        [sys.executable, "-c", "from collector.cli_config import main; main()", str(case)],
+        [sys.executable, "-c", "from siteconfig.check import main; main()", str(case)],
         cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
     )
     assert proc.returncode == 2

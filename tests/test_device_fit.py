@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from bus.status_report import format_status
 from collector.collect import run_collector
-from collector.collect_status import format_status
-from collector.config import load_site
 from devices.fit import device_quality
 from devices.reading import Metric, Quality
 from devices.registry import ProfileRegistry
 from devices.sim.modbus_server import ModbusSimServer
+from siteconfig.config import load_site
 from tests.services import Mosquitto
 from tests.snmp_fixtures import Snmpd
 from tests.test_collect import Sub, _until

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from aiohttp import web
 
-from collector.influx_writer import InfluxV1Writer, InfluxV2Writer, WriteOutcome, WriteResult, classify
+from ingest.influx_writer import InfluxV1Writer, InfluxV2Writer, WriteOutcome, WriteResult, classify
 from tests.services import Influxd, VictoriaMetrics
 
 pytestmark = pytest.mark.integration

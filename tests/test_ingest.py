@@ -20,12 +20,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from collector.config import SiteConfig
-from collector.influx_writer import InfluxV1Writer, InfluxV2Writer, InfluxWriter
-from collector.ingest import IngestBridge, IngestSettings
-from collector.ingest_run import broker_settings, run_ingest
 from devices.reading import DeviceClass, DeviceRef, Metric, PollResult
 from devices.wire import encode_poll, topic_readings
+from ingest.bridge import IngestBridge, IngestSettings
+from ingest.influx_writer import InfluxV1Writer, InfluxV2Writer, InfluxWriter
+from ingest.run import broker_settings, run_ingest
+from siteconfig.config import SiteConfig
 from tests.services import Influxd, Mosquitto, VictoriaMetrics
 
 pytestmark = pytest.mark.integration
@@ -255,8 +255,8 @@ async def test_rejected_batch_goes_to_dead_letter_and_does_not_block(
 _CHILD = """
 import asyncio, logging, sys
 from pathlib import Path
-from collector.config import SiteConfig
-from collector.ingest_run import run_ingest
+from siteconfig.config import SiteConfig
+from ingest.run import run_ingest
 logging.basicConfig(level=logging.INFO)
 site = SiteConfig.model_validate_json(sys.argv[1])
 asyncio.run(run_ingest(site, Path(sys.argv[2]), asyncio.Event()))
@@ -332,8 +332,8 @@ async def test_shared_subscription_splits_the_load(
 
 def test_gzip_setting_reaches_the_writer(tmp_path: Path) -> None:
     """`influxdb.gzip` in the site file turns on gzip for either writer (toward a remote database)."""
-    from collector.config import load_site
-    from collector.ingest_run import make_writer
+    from ingest.run import make_writer
+    from siteconfig.config import load_site
 
     for api, extra in (("v1", "database: d"), ("v2", "bucket: b, org: o")):
         site_file = tmp_path / f"{api}.yaml"

@@ -1,4 +1,4 @@
-"""What ingest accepts from the bus (collector/ingest_admit.py): limits, and no message can make it raise."""
+"""What ingest accepts from the bus (ingest/admit.py): limits, and no message can make it raise."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.ingest_admit import Accepted, AdmissionRules, Rejected, admit
-from collector.lineproto import LineEncoder
 from devices.reading import DeviceClass, DeviceRef, Metric, PollResult
 from devices.wire import encode_poll
+from ingest.admit import Accepted, AdmissionRules, Rejected, admit
+from ingest.lineproto import LineEncoder
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 TOPIC = "roomguard/v1/s1/r1/th-1/readings"

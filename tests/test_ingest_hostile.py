@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import SiteConfig
-from collector.influx_writer import InfluxV1Writer
-from collector.ingest import IngestBridge, IngestSettings
-from collector.ingest_admit import AdmissionRules
-from collector.ingest_run import broker_settings, run_ingest
-from collector.ingest_seq import SeqStateFile
 from devices.wire import encode_poll, topic_readings
+from ingest.admit import AdmissionRules
+from ingest.bridge import IngestBridge, IngestSettings
+from ingest.influx_writer import InfluxV1Writer
+from ingest.run import broker_settings, run_ingest
+from ingest.seq import SeqStateFile
+from siteconfig.config import SiteConfig
 from tests.services import Influxd, Mosquitto
 from tests.test_ingest import T0, Publisher, _poll, _site, _until
 

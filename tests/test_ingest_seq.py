@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collector.ingest_seq import SeqOutcome, SeqTracker
+from ingest.seq import SeqOutcome, SeqTracker
 
 K = ("s", "r", "d")
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.lineproto import LineEncoder, poll_to_line, timestamp_ns
 from devices.reading import DeviceClass, DeviceRef, Metric, PollResult, Quality
+from ingest.lineproto import LineEncoder, poll_to_line, timestamp_ns
 
 TS = datetime(2026, 11, 3, 2, 15, 0, 123456, tzinfo=UTC)
 TS_NS = 1_793_672_100_123_456_000

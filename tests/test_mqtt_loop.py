@@ -1,4 +1,4 @@
-"""paho driven from the asyncio event loop (collector/mqtt_loop.py), against a real mosquitto."""
+"""paho driven from the asyncio event loop (bus/mqtt_loop.py), against a real mosquitto."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from collector.mqtt_loop import MqttLoopDriver
+from bus.mqtt_loop import MqttLoopDriver
 from tests.services import Mosquitto, free_tcp_port
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from collector.mqtt_publisher import BrokerSettings, MqttPublisher
-from collector.outbox import Outbox
+from bus.outbox import Outbox
+from bus.publisher import BrokerSettings, MqttPublisher
 from tests.services import Mosquitto
 
 pytestmark = pytest.mark.integration

@@ -17,13 +17,13 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from collector.broker import BrokerSettings, ProtocolChoice, broker_settings, make_client, refuses_protocol
-from collector.config import SiteConfig
-from collector.influx_writer import InfluxV1Writer
-from collector.ingest import IngestBridge, IngestSettings
-from collector.mqtt_publisher import MqttPublisher
-from collector.outbox import Outbox
+from bus.broker import BrokerSettings, ProtocolChoice, broker_settings, make_client, refuses_protocol
+from bus.outbox import Outbox
+from bus.publisher import MqttPublisher
 from devices.wire import encode_poll, topic_readings
+from ingest.bridge import IngestBridge, IngestSettings
+from ingest.influx_writer import InfluxV1Writer
+from siteconfig.config import SiteConfig
 from tests.services import Influxd, Mosquitto, TestPki, _serve
 from tests.test_ingest import _poll
 

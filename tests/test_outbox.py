@@ -19,7 +19,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from collector.outbox import DropEvent, Outbox, OutboxCorrupt, OutboxError, OutboxLocked, Pending
+from bus.outbox import DropEvent, Outbox, OutboxCorrupt, OutboxError, OutboxLocked, Pending
 from tests.manual_clock import Clock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def test_bytes_bound_drops_oldest_counts_persist_and_log_once(
 ) -> None:
     path = tmp_path / "o.db"
     clock = Clock(1000.0)
-    caplog.set_level(logging.WARNING, logger="collector.outbox")
+    caplog.set_level(logging.WARNING, logger="bus.outbox")
     with Outbox(path, max_bytes=100, max_age_s=3600, clock=clock) as ob:
         first = [ob.put("t", b"x" * 9) for i in range(10)]  # 10 bytes each: exactly full
         assert ob.depth() == (10, 100)
@@ -111,7 +111,7 @@ def test_bytes_bound_drops_oldest_counts_persist_and_log_once(
 def test_age_bound_on_put_and_enforce(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "o.db"
     clock = Clock(0.0)
-    caplog.set_level(logging.WARNING, logger="collector.outbox")
+    caplog.set_level(logging.WARNING, logger="bus.outbox")
     with Outbox(path, max_bytes=BIG, max_age_s=60, clock=clock) as ob:
         old = ob.put_many([("t", b"a"), ("t", b"b")])
         clock.t = 30.0
@@ -180,7 +180,7 @@ def test_locked_and_corrupt_files_fail_loudly_and_are_not_recreated(tmp_path: Pa
 
 KILL_SCRIPT = """
 import sys
-from collector.outbox import Outbox
+from bus.outbox import Outbox
 ob = Outbox(sys.argv[1], 10**9, 10**6)
 i = 0
 while True:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from collector.collect_status import format_status
-from collector.status_file import liveness, process_identity, write_snapshot
+from bus.status_file import liveness, process_identity, write_snapshot
+from bus.status_report import format_status
 
 TAIPEI = ZoneInfo("Asia/Taipei")
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import load_site
 from collector.render import format_trap
 from collector.trap_listen import trap_sender
 from devices.reading import DeviceClass
 from devices.traps import TrapEvent
+from siteconfig.config import load_site
 
 SITE = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "site.yaml"
 

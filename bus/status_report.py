@@ -2,7 +2,7 @@
 
 Every time is shown in the site's zone with its UTC offset, and every state says how old it is: a
 snapshot's age, how long the broker or the database has been in its state. A process that died without
-a clean stop (SIGKILL, OOM, power) is shown as dead at once (collector/status_file.py `liveness`), not
+a clean stop (SIGKILL, OOM, power) is shown as dead at once (bus/status_file.py `liveness`), not
 as running until its snapshot goes stale.
 """
 
@@ -12,7 +12,7 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from collector.status_file import STALE_AFTER_S, age_s, liveness, read_snapshots
+from bus.status_file import STALE_AFTER_S, age_s, liveness, read_snapshots
 
 # Snapshot keys that are not counters worth a column.
 _NOT_COUNTERS = {"process", "written", "running", "broker_connected", "db_state", "db_error", "pid",

@@ -12,9 +12,9 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from collector.broker import BrokerSettings, ProtocolChoice, ProtocolFallback, make_client
-from collector.ingest_batch import RateLimit
-from collector.mqtt_loop import MqttLoopDriver
+from bus.backoff import RateLimit
+from bus.broker import BrokerSettings, ProtocolChoice, ProtocolFallback, make_client
+from bus.mqtt_loop import MqttLoopDriver
 
 _LOG = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class OutboxMessageLike(Protocol):
 
 
 class OutboxLike(Protocol):
-    """The outbox operations the publisher uses (collector.outbox.Outbox)."""
+    """The outbox operations the publisher uses (bus.outbox.Outbox)."""
 
     def peek(self, limit: int, after_id: int = 0) -> Sequence[OutboxMessageLike]:
         """Oldest unacknowledged messages with an id above `after_id` first."""
@@ -60,7 +60,7 @@ class MqttPublisher(ProtocolFallback):
     """Publishes outbox messages at QoS 1 in order, recording each PUBACK in the outbox.
 
     The broker being away never loses a reading: nothing leaves the outbox before the broker has
-    acknowledged it, and readings stay until the archive confirms them (collector/outbox.py), so a crash
+    acknowledged it, and readings stay until the archive confirms them (bus/outbox.py), so a crash
     or an outage only delays delivery (a message published but not confirmed before a crash is sent
     again: at-least-once, and ingest writes each (series, time) point idempotently). After every
     (re)connect what the broker acknowledged but nobody confirmed is published again, since a broker
@@ -218,7 +218,7 @@ class MqttPublisher(ProtocolFallback):
                 del self._refused[outbox_id]  # dropped by an outbox bound meanwhile
         return due
 
-    # --- paho callbacks (on the event loop: collector/mqtt_loop.py) --------------------------------
+    # --- paho callbacks (on the event loop: bus/mqtt_loop.py) --------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
         self._connacked = True
         self._connected(rc)

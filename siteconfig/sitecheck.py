@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from devices.yamlload import ConfigError, Issue, read_yaml
 
 if TYPE_CHECKING:
-    from collector.config import DeviceConfig, SiteConfig
+    from siteconfig.config import DeviceConfig, SiteConfig
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "devices" / "profiles"
 

@@ -1,4 +1,6 @@
-"""`roomguard run`'s ingest, in a child process: writing a backlog must never slow polling down.
+"""A supervised child process that dies with its parent (`roomguard run` runs ingest this way).
+
+Why ingest is a child of `run`: writing a backlog must never slow polling down.
 
 In one process, decoding and writing a backlog of thousands of readings shares the event loop (and the
 GIL) with the poller: every poll waits behind slices of ingest work at each of its awaits, and the polls
@@ -6,9 +8,9 @@ of devices behind one Modbus gateway, which take turns, fall seconds behind (mea
 polls of a 1 s device while 5,000 genset-sized readings were written). As its own process ingest runs on
 the other core and polling keeps its cadence.
 
-The child is `roomguard ingest` with the same site file and state directory. It dies with its parent
-(Linux PR_SET_PDEATHSIG), so a killed `run` never leaves an ingest behind to fight the next one for its
-MQTT client id; it is restarted, with backoff, if it exits on its own.
+For `run` the child is `roomguard ingest` with the same site file and state directory. It dies with its
+parent (Linux PR_SET_PDEATHSIG), so a killed `run` never leaves an ingest behind to fight the next one for
+its MQTT client id; it is restarted, with backoff, if it exits on its own.
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ import ctypes
 import logging
 import signal
 import sys
-from pathlib import Path
 
-_LOG = logging.getLogger("collector.ingest")
+_LOG = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # prctl(2)
 RESTART_FIRST_S = 1.0
 RESTART_CAP_S = 30.0
@@ -34,11 +35,15 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-async def run_ingest_child(site_path: Path, state_dir: Path, stop: asyncio.Event, *, verbose: bool) -> None:
-    """Run and supervise `roomguard ingest` for `site_path` until `stop` is set, then stop it cleanly."""
-    argv = [sys.executable, "-m", "roomguard", "ingest", str(site_path), "--state-dir", str(state_dir)]
-    if verbose:
-        argv.append("-v")
+def roomguard_argv(*args: str) -> list[str]:
+    """The command line of a `roomguard` sub-command run by this interpreter."""
+    return [sys.executable, "-m", "roomguard", *args]
+
+
+async def supervise_child(argv: list[str], name: str, stop: asyncio.Event) -> None:
+    """Run `argv` as a child, restarting it with backoff if it exits, until `stop`; then stop it cleanly.
+
+    Exit code 2 (bad input: site file, secret) is not restarted: it raises instead."""
     delay = RESTART_FIRST_S
     while not stop.is_set():
         # stdout/stderr are inherited: the child logs where `run` logs.
@@ -52,10 +57,11 @@ async def run_ingest_child(site_path: Path, state_dir: Path, stop: asyncio.Event
             return
         code = waiter.result()
         if code == 2:  # bad input (site file, secret): restarting cannot help
-            raise RuntimeError("ingest exited with code 2 (configuration); see its message above")
-        _LOG.error("ingest child exited with code %s; restarting it in %g s", code, delay)
+            raise RuntimeError(f"{name} exited with code 2 (configuration); see its message above")
+        _LOG.error("%s child exited with code %s; restarting it in %g s", name, code, delay)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
+            async with asyncio.timeout(delay):
+                await stop.wait()
         delay = min(delay * 2, RESTART_CAP_S)
 
 
@@ -65,11 +71,12 @@ async def _stop(proc: asyncio.subprocess.Process, waiter: asyncio.Task[int]) -> 
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
     try:
-        await asyncio.wait_for(asyncio.shield(waiter), STOP_TIMEOUT_S)
+        async with asyncio.timeout(STOP_TIMEOUT_S):
+            await asyncio.shield(waiter)
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await waiter
 
 
-__all__ = ["run_ingest_child"]
+__all__ = ["roomguard_argv", "supervise_child"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from collector.state_dir import create_private_file
+from bus.state_dir import create_private_file
 
 Key = tuple[str, str, str]  # (site, room, device)
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from collector.state_dir import prepare_state_dir
+from bus.state_dir import prepare_state_dir
 
 STALE_AFTER_S = 15.0
 Liveness = Literal["alive", "dead", "unknown"]

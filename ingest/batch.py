@@ -1,4 +1,4 @@
-"""Helpers of the ingest bridge: statistics, dead-letter file, retry backoff and log rate limits."""
+"""Helpers of the ingest bridge: statistics and the dead-letter file."""
 
 from __future__ import annotations
 
@@ -6,19 +6,18 @@ import hashlib
 import json
 import logging
 import os
-import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from collector.state_dir import create_private_file
+from bus.state_dir import create_private_file
 
-_LOG = logging.getLogger("collector.ingest")
+_LOG = logging.getLogger("ingest.bridge")
 # A rejected message is kept in the dead-letter file up to this size (a 10 MB flood is not worth keeping
 # in full); its length and SHA-256 are always recorded.
 DEAD_LETTER_PAYLOAD_CHARS = 16_384
-# Counters that survive a restart (stored with the sequence state, collector/ingest_seq.py).
+# Counters that survive a restart (stored with the sequence state, ingest/seq.py).
 PERSISTED_COUNTERS = ("written_points", "duplicates", "gaps", "filled", "restarts", "malformed", "rejected",
                       "dead_lettered", "confirmed")
 
@@ -62,24 +61,6 @@ class IngestStats:
                 setattr(self, name, int(counters[name]))
 
 
-class RateLimit:
-    """At most one log line per `interval_s`; tells how many were suppressed in between."""
-
-    def __init__(self, interval_s: float = 30.0) -> None:
-        self.interval_s = interval_s
-        self._next = 0.0
-        self._suppressed = 0
-
-    def allow(self, now: float | None = None) -> tuple[bool, int]:
-        """(log this one?, how many were suppressed since the last logged one)."""
-        t = time.monotonic() if now is None else now
-        if t >= self._next:
-            self._next = t + self.interval_s
-            n, self._suppressed = self._suppressed, 0
-            return True, n
-        self._suppressed += 1
-        return False, 0
-
 
 class DeadLetterFile:
     """Append-only JSON-lines file of batches the database rejected: ts, reason, status, lines."""
@@ -110,23 +91,5 @@ class DeadLetterFile:
             os.close(fd)
 
 
-class Backoff:
-    """Exponential retry delay: `first_s`, doubling, capped at `cap_s`; `reset()` after a success."""
 
-    def __init__(self, first_s: float = 0.5, cap_s: float = 30.0) -> None:
-        self.first_s = first_s
-        self.cap_s = cap_s
-        self._next = first_s
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt (and double it for the one after)."""
-        delay = self._next
-        self._next = min(self._next * 2, self.cap_s)
-        return delay
-
-    def reset(self) -> None:
-        """Back to the first delay."""
-        self._next = self.first_s
-
-
-__all__ = ["Backoff", "DeadLetterFile", "IngestStats", "RateLimit"]
+__all__ = ["DeadLetterFile", "IngestStats"]

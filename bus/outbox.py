@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from collector.outbox_db import OutboxCorrupt, OutboxDb, OutboxError, OutboxLocked
+from bus.outbox_db import OutboxCorrupt, OutboxDb, OutboxError, OutboxLocked
 
 _LOG = logging.getLogger(__name__)
 

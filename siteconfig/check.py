@@ -6,9 +6,9 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from collector.config import SecretError, SiteConfig, load_site, summarize
-from collector.sitecheck import ProfileLookup, ProfileNames
 from devices.yamlload import ConfigError, LocatedError, located
+from siteconfig.config import SecretError, SiteConfig, load_site, summarize
+from siteconfig.sitecheck import ProfileLookup, ProfileNames
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2  # like argparse/typer usage errors: the input, not the program, is wrong
@@ -64,7 +64,7 @@ def _errors_text(path: Path | str, errors: list[LocatedError]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Minimal entry point: `python -c "from collector.cli_config import main; main()" FILE`."""
+    """Minimal entry point: `python -c "from siteconfig.check import main; main()" FILE`."""
     args = list(sys.argv[1:] if argv is None else argv)
     resolve = "--resolve-secrets" in args
     files = [a for a in args if a != "--resolve-secrets"]

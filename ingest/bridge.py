@@ -17,11 +17,11 @@ InfluxDB 1.x partial writes ("partial write: field type conflict … dropped=N",
 points of the batch are already stored; the whole batch goes to the dead-letter file anyway (re-importing
 it is idempotent), with the server's reason naming the dropped points.
 
-Hostile or broken messages (collector/ingest_admit.py) are dead-lettered with the reason and acked.
+Hostile or broken messages (ingest/admit.py) are dead-lettered with the reason and acked.
 Confirmations: once a batch is stored (or dead-lettered), ingest publishes per site the seq ranges of
 every device it covered on `{prefix}/{site}/_ingest/{client id}/confirmed`; the collector keeps each
 reading in its outbox until then, so a broker that crashes before saving what it acknowledged loses
-nothing. Sequence state and counters persist in `state_dir/ingest.db` (collector/ingest_seq.py).
+nothing. Sequence state and counters persist in `state_dir/ingest.db` (ingest/seq.py).
 """
 
 from __future__ import annotations
@@ -41,14 +41,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from collector.broker import BrokerSettings, ProtocolChoice, ProtocolFallback, make_client
-from collector.influx_writer import InfluxWriter
-from collector.ingest_admit import Accepted, AdmissionRules, Key, Rejected, admit
-from collector.ingest_batch import Backoff, DeadLetterFile, IngestStats, RateLimit
-from collector.ingest_seq import SeqOutcome, SeqStateFile, SeqTracker
-from collector.lineproto import LineEncoder
-from collector.mqtt_loop import MqttLoopDriver
+from bus.backoff import Backoff, RateLimit
+from bus.broker import BrokerSettings, ProtocolChoice, ProtocolFallback, make_client
+from bus.mqtt_loop import MqttLoopDriver
 from devices.wire import encode_confirm, seq_ranges, topic_confirm
+from ingest.admit import Accepted, AdmissionRules, Key, Rejected, admit
+from ingest.batch import DeadLetterFile, IngestStats
+from ingest.influx_writer import InfluxWriter
+from ingest.lineproto import LineEncoder
+from ingest.seq import SeqOutcome, SeqStateFile, SeqTracker
 
 _LOG = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ class IngestBridge(ProtocolFallback):
         props.ReceiveMaximum = max(1, min(self.settings.receive_maximum, 65_535))
         return props
 
-    # --- paho callbacks (on the event loop: collector/mqtt_loop.py) --------------------------------
+    # --- paho callbacks (on the event loop: bus/mqtt_loop.py) --------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
         self._connacked = True
         if not rc.is_failure:

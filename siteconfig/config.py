@@ -16,7 +16,8 @@ from pydantic import (
     model_validator,
 )
 
-from collector.config_types import (
+from devices.yamlload import Issue, issues_error, load_yaml_model
+from siteconfig.config_types import (
     RESERVED_TAGS,
     DoorSettings,
     InfluxDb,
@@ -38,8 +39,8 @@ from collector.config_types import (
     StrictModel,
     config_error,
 )
-from collector.secrets import SecretError, SecretRef
-from collector.sitecheck import (
+from siteconfig.secrets import SecretError, SecretRef
+from siteconfig.sitecheck import (
     ProfileInfo,
     ProfileLookup,
     ProfileNames,
@@ -48,7 +49,6 @@ from collector.sitecheck import (
     site_issues,
     summarize,
 )
-from devices.yamlload import Issue, issues_error, load_yaml_model
 
 __all__ = [
     "DeviceConfig",

@@ -12,8 +12,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from collector.config import MqttRole, SiteConfig
-from collector.mqtt_loop import MqttLoopDriver
+from bus.mqtt_loop import MqttLoopDriver
+from siteconfig.config import MqttRole, SiteConfig
 
 _LOG = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ class ProtocolFallback:
 
     The host class sets `_protocol`, `_switch` (None), `_stopping`, `_client` and `_driver` (None), and
     provides `_make_client()` (speaking `_protocol.current`) and `_connect()` (connect_async, then
-    `_drive()`). Every paho callback runs on the event loop (collector/mqtt_loop.py).
+    `_drive()`). Every paho callback runs on the event loop (bus/mqtt_loop.py).
     """
 
     _protocol: ProtocolChoice

@@ -15,8 +15,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from collector.secrets import SecretRef
 from devices.yamlload import Issue, issues_error
+from siteconfig.secrets import SecretRef
 
 # Tags every reading already carries (DESIGN: InfluxDB tags); a device tag may not shadow them.
 RESERVED_TAGS = frozenset({"site", "room", "device", "device_class", "model", "zone", "rack", "quality"})

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from collector.lineproto import LineEncoder
 from devices.wire import decode_poll_epoch
+from ingest.lineproto import LineEncoder
 
 Key = tuple[str, str, str]  # (site, room, device)
 # Longest site, room, device, model, tag or metric name written (InfluxDB's own limit is 64 KB per key).

@@ -7,17 +7,17 @@ import contextlib
 import logging
 from pathlib import Path
 
-from collector.broker import BrokerSettings
-from collector.broker import broker_settings as _broker_settings
-from collector.config import SiteConfig
-from collector.influx_writer import InfluxV1Writer, InfluxV2Writer, InfluxWriter
-from collector.ingest import IngestBridge, IngestSettings
-from collector.ingest_admit import AdmissionRules
-from collector.ingest_seq import SeqStateFile
-from collector.state_dir import prepare_state_dir
-from collector.status_file import process_identity, write_snapshot
+from bus.broker import BrokerSettings
+from bus.broker import broker_settings as _broker_settings
+from bus.state_dir import prepare_state_dir
+from bus.status_file import process_identity, write_snapshot
+from ingest.admit import AdmissionRules
+from ingest.bridge import IngestBridge, IngestSettings
+from ingest.influx_writer import InfluxV1Writer, InfluxV2Writer, InfluxWriter
+from ingest.seq import SeqStateFile
+from siteconfig.config import SiteConfig
 
-_LOG = logging.getLogger("collector.ingest")
+_LOG = logging.getLogger("ingest.bridge")
 STATUS_EVERY_S = 2.0
 
 

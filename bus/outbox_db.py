@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from collector.state_dir import create_private_file
+from bus.state_dir import create_private_file
 
 # Tags the file as ours, so a wrong path fails loudly instead of being written into.
 APPLICATION_ID = 0x52474F42  # "RGOB"

@@ -1,0 +1,62 @@
+"""Composition root: the `roomguard` command mounts each package's sub-commands and composes `run`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from bus import cli as bus_cli
+from bus.child import roomguard_argv, supervise_child
+from bus.process import DEFAULT_STATE, StateDir, Verbose, run_jobs, start_logging, tune_gc_for_polling
+from collector import cli as collector_cli
+from collector.collect_cli import CollectorId, collector_job
+from ingest import cli as ingest_cli
+from siteconfig import cli as siteconfig_cli
+from siteconfig.cli import SiteArg, load_site_or_exit
+
+# Commands whose process polls devices: they get the polling GC settings (bus.process).
+POLLING_COMMANDS = frozenset({"collect", "run", "poll"})
+
+app = typer.Typer(
+    name="roomguard",
+    help="Machine-room monitoring and TWSE CC-16000 evidence. 機房環境監控與 CC-16000 稽核佐證。",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand in POLLING_COMMANDS:
+        tune_gc_for_polling()
+
+
+def run(
+    path: SiteArg,
+    state_dir: StateDir = DEFAULT_STATE,
+    seconds: Annotated[float, typer.Option(help="Stop after this many seconds (0 = until Ctrl-C).")] = 0,
+    collector_id: CollectorId = None,
+    verbose: Verbose = False,
+) -> None:
+    """Collector and ingest with one command (a single edge box); ingest runs as a child process so that
+    writing a backlog never slows polling down. 收集與寫入一併執行。"""
+    start_logging(verbose)
+    site = load_site_or_exit(path)
+    ingest = roomguard_argv("ingest", str(path), "--state-dir", str(state_dir), *(["-v"] if verbose else []))
+    jobs = [collector_job(site, state_dir, collector_id),
+            lambda stop: supervise_child(ingest, "ingest", stop)]
+    run_jobs(jobs, seconds)
+
+
+siteconfig_cli.register(app)
+bus_cli.register(app)
+collector_cli.register(app)
+ingest_cli.register(app)
+app.command("run")(run)
+
+
+def main() -> None:
+    """Run the roomguard command line."""
+    app()
+

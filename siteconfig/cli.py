@@ -1,0 +1,45 @@
+"""`roomguard check-config`, and the gate every command passes before it uses a site file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from siteconfig.check import check_config_command
+from siteconfig.config import SiteConfig, load_site
+
+SiteArg = Annotated[Path, typer.Argument(help="Site configuration YAML.", exists=False)]
+
+
+def load_site_or_exit(path: Path, *, secrets: bool = True) -> SiteConfig:
+    """The site file, or every problem on stderr and exit 2 (an unset secret is one of them)."""
+    code, text = check_config_command(path, resolve_secrets=secrets)
+    if code != 0:
+        typer.echo(text, err=True)
+        raise typer.Exit(code)
+    return load_site(path)
+
+
+def check_config(
+    path: SiteArg,
+    no_secrets: Annotated[
+        bool, typer.Option("--no-secrets", help="Do not read the secrets (check the file's structure only).")
+    ] = False,
+) -> None:
+    """Validate a site configuration; print a summary, or every error with file, line and key path.
+
+    Every secret the file references is read too (environment variable or file), so an unset variable
+    shows here, not as a failure at start-up. 檢查設定檔。"""
+    code, text = check_config_command(path, resolve_secrets=not no_secrets)
+    typer.echo(text, err=code != 0)
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `check-config` on the root `roomguard` app."""
+    app.command("check-config")(check_config)
+
+
+__all__ = ["SiteArg", "load_site_or_exit", "register"]
