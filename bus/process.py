@@ -73,5 +73,13 @@ def run_jobs(jobs: list[Job], seconds: float = 0) -> None:
         raise typer.Exit(1) from None
 
 
-__all__ = ["DEFAULT_STATE", "Job", "StateDir", "Verbose", "run_jobs", "start_logging", "tune_gc_for_polling",
-           "until_signal"]
+__all__ = [
+    "DEFAULT_STATE",
+    "Job",
+    "StateDir",
+    "Verbose",
+    "run_jobs",
+    "start_logging",
+    "tune_gc_for_polling",
+    "until_signal",
+]

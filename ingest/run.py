@@ -7,8 +7,7 @@ import contextlib
 import logging
 from pathlib import Path
 
-from bus.broker import BrokerSettings
-from bus.broker import broker_settings as _broker_settings
+from bus.broker import BrokerSettings, broker_settings
 from bus.state_dir import prepare_state_dir
 from bus.status_file import process_identity, write_snapshot
 from ingest.admit import AdmissionRules
@@ -26,9 +25,9 @@ def ingest_name(client_index: int) -> str:
     return "ingest" if client_index == 0 else f"ingest-{client_index}"
 
 
-def broker_settings(site: SiteConfig, client_index: int = 0) -> BrokerSettings:
+def ingest_broker_settings(site: SiteConfig, client_index: int = 0) -> BrokerSettings:
     """Connection settings of ingest process number `client_index` for this site (docs/mqtt.md ids)."""
-    return _broker_settings(site, f"roomguard-ingest-{site.site.id}-{client_index}", role="ingest")
+    return broker_settings(site, f"roomguard-ingest-{site.site.id}-{client_index}", role="ingest")
 
 
 def make_writer(site: SiteConfig) -> InfluxWriter:
@@ -61,9 +60,13 @@ def admission_rules(site: SiteConfig) -> AdmissionRules:
 def ingest_settings(site: SiteConfig, shared_group: str | None = None) -> IngestSettings:
     """Bridge settings of this site's ingest process."""
     retry_max_s = site.influxdb.retry_max_s if site.influxdb is not None else 3.0
-    return IngestSettings(topic_prefix=site.mqtt.topic_prefix, shared_group=shared_group,
-                          site=None if site.ingest.all_sites else site.site.id,
-                          backoff_cap_s=retry_max_s, admission=admission_rules(site))
+    return IngestSettings(
+        topic_prefix=site.mqtt.topic_prefix,
+        shared_group=shared_group,
+        site=None if site.ingest.all_sites else site.site.id,
+        backoff_cap_s=retry_max_s,
+        admission=admission_rules(site),
+    )
 
 
 async def run_ingest(
@@ -78,8 +81,13 @@ async def run_ingest(
     prepare_state_dir(state_dir)
     name = ingest_name(client_index)
     state = SeqStateFile(state_dir / f"{name}.db")
-    bridge = IngestBridge(broker_settings(site, client_index), make_writer(site),
-                          ingest_settings(site, shared_group), state_dir / "dead-letter.jsonl", state)
+    bridge = IngestBridge(
+        ingest_broker_settings(site, client_index),
+        make_writer(site),
+        ingest_settings(site, shared_group),
+        state_dir / "dead-letter.jsonl",
+        state,
+    )
     status = asyncio.create_task(_write_status(bridge, state_dir, name, stop), name="ingest-status")
     try:
         await bridge.run(stop)
@@ -93,15 +101,20 @@ async def run_ingest(
 
 async def _write_status(bridge: IngestBridge, state_dir: Path, name: str, stop: asyncio.Event) -> None:
     while not stop.is_set():
-        bridge.stats.backlog = bridge.backlog
         try:
             write_snapshot(state_dir, name, {**bridge.stats.as_dict(), **process_identity()})
         except OSError as exc:  # a full disk must not stop the data path
             _LOG.warning("cannot write the ingest status snapshot: %s", exc)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), STATUS_EVERY_S)
+            async with asyncio.timeout(STATUS_EVERY_S):
+                await stop.wait()
 
 
 __all__ = [
-    "admission_rules", "broker_settings", "ingest_name", "ingest_settings", "make_writer", "run_ingest",
+    "admission_rules",
+    "ingest_broker_settings",
+    "ingest_name",
+    "ingest_settings",
+    "make_writer",
+    "run_ingest",
 ]

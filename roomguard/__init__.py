@@ -44,8 +44,10 @@ def run(
     start_logging(verbose)
     site = load_site_or_exit(path)
     ingest = roomguard_argv("ingest", str(path), "--state-dir", str(state_dir), *(["-v"] if verbose else []))
-    jobs = [collector_job(site, state_dir, collector_id),
-            lambda stop: supervise_child(ingest, "ingest", stop)]
+    jobs = [
+        collector_job(site, state_dir, collector_id),
+        lambda stop: supervise_child(ingest, "ingest", stop),
+    ]
     run_jobs(jobs, seconds)
 
 
@@ -59,4 +61,3 @@ app.command("run")(run)
 def main() -> None:
     """Run the roomguard command line."""
     app()
-

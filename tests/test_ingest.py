@@ -24,7 +24,7 @@ from devices.reading import DeviceClass, DeviceRef, Metric, PollResult
 from devices.wire import encode_poll, topic_readings
 from ingest.bridge import IngestBridge, IngestSettings
 from ingest.influx_writer import InfluxV1Writer, InfluxV2Writer, InfluxWriter
-from ingest.run import broker_settings, run_ingest
+from ingest.run import ingest_broker_settings, run_ingest
 from siteconfig.config import SiteConfig
 from tests.services import Influxd, Mosquitto, VictoriaMetrics
 
@@ -83,7 +83,7 @@ async def _bridge(broker: Mosquitto, writer: InfluxWriter, tmp: Path, client: st
                   **kw: Any) -> AsyncIterator[IngestBridge]:
     settings = IngestSettings(batch_delay_s=0.2, backoff_first_s=0.2, backoff_cap_s=2.0, session_expiry_s=120,
                               **kw)
-    brk = broker_settings(_site(broker, {"url": "http://127.0.0.1:1", "api": "v1", "database": "x"}))
+    brk = ingest_broker_settings(_site(broker, {"url": "http://127.0.0.1:1", "api": "v1", "database": "x"}))
     brk = type(brk)(brk.host, brk.port, client, brk.username, brk.password)
     bridge = IngestBridge(brk, writer, settings, tmp / "dead-letter.jsonl")
     stop = asyncio.Event()

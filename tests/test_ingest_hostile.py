@@ -15,7 +15,7 @@ from devices.wire import encode_poll, topic_readings
 from ingest.admit import AdmissionRules
 from ingest.bridge import IngestBridge, IngestSettings
 from ingest.influx_writer import InfluxV1Writer
-from ingest.run import broker_settings, run_ingest
+from ingest.run import ingest_broker_settings, run_ingest
 from ingest.seq import SeqStateFile
 from siteconfig.config import SiteConfig
 from tests.services import Influxd, Mosquitto
@@ -101,7 +101,7 @@ async def _bridge(
 ) -> AsyncIterator[IngestBridge]:
     site = _site(broker, {"url": influxd.url, "api": "v1", "database": database}, "persist")
     state = SeqStateFile(tmp / "ingest.db")
-    bridge = IngestBridge(broker_settings(site), InfluxV1Writer(influxd.url, database),
+    bridge = IngestBridge(ingest_broker_settings(site), InfluxV1Writer(influxd.url, database),
                           IngestSettings(batch_delay_s=0.2, session_expiry_s=120,
                                          admission=AdmissionRules(max_past_s=7 * 86400)),
                           tmp / "dead-letter.jsonl", state)
