@@ -30,7 +30,8 @@ async def main(site_path: str, state_dir: str, count: int, devices: int) -> None
     site = load_site(site_path)
     collector = Collector(site, Path(state_dir), "bench")
     await collector.publisher.start()
-    await asyncio.wait_for(collector.publisher.connected.wait(), 30)
+    async with asyncio.timeout(30):
+        await collector.publisher.connected.wait()
     room = site.rooms[0].id
     base = datetime.now(UTC) - timedelta(seconds=count // devices + 10)
     print(f"START {time.time():.6f}", flush=True)

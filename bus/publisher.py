@@ -135,7 +135,8 @@ class MqttPublisher(ProtocolFallback):
         self._stopping = True
         if self._inflight and self.connected.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), timeout=flush_timeout_s)
+                async with asyncio.timeout(flush_timeout_s):
+                    await self._idle.wait()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):

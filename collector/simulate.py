@@ -87,5 +87,6 @@ async def run_simulator(
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds or None)
+        async with asyncio.timeout(seconds or None):
+            await stop.wait()
     await room.stop()

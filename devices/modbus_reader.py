@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Protocol, cast, get_args
 
 from devices.codec import Decoder, compile_decoder, metrics_with_quality
 from devices.errors import NoSuchObject
-from devices.modbus_profile import ModbusProfile, WirePoint
+from devices.modbus_profile import ModbusProfile, Table, WirePoint
 from devices.planner import plan_reads
 from devices.reading import Metric, Quality
 
@@ -15,14 +15,22 @@ from devices.reading import Metric, Quality
 class RegisterSource(Protocol):
     """What the reader needs from a transport (ModbusTcpTransport / ModbusSerialTransport)."""
 
-    async def read(self, table: str, address: int, count: int, unit_id: int) -> list[int] | list[bool]:
+    async def read(self, table: Table, address: int, count: int, unit_id: int) -> list[int] | list[bool]:
         """Read `count` registers/bits from wire `address` of `table` on unit `unit_id`."""
         ...
 
 
 # One planned read, flattened for the hot path: table, address, count, (decoder, offset) pairs and
 # the metrics to report as unavailable if the device rejects the whole block.
-_Step = tuple[str, int, int, tuple[tuple[Decoder, int], ...], tuple[Metric, ...]]
+_Step = tuple[Table, int, int, tuple[tuple[Decoder, int], ...], tuple[Metric, ...]]
+
+
+def _table(name: str) -> Table:
+    """The planner groups by table name (it is protocol-agnostic); the transport takes a `Table`."""
+    for table in get_args(Table):
+        if name == table:
+            return cast(Table, table)
+    raise ValueError(f"Modbus table {name!r}; valid: {', '.join(get_args(Table))}")
 
 
 class ModbusReader:
@@ -47,7 +55,7 @@ class ModbusReader:
         for req in requests:
             decoders = tuple((compile_decoder(wp), wp.address - req.address) for wp in req.points)
             missing = tuple(m for wp in req.points for m in _unavailable(wp))
-            steps.append((req.table, req.address, req.count, decoders, missing))
+            steps.append((_table(req.table), req.address, req.count, decoders, missing))
         self._steps = tuple(steps)
 
     @property

@@ -13,8 +13,8 @@ from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOEx
 from pymodbus.framer import FramerType
 
 from devices.errors import DeviceProtocolError, DeviceRefused, DeviceTimeout, NoSuchObject
+from devices.modbus_profile import Table
 
-Table = Literal["holding", "input", "coil", "discrete"]
 _BIT_TABLES = frozenset({"coil", "discrete"})
 _METHOD = {
     "coil": "read_coils",

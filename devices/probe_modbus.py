@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from devices.errors import TransportError
-from devices.modbus_transport import ModbusTcpTransport, Table
+from devices.modbus_profile import Table
+from devices.modbus_transport import ModbusTcpTransport
 
 # Byte order of the 4 bytes A B C D (A = high byte of the first register) under each convention.
 ORDERS: dict[str, tuple[int, int, int, int]] = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -66,22 +65,11 @@ class DeviceRef:
 
 
 @dataclass(frozen=True, slots=True)
-class Reading:
-    """One metric of one device at one poll time (UTC)."""
-
-    site: str
-    room: str
-    device: str
-    device_class: DeviceClass
-    metric: str
-    value: Value
-    quality: Quality
-    ts: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class PollResult:
-    """Everything one poll of one device produced; the unit that travels over MQTT."""
+    """Everything one poll of one device produced; the unit that travels over MQTT and downstream.
+
+    A "reading" of the data model is one metric of a poll in its context: `ref` (site, room, device,
+    class, model, tags such as zone and rack), `ts` (UTC, taken at poll time) and the `Metric`."""
 
     ref: DeviceRef
     ts: datetime
@@ -89,17 +77,3 @@ class PollResult:
     duration_s: float = 0.0
     error: str | None = None
     quality: Quality = Quality.GOOD
-
-    def readings(self) -> Iterator[Reading]:
-        """Flatten into one Reading per metric."""
-        for m in self.metrics:
-            yield Reading(
-                site=self.ref.site,
-                room=self.ref.room,
-                device=self.ref.device,
-                device_class=self.ref.device_class,
-                metric=m.name,
-                value=m.value,
-                quality=m.quality,
-                ts=self.ts,
-            )

@@ -92,7 +92,8 @@ async def discover_engine_id(address: tuple[str, int], timeout_s: float, retries
         for _ in range(retries + 1):
             transport.sendto(request)
             try:
-                return await asyncio.wait_for(asyncio.shield(found), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    return await asyncio.shield(found)
             except TimeoutError:
                 continue
         return None

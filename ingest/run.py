@@ -35,11 +35,15 @@ def make_writer(site: SiteConfig) -> InfluxWriter:
     db = site.influxdb
     if db is None:
         raise ValueError("the site configuration has no influxdb section; ingest has nowhere to write")
+    # The site file's validator already requires these (siteconfig.config_types.InfluxConfig); a config
+    # built another way gets the same clear error instead of an assertion (gone under `python -O`).
     if db.api == "v1":
-        assert db.database is not None  # the config validator requires it for api v1
+        if db.database is None:
+            raise ValueError("influxdb.database: required with api v1")
         password = db.password.resolve() if db.password is not None else None
         return InfluxV1Writer(db.url, db.database, db.username, password, gzip=db.gzip)
-    assert db.bucket is not None
+    if db.bucket is None:
+        raise ValueError("influxdb.bucket: required with api v2")
     token = db.token.resolve() if db.token else ""
     return InfluxV2Writer(db.url, db.bucket, db.org or "", token, gzip=db.gzip)
 
