@@ -32,8 +32,8 @@ from bench.ingest_peers import direct_write_rate, raw_paho_rate
 from bench.ingest_producer import synthetic_poll
 from devices.wire import encode_poll
 from ingest.lineproto import LineEncoder
-from tests.example_site import SECRETS, example_site
-from tests.services import Influxd, Mosquitto
+from testkit.example_site import SECRETS, example_site
+from testkit.services import Influxd, Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable

@@ -40,8 +40,8 @@ from typing import IO, Any
 
 import psutil
 
-from tests.example_site import SECRETS, example_site
-from tests.services import Influxd, Mosquitto
+from testkit.example_site import SECRETS, example_site
+from testkit.services import Influxd, Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable

@@ -35,7 +35,7 @@ def make_writer(site: SiteConfig) -> InfluxWriter:
     db = site.influxdb
     if db is None:
         raise ValueError("the site configuration has no influxdb section; ingest has nowhere to write")
-    # The site file's validator already requires these (siteconfig.config_types.InfluxConfig); a config
+    # The site file's validator already requires these (siteconfig.config_types.InfluxDb); a config
     # built another way gets the same clear error instead of an assertion (gone under `python -O`).
     if db.api == "v1":
         if db.database is None:

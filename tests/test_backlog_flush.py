@@ -19,7 +19,7 @@ import pytest
 from bus.outbox import Outbox, Pending
 from devices.reading import DeviceClass, DeviceRef, Metric, PollResult
 from devices.wire import encode_poll, topic_readings
-from tests.services import Influxd, Mosquitto
+from testkit.services import Influxd, Mosquitto
 from tests.test_pipeline_outages import DEVICES, Proc, _env, _site, _wait_all_devices_after, modbus_room
 
 pytestmark = pytest.mark.integration

@@ -29,7 +29,7 @@ from devices.registry import ProfileRegistry
 from devices.sim.modbus_server import ModbusSimServer
 from ingest.run import run_ingest
 from siteconfig.config import SiteConfig, load_site
-from tests.services import Influxd, Mosquitto, TestPki, _serve, free_tcp_port
+from testkit.services import Influxd, Mosquitto, TestPki, free_tcp_port, serve
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +84,7 @@ mqtt:
 
 @pytest.fixture
 def broker(tmp_path: Path, site: SiteConfig) -> Iterator[ShippedMosquitto]:
-    yield from _serve(ShippedMosquitto(tmp_path / "mosquitto", broker_acl(site)))
+    yield from serve(ShippedMosquitto(tmp_path / "mosquitto", broker_acl(site)))
 
 
 class Client:

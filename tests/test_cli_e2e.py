@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.example_site import EXAMPLE, SECRETS, example_site
+from testkit.example_site import EXAMPLE, SECRETS, example_site
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _site_on_free_ports() -> tuple[Path, int]:
-    """The example site on free ports (tests/example_site.py), in a temp dir removed at exit."""
+    """The example site on free ports (testkit/example_site.py), in a temp dir removed at exit."""
     directory = Path(tempfile.mkdtemp(prefix="roomguard-e2e-"))
     atexit.register(shutil.rmtree, directory, True)
     return example_site(directory / "site.yaml")

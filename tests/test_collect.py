@@ -25,7 +25,7 @@ from collector.collect import WILL_REASON, run_collector
 from devices.registry import ProfileRegistry
 from devices.sim.modbus_server import ModbusSimServer
 from siteconfig.config import SiteConfig, load_site
-from tests.services import Influxd, Mosquitto
+from testkit.services import Influxd, Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD_ENV = "ROOMGUARD_MQTT_PASSWORD"

@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from bus.broker import BrokerSettings
 from bus.consumer import ConsumerSettings, DurableConsumer, Message
-from tests.services import Mosquitto
+from testkit.services import Mosquitto
 
 pytestmark = pytest.mark.integration
 TOPIC = "roomguard/v1/t-consumer/+/+/events"

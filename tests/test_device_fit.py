@@ -21,7 +21,7 @@ from devices.reading import Metric, Quality
 from devices.registry import ProfileRegistry
 from devices.sim.modbus_server import ModbusSimServer
 from siteconfig.config import load_site
-from tests.services import Mosquitto
+from testkit.services import Mosquitto
 from tests.snmp_fixtures import Snmpd
 from tests.test_collect import Sub, _until
 

@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from ingest.influx_writer import InfluxV1Writer, InfluxV2Writer, WriteOutcome, WriteResult, classify
-from tests.services import Influxd, VictoriaMetrics
+from testkit.services import Influxd, VictoriaMetrics
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ from ingest.bridge import IngestBridge, IngestSettings
 from ingest.influx_writer import InfluxV1Writer, InfluxV2Writer, InfluxWriter
 from ingest.run import ingest_broker_settings, run_ingest
 from siteconfig.config import SiteConfig
-from tests.services import Influxd, Mosquitto, VictoriaMetrics
+from testkit.services import Influxd, Mosquitto, VictoriaMetrics
 
 pytestmark = pytest.mark.integration
 

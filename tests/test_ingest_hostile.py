@@ -18,7 +18,7 @@ from ingest.influx_writer import InfluxV1Writer
 from ingest.run import ingest_broker_settings, run_ingest
 from ingest.seq import SeqStateFile
 from siteconfig.config import SiteConfig
-from tests.services import Influxd, Mosquitto
+from testkit.services import Influxd, Mosquitto
 from tests.test_ingest import T0, Publisher, _poll, _site, _until
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from tests.services import Mosquitto
+from testkit.services import Mosquitto
 
 pytestmark = pytest.mark.integration
 

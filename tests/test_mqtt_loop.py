@@ -13,7 +13,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bus.mqtt_loop import MqttLoopDriver
-from tests.services import Mosquitto, free_tcp_port
+from testkit.services import Mosquitto, free_tcp_port
 
 pytestmark = pytest.mark.integration
 

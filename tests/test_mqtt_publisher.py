@@ -12,7 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bus.outbox import Outbox
 from bus.publisher import BrokerSettings, MqttPublisher
-from tests.services import Mosquitto
+from testkit.services import Mosquitto
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from devices.wire import encode_poll, topic_readings
 from ingest.bridge import IngestBridge, IngestSettings
 from ingest.influx_writer import InfluxV1Writer
 from siteconfig.config import SiteConfig
-from tests.services import Influxd, Mosquitto, TestPki, _serve
+from testkit.services import Influxd, Mosquitto, TestPki, serve
 from tests.test_ingest import _poll
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ PASSWORD_ENV = "ROOMGUARD_TEST_MQTT_PASSWORD"
 @pytest.fixture
 def tls_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     """A mosquitto of this test with a mutual-TLS listener (free to stop/start)."""
-    yield from _serve(Mosquitto(tmp_path / "mosquitto", autosave_interval_s=1, tls=True))
+    yield from serve(Mosquitto(tmp_path / "mosquitto", autosave_interval_s=1, tls=True))
 
 
 def _pki(broker: Mosquitto) -> TestPki:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import Influxd, Mosquitto, _serve
+from testkit.services import Influxd, Mosquitto, serve
 from tests.test_pipeline_outages import (
     DEVICES,
     ROOT,
@@ -42,7 +42,7 @@ S = 1_000_000_000
 @pytest.fixture
 def mosquitto_crashy(tmp_path: Path) -> Iterator[Mosquitto]:
     """A private mosquitto that saves its in-memory state only every 10 minutes (and on a clean stop)."""
-    yield from _serve(Mosquitto(tmp_path / "mosquitto", autosave_interval_s=600))
+    yield from serve(Mosquitto(tmp_path / "mosquitto", autosave_interval_s=600))
 
 
 class Status:

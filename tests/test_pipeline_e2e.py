@@ -20,8 +20,8 @@ import pytest
 
 from devices.registry import ProfileRegistry
 from devices.yamlload import read_yaml
-from tests.example_site import ROOT, SECRETS, example_site
-from tests.services import Influxd, Mosquitto, VictoriaMetrics
+from testkit.example_site import ROOT, SECRETS, example_site
+from testkit.services import Influxd, Mosquitto, VictoriaMetrics
 
 pytestmark = pytest.mark.integration
 

@@ -25,7 +25,7 @@ import pytest
 
 from devices.registry import ProfileRegistry
 from devices.sim.modbus_server import ModbusSimServer
-from tests.services import Influxd, Mosquitto
+from testkit.services import Influxd, Mosquitto
 
 pytestmark = pytest.mark.integration
 

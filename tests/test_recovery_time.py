@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.services import Influxd, Mosquitto
+from testkit.services import Influxd, Mosquitto
 from tests.test_pipeline_outages import _collect_and_ingest_running, modbus_room
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.services import Influxd, Mosquitto, _serve
+from testkit.services import Influxd, Mosquitto, serve
 from tests.snmp_fixtures import Snmpd, free_udp_port
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ class MarkedMosquitto(Mosquitto):
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    yield from _serve(MarkedMosquitto(tmp_path / "mosquitto"))
+    yield from serve(MarkedMosquitto(tmp_path / "mosquitto"))
 
 
 @pytest.fixture

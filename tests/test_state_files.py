@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import Influxd, Mosquitto
+from testkit.services import Influxd, Mosquitto
 from tests.test_pipeline_outages import _collect_and_ingest, _wait_all_devices_after, modbus_room
 
 pytestmark = pytest.mark.integration

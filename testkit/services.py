@@ -21,8 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-import pytest
-
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
 _LIVE: set[Service] = set()
@@ -433,7 +431,7 @@ class VictoriaMetrics(Service):
 
 
 def _cleanup() -> None:
-    """Last resort if pytest dies before the fixture teardown: never leave servers behind."""
+    """Last resort if the process dies before a teardown: never leave servers behind."""
     for svc in list(_LIVE):
         svc.kill()
 
@@ -444,69 +442,11 @@ atexit.register(_cleanup)
 S = TypeVar("S", bound=Service)
 
 
-def _serve(svc: S) -> Iterator[S]:
+def serve(svc: S) -> Iterator[S]:
+    """Start `svc`, yield it, then stop it and remove its work dir (for fixtures)."""
     svc.start()
     try:
         yield svc
     finally:
         svc.stop()
         shutil.rmtree(svc.workdir, ignore_errors=True)
-
-
-# Session-scoped servers are shared: tests use their own database/measurement names. The function-scoped
-# public fixtures restart a server a previous test left stopped. Tests that stop or kill a server for an
-# outage use the `*_private` fixtures, which give each test its own instance.
-
-
-@pytest.fixture(scope="session")
-def _mosquitto_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
-    yield from _serve(Mosquitto(tmp_path_factory.mktemp("mosquitto")))
-
-
-@pytest.fixture(scope="session")
-def _influxd_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
-    yield from _serve(Influxd(tmp_path_factory.mktemp("influxd")))
-
-
-@pytest.fixture(scope="session")
-def _victoria_metrics_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
-    yield from _serve(VictoriaMetrics(tmp_path_factory.mktemp("victoria-metrics")))
-
-
-@pytest.fixture
-def mosquitto(_mosquitto_session: Mosquitto) -> Mosquitto:
-    """Shared mosquitto (session); credentials in `.username`/`.password`."""
-    _mosquitto_session.start()
-    return _mosquitto_session
-
-
-@pytest.fixture
-def influxd(_influxd_session: Influxd) -> Influxd:
-    """Shared InfluxDB 1.6 (session) with database `.database` created."""
-    _influxd_session.start()
-    return _influxd_session
-
-
-@pytest.fixture
-def victoria_metrics(_victoria_metrics_session: VictoriaMetrics) -> VictoriaMetrics:
-    """Shared VictoriaMetrics (session)."""
-    _victoria_metrics_session.start()
-    return _victoria_metrics_session
-
-
-@pytest.fixture
-def mosquitto_private(tmp_path: Path) -> Iterator[Mosquitto]:
-    """A mosquitto of this test alone, free to stop/kill (autosave every 1 s so a SIGKILL loses ≤ 1 s)."""
-    yield from _serve(Mosquitto(tmp_path / "mosquitto", autosave_interval_s=1))
-
-
-@pytest.fixture
-def influxd_private(tmp_path: Path) -> Iterator[Influxd]:
-    """An InfluxDB 1.6 of this test alone, free to stop/kill."""
-    yield from _serve(Influxd(tmp_path / "influxd"))
-
-
-@pytest.fixture
-def victoria_metrics_private(tmp_path: Path) -> Iterator[VictoriaMetrics]:
-    """A VictoriaMetrics of this test alone, free to stop/kill."""
-    yield from _serve(VictoriaMetrics(tmp_path / "victoria-metrics"))
