@@ -105,6 +105,9 @@ class MqttPublisher(ProtocolFallback):
         self._task: asyncio.Task[None] | None = None
         self._logged_down = False
         self._stopping = False
+        # Sent on every (re)connect, before the outbox drains: retained (topic, payload) of the process.
+        self._on_connect_announce: Callable[[], tuple[str, bytes]] | None = None
+        self._subscriptions: dict[str, Callable[[str, bytes], None]] = {}
 
     def _make_client(self) -> mqtt.Client:
         client = make_client(self.settings, self._protocol.current)
@@ -113,7 +116,28 @@ class MqttPublisher(ProtocolFallback):
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
+
+    def announce_on_connect(self, message: Callable[[], tuple[str, bytes]]) -> None:
+        """After every (re)connect, publish `message()` retained at QoS 1 straight away, not through the
+        outbox: a process's `online` must follow the connect (and overwrite the will the broker just
+        published) even with a long backlog queued."""
+        self._on_connect_announce = message
+
+    def subscribe(self, topic: str, handler: Callable[[str, bytes], None]) -> None:
+        """Hand every message on `topic` (QoS 1) to `handler(topic, payload)` on the event loop;
+        subscribed again after every reconnect."""
+        self._subscriptions[topic] = handler
+
+    def publish_now(self, topic: str, payload: bytes, *, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        """Publish at QoS 1 outside the outbox (not kept across a crash): process state, not readings."""
+        return self._client.publish(topic, payload, qos=1, retain=retain)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        for topic, handler in self._subscriptions.items():
+            if mqtt.topic_matches_sub(topic, msg.topic):
+                handler(msg.topic, bytes(msg.payload))
 
     def _connect(self) -> None:
         s = self.settings
@@ -250,6 +274,11 @@ class MqttPublisher(ProtocolFallback):
         self.republished += again
         self._cursor = 0
         self.connected.set()
+        if self._on_connect_announce is not None:
+            topic, payload = self._on_connect_announce()
+            self.publish_now(topic, payload, retain=True)
+        for topic in self._subscriptions:
+            self._client.subscribe(topic, qos=1)
         self._wake.set()
 
     def _disconnected(self, rc: ReasonCode, client: mqtt.Client, connacked: bool) -> None:

@@ -55,10 +55,6 @@ _MAX_UNSTORED = 50_000
 LOST_CHECK_EVERY_S = 2.0
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def default_collector_id() -> str:
     """The host name, made safe as an MQTT topic level."""
     return re.sub(r"[/+#\s\x00]", "-", socket.gethostname()) or "collector"
@@ -85,7 +81,7 @@ class Collector:
         # confirmation of one would then delete the other: continue above what the outbox holds.
         self.seq.at_least({stream: top + 1 for stream, top in self.outbox.max_seqs().items()})
         self.status_topic = topic_collector_status(self.prefix, site.site.id, collector_id)
-        will = encode_status(DeviceStatus("offline", _utcnow(), WILL_REASON))
+        will = encode_status(DeviceStatus("offline", datetime.now(UTC), WILL_REASON))
         self.publisher = CollectorPublisher(
             broker_settings(site, site.mqtt.client_id or f"roomguard-collector-{site.site.id}-{collector_id}",
                             (self.status_topic, will), role="collector"),
@@ -248,7 +244,7 @@ class Collector:
             "republished": pub.republished,
             "broker_refused": pub.refused,
         }
-        return PollResult(self.self_ref, _utcnow(), tuple(Metric(k, v) for k, v in values.items()))
+        return PollResult(self.self_ref, datetime.now(UTC), tuple(Metric(k, v) for k, v in values.items()))
 
     def snapshot(self, running: bool = True) -> dict[str, Any]:
         """What `roomguard status` shows about this process (no secrets)."""

@@ -15,10 +15,6 @@ import logging
 import time
 from collections import deque
 from datetime import UTC, datetime
-from typing import Any
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.reasoncodes import ReasonCode
 
 from bus.backoff import RateLimit
 from bus.broker import BrokerSettings
@@ -41,10 +37,6 @@ CONFIRM_SLICE = 25
 CONFIRM_BUDGET_S = 0.004
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class CollectorPublisher(MqttPublisher):
     """MqttPublisher that announces the collector's state and hears ingest's delivery confirmations."""
 
@@ -60,29 +52,19 @@ class CollectorPublisher(MqttPublisher):
         super().__init__(settings, outbox)
         self.outbox: Outbox = outbox
         self.status_topic = status_topic
+        self.announce_on_connect(
+            lambda: (status_topic, encode_status(DeviceStatus("online", datetime.now(UTC))))
+        )
+        self.subscribe(confirm_topic, self._on_confirm)
 
-    def _make_client(self) -> mqtt.Client:
-        client = super()._make_client()
-        client.on_message = self._on_confirm
-        return client
-
-    def _connected(self, rc: ReasonCode) -> None:
-        super()._connected(rc)
-        if not rc.is_failure:
-            # Directly, not through the outbox: `online` must follow the connect (and overwrite a will
-            # the broker just published) even when a long backlog is queued in the outbox.
-            online = encode_status(DeviceStatus("online", _utcnow()))
-            self._client.publish(self.status_topic, online, qos=1, retain=True)
-            self._client.subscribe(self.confirm_topic, qos=1)
-
-    def _on_confirm(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_confirm(self, topic: str, payload: bytes) -> None:
         """A confirmation from ingest: the readings it names are in the database, drop them."""
         try:
-            site, streams = decode_confirm(bytes(msg.payload))
+            site, streams = decode_confirm(payload)
         except WireError as exc:
             ok, _ = self._bad_confirm_log.allow()
             if ok:
-                _LOG.warning("ignored a malformed confirmation on %s: %s", msg.topic, exc)
+                _LOG.warning("ignored a malformed confirmation on %s: %s", topic, exc)
             return
         if site != self.site or self._stopping:
             return
@@ -139,8 +121,8 @@ class CollectorPublisher(MqttPublisher):
         """Publish retained `offline` with `reason` and wait for its PUBACK; False if not delivered."""
         if not self.connected.is_set():
             return False
-        payload = encode_status(DeviceStatus("offline", _utcnow(), reason))
-        info = self._client.publish(self.status_topic, payload, qos=1, retain=True)
+        payload = encode_status(DeviceStatus("offline", datetime.now(UTC), reason))
+        info = self.publish_now(self.status_topic, payload, retain=True)
         with contextlib.suppress(Exception):
             await asyncio.to_thread(info.wait_for_publish, timeout_s)
         return info.is_published()

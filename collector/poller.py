@@ -66,7 +66,8 @@ class DeviceHealth:
     known_metrics: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _utcnow() -> datetime:
+def utcnow() -> datetime:
+    """The wall clock in UTC (the poller's default clock; tests inject their own)."""
     return datetime.now(UTC)
 
 
@@ -132,7 +133,7 @@ class Poller:
         jitter_pct: float = 10.0,
         backoff_max_s: float = 300.0,
         seed: int | None = None,
-        wall_clock: Callable[[], datetime] = _utcnow,
+        wall_clock: Callable[[], datetime] = utcnow,
         admission: AdmissionConfig | None = None,
     ) -> None:
         self._targets = {t.ref.device: t for t in targets}
