@@ -31,7 +31,7 @@ def wire_point(word_order: str = "big", byte_order: str = "big", **fields: objec
         title="t",
         device_class="env",
         protocol="modbus",
-        modbus=ModbusOptions(addressing="wire", word_order=word_order, byte_order=byte_order),  # type: ignore[arg-type]
+        modbus=ModbusOptions(addressing="wire", word_order=word_order, byte_order=byte_order),
         points=[ModbusPoint.model_validate(fields)],
     )
     return prof.wire_points()[0]
@@ -51,6 +51,6 @@ class MemorySource:
         self.reads.append((table, address, count))
         cells = self.tables.get(table, {})
         try:
-            return [cells[a] for a in range(address, address + count)]  # type: ignore[return-value]
+            return [cells[a] for a in range(address, address + count)]
         except KeyError as exc:
             raise NoSuchObject(f"{table} {exc.args[0]} undefined") from None

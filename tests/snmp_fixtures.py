@@ -9,11 +9,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
+from devices.reading import Value
 from devices.registry import load_profile
 from devices.snmp_codec import NO_SUCH, Oid, SnmpValue
 from devices.snmp_profile import SnmpProfile
@@ -158,7 +159,7 @@ SNMPD_TYPES = {"integer": "integer", "gauge": "unsigned", "timeticks": "timetick
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 
 
-def profile_overrides(model: str, values: dict[str, object] | None = None) -> list[str]:
+def profile_overrides(model: str, values: Mapping[str, Value] | None = None) -> list[str]:
     """snmpd.conf `override` lines serving a profile's example values (and `values`) at its OIDs."""
     from devices.snmp_codec import encode_profile
 

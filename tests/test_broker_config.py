@@ -25,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from bus.broker_acl import broker_acl
 from collector.collect import run_collector
+from devices.modbus_profile import ModbusProfile
 from devices.registry import ProfileRegistry
 from devices.sim.modbus_server import ModbusSimServer
 from ingest.run import run_ingest
@@ -101,15 +102,18 @@ class Client:
                                   client_id=f"t-{user}-{uuid.uuid4().hex[:6]}",
                                   protocol=MQTTProtocolVersion.MQTTv5)
         self.client.username_pw_set(user, ACCOUNTS.get(user, "wrong"))
+        port = broker.port
         if tls:
             assert broker.pki is not None
+            assert broker.tls_port is not None
             self.client.tls_set(ca_certs=str(broker.pki.ca_cert), cert_reqs=ssl.CERT_REQUIRED)
+            port = broker.tls_port
         self.client.on_connect = self._on_connect
         self.client.on_publish = lambda c, u, mid, rc, p: self.acks.__setitem__(mid, rc.value)
         self.client.on_message = lambda c, u, m: self.got.append((m.topic, len(m.payload)))
         self.client.on_subscribe = lambda *a: self.ready.set()
         self.subscribe = subscribe
-        self.client.connect(broker.host, broker.tls_port if tls else broker.port)
+        self.client.connect(broker.host, port)
         self.client.loop_start()
 
     def _on_connect(self, c: mqtt.Client, u: Any, f: Any, rc: Any, p: Any) -> None:
@@ -187,7 +191,9 @@ def test_each_role_may_do_only_its_job_and_big_messages_never_reach_a_subscriber
 @pytest.fixture
 async def sensor() -> AsyncIterator[int]:
     server = ModbusSimServer("127.0.0.1", 0)
-    server.add_device(1, ProfileRegistry.builtin().get("sht20-xy-md02"))  # type: ignore[arg-type]
+    profile = ProfileRegistry.builtin().get("sht20-xy-md02")
+    assert isinstance(profile, ModbusProfile)
+    server.add_device(1, profile)
     await server.start()
     yield server.port
     await server.stop()

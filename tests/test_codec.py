@@ -244,7 +244,7 @@ def test_encode_rejects_out_of_range():
 # ---------------------------------------------------------------------------------------------- schema
 
 
-def base(**modbus):
+def base(**modbus: object) -> dict[str, object]:
     return {
         "model": "t",
         "vendor": "v",

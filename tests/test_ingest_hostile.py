@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,7 +89,7 @@ async def test_hostile_messages_are_dead_lettered_and_ingest_goes_on(
     assert len(influxd.rows("SELECT temp_c FROM env", "hostile")) == 5
 
 
-def _snap(state: Path) -> dict:
+def _snap(state: Path) -> dict[str, Any]:
     try:
         return dict(json.loads((state / "ingest.json").read_text()))
     except (OSError, ValueError):

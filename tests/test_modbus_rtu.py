@@ -14,6 +14,7 @@ from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from devices.errors import DeviceTimeout
+from devices.modbus_profile import ModbusProfile
 from devices.modbus_reader import ModbusReader
 from devices.modbus_transport import ModbusSerialTransport
 from devices.registry import ProfileRegistry
@@ -71,8 +72,9 @@ async def test_two_units_on_one_bus_polled_concurrently(serial_pair: tuple[str, 
     )
     await server.serve_forever(background=True)
     profile = ProfileRegistry.builtin().get("sht20-xy-md02")
+    assert isinstance(profile, ModbusProfile)
     bus = ModbusSerialTransport(client_side, BAUD, "N", 1, 8, timeout_s=0.5, inter_frame_delay_s=0.005)
-    one, two = ModbusReader(profile, bus, 1), ModbusReader(profile, bus, 2)  # type: ignore[arg-type]
+    one, two = ModbusReader(profile, bus, 1), ModbusReader(profile, bus, 2)
     try:
         # Concurrent polls of two units on one bus: the transport's lock serialises the frames, so
         # every answer belongs to its request (a collision would garble CRCs or swap values).
@@ -83,11 +85,11 @@ async def test_two_units_on_one_bus_polled_concurrently(serial_pair: tuple[str, 
             assert (values["temp_c"], values["rh_pct"]) == expected
 
         # A unit that never answers times out without poisoning the bus for the others.
-        ghost = ModbusReader(profile, bus, 3)  # type: ignore[arg-type]
+        ghost = ModbusReader(profile, bus, 3)
         with pytest.raises(DeviceTimeout):
             await ghost.read()
         values = {m.name: m.value for m in await one.read()}
         assert values["temp_c"] == 21.5
     finally:
         await bus.close()
-        await server.shutdown()
+        await server.shutdown()  # type: ignore[no-untyped-call]  # pymodbus leaves shutdown() unannotated

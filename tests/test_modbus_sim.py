@@ -90,8 +90,9 @@ async def test_set_values_changes_what_is_read(sim, transport):
 
     door = UNITS["modbus-door-io"]
     await sim.set_values(door, {"door_open": True, "lock_engaged": False})
-    got = {m.name: m.value for m in await ModbusReader(profile("modbus-door-io"), transport, door).read()}
-    assert got == {"door_open": True, "rex": False, "lock_engaged": False}
+    door_reader = ModbusReader(profile("modbus-door-io"), transport, door)
+    door_values = {m.name: m.value for m in await door_reader.read()}
+    assert door_values == {"door_open": True, "rex": False, "lock_engaged": False}
 
 
 async def test_set_values_rejects_unknown_metric(sim):
@@ -182,6 +183,7 @@ async def test_rtu_transport_reads_sht20_over_rtu_framing():
     )
     server = ModbusTcpServer([dev], address=("127.0.0.1", 0), framer=FramerType.RTU)
     await server.serve_forever(background=True)
+    assert isinstance(server.transport, asyncio.Server)  # a listener's (pymodbus types it BaseTransport)
     port = server.transport.sockets[0].getsockname()[1]
     bus = ModbusSerialTransport(f"socket://127.0.0.1:{port}", 9600, "N", 1, 8, 1.0, 0.02)
     try:
@@ -193,4 +195,4 @@ async def test_rtu_transport_reads_sht20_over_rtu_framing():
         assert time.monotonic() - started >= 0.02  # inter-frame delay between the two requests
     finally:
         await bus.close()
-        await server.shutdown()
+        await server.shutdown()  # type: ignore[no-untyped-call]  # pymodbus leaves shutdown() unannotated

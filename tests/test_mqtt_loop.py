@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ class Probe:
         self.acked.append(mid)
 
 
-async def _until(cond, limit_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+async def _until(cond: Callable[[], bool], limit_s: float = 20.0) -> None:
     async with asyncio.timeout(limit_s):
         while not cond():  # noqa: ASYNC110 - the conditions are paho client state
             await asyncio.sleep(0.02)

@@ -10,8 +10,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bus.broker import BrokerSettings
 from bus.outbox import Outbox
-from bus.publisher import BrokerSettings, MqttPublisher
+from bus.publisher import MqttPublisher
 from testkit.services import Mosquitto
 
 pytestmark = pytest.mark.integration

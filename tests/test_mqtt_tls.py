@@ -218,6 +218,12 @@ def _auto() -> ProtocolChoice:
     return ProtocolChoice(BrokerSettings("h", 1, "c", protocol="5", protocol_fallback=True))
 
 
+def _current(choice: ProtocolChoice) -> str:
+    """`choice.current`, read afresh: should_fall_back() switches it, and mypy would otherwise keep the
+    value an earlier assert narrowed it to."""
+    return choice.current
+
+
 def test_refuses_protocol_reason_codes() -> None:
     assert refuses_protocol(ReasonCode(PacketTypes.CONNACK, identifier=0x84), connacked=True)
     assert refuses_protocol(ReasonCode(PacketTypes.CONNACK, "Unsupported protocol version"), connacked=True)
@@ -231,17 +237,17 @@ def test_refuses_protocol_reason_codes() -> None:
 def test_auto_falls_back_once_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
     choice = _auto()
     caplog.set_level(logging.WARNING)
-    assert choice.current == "5"
+    assert _current(choice) == "5"
     assert not choice.should_fall_back(ReasonCode(PacketTypes.CONNACK, "Not authorized"), connacked=True)
     assert choice.should_fall_back(ReasonCode(PacketTypes.CONNACK, identifier=0x84), connacked=True)
-    assert choice.current == "3.1.1"
+    assert _current(choice) == "3.1.1"
     assert not choice.should_fall_back(1, connacked=True)  # already on 3.1.1: nothing further to try
     assert len([r for r in caplog.records if "using MQTT 3.1.1" in r.getMessage()]) == 1
 
 
 def test_forced_protocols_never_switch() -> None:
     for proto in ("5", "3.1.1"):
-        choice = ProtocolChoice(BrokerSettings("h", 1, "c", protocol=proto))  # type: ignore[arg-type]
+        choice = ProtocolChoice(BrokerSettings("h", 1, "c", protocol=proto))
         assert not choice.should_fall_back(None, connacked=False)
         assert choice.current == proto
 
@@ -293,12 +299,12 @@ async def test_publisher_falls_back_when_the_broker_closes_after_connect(
 def test_a_close_is_only_a_hint() -> None:
     choice = _auto()
     assert choice.should_fall_back(None, connacked=False)  # closed after an MQTT 5 CONNECT: try 3.1.1
-    assert choice.current == "3.1.1"
+    assert _current(choice) == "3.1.1"
     assert choice.should_fall_back(None, connacked=False)  # 3.1.1 closed too (TLS 1.3 cert refusal)
-    assert choice.current == "5"
+    assert _current(choice) == "5"
     assert not choice.should_fall_back(None, connacked=False)  # no more guessing from closes
     assert choice.should_fall_back(ReasonCode(PacketTypes.CONNACK, identifier=0x84), connacked=True)
-    assert choice.current == "3.1.1"
+    assert _current(choice) == "3.1.1"
 
 
 def test_a_3_1_1_answer_confirms_the_fallback() -> None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -260,6 +261,18 @@ def test_throughput_measurement(tmp_path: Path) -> None:
     assert ob.depth() == (0, 0)
 
 
+@dataclass
+class _Row:
+    """One message of the model, as the outbox should hold it."""
+
+    id: int
+    size: int
+    created: float
+    stream: str | None
+    seq: int | None
+    published: bool = False
+
+
 class OutboxModel(RuleBasedStateMachine):
     """peek() == every put id not delivered and not dropped, in order, across reopens, drops, clock moves,
     PUBACKs, confirmations and re-publication; depth counts the published-but-unconfirmed ones too."""
@@ -271,8 +284,7 @@ class OutboxModel(RuleBasedStateMachine):
         self.clock = Clock(0.0)
         self.max_bytes, self.max_age = 200, 100.0
         self.ob = self._open()
-        # [id, size, created, stream, seq, published], oldest first
-        self.model: list[list[object]] = []
+        self.model: list[_Row] = []  # oldest first
         self.dropped = 0
         self.last_id = 0
         self.next_seq = {"a": 0, "b": 0}
@@ -282,10 +294,10 @@ class OutboxModel(RuleBasedStateMachine):
 
     def _enforce(self, added: int) -> None:
         """The documented policy: drop the oldest expired, then the oldest until the new bytes fit."""
-        while self.model and self.model[0][2] < self.clock.t - self.max_age:  # type: ignore[operator]
+        while self.model and self.model[0].created < self.clock.t - self.max_age:
             self.model.pop(0)
             self.dropped += 1
-        while self.model and sum(m[1] for m in self.model) + added > self.max_bytes:  # type: ignore[misc]
+        while self.model and sum(m.size for m in self.model) + added > self.max_bytes:
             self.model.pop(0)
             self.dropped += 1
 
@@ -304,37 +316,38 @@ class OutboxModel(RuleBasedStateMachine):
         assert got[0] > self.last_id
         assert got == list(range(got[0], got[0] + len(sizes)))
         self.last_id = got[-1]
-        self.model += [[i, len(p.payload) + 1, self.clock.t, p.stream, p.seq, False]
+        self.model += [_Row(i, len(p.payload) + 1, self.clock.t, p.stream, p.seq)
                        for i, p in zip(got, pending, strict=True)]
 
     @precondition(lambda self: self.model)
     @rule(data=st.data())
     def ack(self, data: st.DataObject) -> None:
-        chosen = data.draw(st.lists(st.sampled_from([m[0] for m in self.model]), max_size=5))
+        chosen = data.draw(st.lists(st.sampled_from([m.id for m in self.model]), max_size=5))
         stale = data.draw(st.lists(st.integers(-2, self.last_id + 3), max_size=2))
         self.ob.ack(chosen + stale)
         gone = set(chosen + stale)
         for m in self.model:
-            if m[0] in gone and m[3] is not None:
-                m[5] = True  # a reading waits for the archive
-        self.model = [m for m in self.model if m[0] not in gone or m[3] is not None]
+            if m.id in gone and m.stream is not None:
+                m.published = True  # a reading waits for the archive
+        self.model = [m for m in self.model if m.id not in gone or m.stream is not None]
 
     @rule(stream=st.sampled_from(["a", "b"]), first=st.integers(0, 12), span=st.integers(0, 4))
     def confirm(self, stream: str, first: int, span: int) -> None:
-        hit = [m for m in self.model if m[3] == stream and first <= m[4] <= first + span]  # type: ignore[operator]
+        hit = [m for m in self.model
+               if m.stream == stream and m.seq is not None and first <= m.seq <= first + span]
         assert self.ob.confirm([(stream, first, first + span)]) == len(hit)
         self.model = [m for m in self.model if m not in hit]
 
     @rule()
     def unpublish_all(self) -> None:
-        published = [m for m in self.model if m[5]]
+        published = [m for m in self.model if m.published]
         assert self.ob.unpublish_all() == len(published)
         for m in published:
-            m[5] = False
+            m.published = False
 
     @rule(limit=st.integers(1, 5))
     def peek_head(self, limit: int) -> None:
-        due = [m[0] for m in self.model if not m[5]]
+        due = [m.id for m in self.model if not m.published]
         assert [m.id for m in self.ob.peek(limit)] == due[:limit]
 
     @rule(dt=st.floats(0, 80))
@@ -355,9 +368,9 @@ class OutboxModel(RuleBasedStateMachine):
 
     @invariant()
     def peek_is_model(self) -> None:
-        assert ids(self.ob) == [m[0] for m in self.model if not m[5]]
-        assert self.ob.depth() == (len(self.model), sum(m[1] for m in self.model))  # type: ignore[misc]
-        assert self.ob.awaiting == sum(1 for m in self.model if m[5])
+        assert ids(self.ob) == [m.id for m in self.model if not m.published]
+        assert self.ob.depth() == (len(self.model), sum(m.size for m in self.model))
+        assert self.ob.awaiting == sum(1 for m in self.model if m.published)
         assert self.ob.dropped_total == self.dropped
 
     def teardown(self) -> None:

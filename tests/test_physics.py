@@ -3,6 +3,7 @@
 import pytest
 
 from devices.door import DoorTracker
+from devices.reading import Value
 from devices.sim.physics import SCENARIOS, DeviceDecl, RoomModel, UnknownScenario
 
 CANONICAL = {
@@ -36,6 +37,18 @@ def room(seed: int = 0, speed: float = 1.0) -> RoomModel:
         seed=seed,
         speed=speed,
     )
+
+
+def num(v: Value) -> float:
+    """A reading that must be numeric (values() is typed as the whole Value union)."""
+    assert isinstance(v, (int, float)), v
+    return v
+
+
+def flag(v: Value) -> bool | None:
+    """A reading that must be a boolean or missing."""
+    assert v is None or isinstance(v, bool), v
+    return v
 
 
 def run(m: RoomModel, start: float, end: float, step: float = 1.0):
@@ -72,8 +85,8 @@ def test_baseline_values_use_canonical_names_and_realistic_numbers() -> None:
     assert crac["supply_air_temp_c"] == pytest.approx(16.0, abs=0.2)
     for env in ("env-a", "env-b"):
         v = m.values(env)
-        assert 20.8 <= v["temp_c"] <= 24.2
-        assert 41.0 <= v["rh_pct"] <= 49.0
+        assert 20.8 <= num(v["temp_c"]) <= 24.2
+        assert 41.0 <= num(v["rh_pct"]) <= 49.0
     assert m.values("door1") == {"door_open": False, "rex": False, "lock_engaged": True}
     assert m.values("leak1") == {"leak": False, "smoke": False}
 
@@ -82,7 +95,7 @@ def test_utility_outage_timeline() -> None:
     m = room()
     m.step(0.0)
     m.trigger("utility_outage")
-    states: dict[float, tuple] = {}
+    states: dict[float, tuple[Value, Value]] = {}
     running_at = loaded_at = back_at = None
     for t, _ in run(m, 0.0, 60.0):
         ups, gen = m.values("ups1"), m.values("gen1")
@@ -97,7 +110,7 @@ def test_utility_outage_timeline() -> None:
             running_at = t
             assert gen["engine_speed_rpm"] == 1800
             assert gen["gen_freq_hz"] == 60.0
-        if loaded_at is None and gen["gen_power_w"] > 0:
+        if loaded_at is None and num(gen["gen_power_w"]) > 0:
             loaded_at = t
         if back_at is None and ups["output_source"] == "normal":
             back_at = t
@@ -112,10 +125,10 @@ def test_utility_outage_timeline() -> None:
     assert ups["on_battery"] is False
     assert ups["seconds_on_battery_s"] == 0
     assert ups["input_freq_hz"] == 60.0
-    assert 30.0 <= gen["gen_load_pct"] <= 80.0
-    assert gen["gen_power_w"] == pytest.approx(gen["gen_load_pct"] * 1500, rel=0.01)
+    assert 30.0 <= num(gen["gen_load_pct"]) <= 80.0
+    assert gen["gen_power_w"] == pytest.approx(num(gen["gen_load_pct"]) * 1500, rel=0.01)
     assert gen["starts_count"] == 1
-    run_before = gen["run_time_s"]
+    run_before = num(gen["run_time_s"])
 
     m.clear("utility_outage")
     seen = []
@@ -127,7 +140,7 @@ def test_utility_outage_timeline() -> None:
     assert gen["engine_state"] == "stopped"
     assert gen["gen_power_w"] == 0
     assert gen["starts_count"] == 1
-    assert gen["run_time_s"] >= run_before + 60
+    assert num(gen["run_time_s"]) >= run_before + 60
     assert m.values("ups1")["output_source"] == "normal"
 
 
@@ -150,22 +163,22 @@ def test_outage_without_generator_drains_the_battery_at_a_physical_rate() -> Non
 def test_crac_failure_heats_near_faster_than_far_within_bounds() -> None:
     m = room()
     m.step(0.0)
-    a0, b0 = m.values("env-a")["temp_c"], m.values("env-b")["temp_c"]
+    a0, b0 = num(m.values("env-a")["temp_c"]), num(m.values("env-b")["temp_c"])
     m.trigger("crac_failure", "crac1")
     for _ in run(m, 0.0, 600.0):
         pass
     crac1 = m.values("crac1")
     assert (crac1["unit_state"], crac1["status"], crac1["cooling_capacity_pct"]) == ("off", "critical", 0.0)
     assert m.values("crac2")["cooling_capacity_pct"] == 100.0
-    near_rate = (m.values("env-a")["temp_c"] - a0) / 10.0  # °C/min over 10 min
-    far_rate = (m.values("env-b")["temp_c"] - b0) / 10.0
+    near_rate = (num(m.values("env-a")["temp_c"]) - a0) / 10.0  # °C/min over 10 min
+    far_rate = (num(m.values("env-b")["temp_c"]) - b0) / 10.0
     assert 0.5 <= near_rate <= 1.0
     assert 0.1 <= far_rate < near_rate
-    assert m.values("crac1")["supply_air_temp_c"] > 20.0
-    assert m.values("env-a")["rh_pct"] < 40.0  # same moisture, warmer air
+    assert num(m.values("crac1")["supply_air_temp_c"]) > 20.0
+    assert num(m.values("env-a")["rh_pct"]) < 40.0  # same moisture, warmer air
     for _ in run(m, 600.0, 20_000.0, step=60.0):
         pass
-    assert m.values("env-a")["temp_c"] < a0 + 20.5  # approaches a ceiling, never runs away
+    assert num(m.values("env-a")["temp_c"]) < a0 + 20.5  # approaches a ceiling, never runs away
     m.clear("crac_failure")
     for _ in run(m, 20_000.0, 26_000.0, step=60.0):
         pass
@@ -184,7 +197,7 @@ def test_generator_monthly_test_meets_nfpa110_30_min_at_30_pct() -> None:
         g = m.values("gen1")
         modes.append(g["control_mode"])
         states.append(g["engine_state"])
-        if g["engine_state"] == "running" and g["gen_load_pct"] >= 30.0:
+        if g["engine_state"] == "running" and num(g["gen_load_pct"]) >= 30.0:
             on_load_s += 60.0
     assert on_load_s >= 30 * 60
     assert states.index("cooling_down") > states.index("running")
@@ -201,7 +214,7 @@ def test_monthly_test_cleared_early_stops_the_engine() -> None:
     m.trigger("generator_monthly_test", "gen1")
     m.step(120.0)
     assert m.values("gen1")["engine_state"] == "running"
-    assert m.active()[0]["on_load_s"] > 90
+    assert num(m.active()[0]["on_load_s"]) > 90
     m.clear("generator_monthly_test")
     m.step(300.0)
     assert m.values("gen1")["engine_state"] == "stopped"
@@ -254,7 +267,7 @@ def test_door_held_open_emits_grant_then_opens_and_tracker_says_held() -> None:
             assert (ev.kind, ev.device) == ("access_granted", "door1")
             tracker.note_access_granted(ev.ts)
         d = m.values("door1")
-        states.append(tracker.update(t, d["door_open"], d["rex"]).state)
+        states.append(tracker.update(t, flag(d["door_open"]), flag(d["rex"])).state)
     assert states[0] == "closed"
     assert states[3] == "open"
     assert states[-1] == "held_open"
@@ -301,7 +314,7 @@ def test_clock_going_backwards_does_not_rewind_the_room() -> None:
 
 
 def test_deterministic_given_a_seed() -> None:
-    def trace(seed: int) -> list:
+    def trace(seed: int) -> list[dict[str, dict[str, Value]]]:
         m = room(seed=seed)
         m.step(0.0)
         m.trigger("crac_failure")

@@ -64,6 +64,12 @@ def _room_and_run(site: Path, http_port: int, broker: Mosquitto, state: Path) ->
         log.close()
 
 
+def _number(v: object) -> float:
+    """A numeric column of an InfluxDB JSON row (time is epoch ns, fields are JSON numbers)."""
+    assert isinstance(v, (int, float, str)), v
+    return float(v)
+
+
 def _devices(site: Path) -> dict[str, dict[str, object]]:
     return {str(d["id"]): d for d in read_yaml(site)["devices"]}
 
@@ -105,14 +111,15 @@ def test_every_device_reaches_influxdb_v1_with_tags_units_and_times(
         assert row["model"] == profile.model
         if "zone" in cfg:
             assert row["zone"] == cfg["zone"]
+        assert isinstance(row["time"], (int, float, str)), row
         assert started <= int(row["time"]) <= now, device  # stamped at poll time, UTC, ns
         assert row["quality"] == "good", (device, row)
     # Units are in the field names and normalised by the profiles: spot-check a few physical values.
     env_row = seen["th-a01"]
-    assert 10 <= float(env_row["temp_c"]) <= 40  # type: ignore[arg-type]
-    assert 0 <= float(env_row["rh_pct"]) <= 100  # type: ignore[arg-type]
-    assert 15 <= float(seen["crac-2"]["return_air_temp_c"]) <= 35  # type: ignore[arg-type]  # tenths °F → °C
-    assert 0 <= float(seen["ups-1"]["battery_charge_pct"]) <= 100  # type: ignore[arg-type]
+    assert 10 <= _number(env_row["temp_c"]) <= 40
+    assert 0 <= _number(env_row["rh_pct"]) <= 100
+    assert 15 <= _number(seen["crac-2"]["return_air_temp_c"]) <= 35  # tenths °F → °C
+    assert 0 <= _number(seen["ups-1"]["battery_charge_pct"]) <= 100
 
 
 def test_every_device_reaches_victoriametrics_through_the_v2_writer(

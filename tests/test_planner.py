@@ -29,7 +29,7 @@ points_st = st.lists(
 
 def uncovered_runs(read) -> list[int]:
     """Lengths of register runs inside a read that no point of the read covers."""
-    covered = set()
+    covered: set[int] = set()
     for p in read.points:
         covered.update(range(p.address, p.address + p.width))
     runs, run = [], 0

@@ -8,6 +8,7 @@ import pytest
 
 from collector.poller import Poller, PollTarget
 from devices.door import DoorTracker
+from devices.modbus_profile import ModbusProfile
 from devices.modbus_reader import ModbusReader
 from devices.modbus_transport import ModbusTcpTransport
 from devices.reading import DeviceRef, PollResult
@@ -30,12 +31,15 @@ class Clock:
 
 async def _state(poller: Poller) -> str | None:
     (result,) = await poller.poll_once()
-    return {m.name: m.value for m in result.metrics}["door_state"]  # type: ignore[return-value]
+    state = {m.name: m.value for m in result.metrics}["door_state"]
+    assert state is None or isinstance(state, str), state
+    return state
 
 
 @pytest.mark.integration
 async def test_door_states_from_contact_rex_and_lock_feedback() -> None:
     profile = ProfileRegistry.builtin().get("modbus-door-io")
+    assert isinstance(profile, ModbusProfile)
     server = ModbusSimServer("127.0.0.1", 0)
     server.add_device(1, profile, {"door_open": False, "rex": False, "lock_engaged": True})
     await server.start()
@@ -43,7 +47,7 @@ async def test_door_states_from_contact_rex_and_lock_feedback() -> None:
     clock = Clock()
     target = PollTarget(
         ref=DeviceRef("s", "r", "door-rear", profile.device_class, profile.model),
-        reader=ModbusReader(profile, transport, 1),  # type: ignore[arg-type]
+        reader=ModbusReader(profile, transport, 1),
         interval_s=5,
         timeout_s=1,
         door=DoorTracker(held_open_after_s=30, access_grant_window_s=10),

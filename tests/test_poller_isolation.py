@@ -10,6 +10,7 @@ from statistics import mean
 import pytest
 
 from collector.poller import Poller, PollTarget
+from devices.modbus_profile import ModbusProfile
 from devices.modbus_reader import ModbusReader
 from devices.modbus_transport import ModbusTcpTransport
 from devices.reading import DeviceRef, PollResult, Quality
@@ -25,6 +26,7 @@ RUN_S = 8.0
 async def test_live_devices_keep_their_interval_while_one_is_dead(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="collector.poller")
     profile = ProfileRegistry.builtin().get("sht20-xy-md02")
+    assert isinstance(profile, ModbusProfile)
     live_server = ModbusSimServer("127.0.0.1", 0)
     for unit in range(1, LIVE + 1):
         live_server.add_device(unit, profile, {"temp_c": 20.0 + unit / 10})

@@ -4,11 +4,13 @@ import aiohttp
 import pytest
 
 from devices.errors import DeviceTimeout
+from devices.modbus_profile import ModbusProfile
 from devices.modbus_reader import ModbusReader
 from devices.modbus_transport import ModbusTcpTransport
-from devices.reading import Quality
+from devices.reading import Quality, Value
 from devices.registry import ProfileRegistry
 from devices.sim.room import SimDeviceSpec, SimulatedRoom
+from devices.snmp_profile import SnmpProfile
 from devices.snmp_reader import SnmpReader
 from devices.snmp_transport import SnmpTarget, SnmpV2c
 from tests.manual_clock import Clock
@@ -26,16 +28,21 @@ async def rig():
         SimDeviceSpec("th-a01", "env", "sht20-xy-md02", "modbus", "127.0.0.1", 0, unit_id=1, zone="row-a"),
         SimDeviceSpec("ups-1", "ups", "rfc1628-ups", "snmp", "127.0.0.1", 0, community="ups1-ro"),
     ]
+    gen_profile, env_profile = registry.get("dse-gencomm"), registry.get("sht20-xy-md02")
+    ups_profile = registry.get("rfc1628-ups")
+    assert isinstance(gen_profile, ModbusProfile)
+    assert isinstance(env_profile, ModbusProfile)
+    assert isinstance(ups_profile, SnmpProfile)
     room = SimulatedRoom(specs, registry, tick_s=0.05, seed=3, clock=clock)
     await room.start()
     http_port = await room.start_http("127.0.0.1", 0)
     mb_host, mb_port = room.endpoint("gen-1")
     transport = ModbusTcpTransport(mb_host, mb_port, timeout_s=0.5)
-    gen = ModbusReader(registry.get("dse-gencomm"), transport, 10)
-    env = ModbusReader(registry.get("sht20-xy-md02"), transport, 1)
+    gen = ModbusReader(gen_profile, transport, 10)
+    env = ModbusReader(env_profile, transport, 1)
     snmp_host, snmp_port = room.endpoint("ups-1")
     target = SnmpTarget(snmp_host, snmp_port, timeout_s=0.5, retries=0, credentials=SnmpV2c("ups1-ro"))
-    ups = SnmpReader(registry.get("rfc1628-ups"), target)
+    ups = SnmpReader(ups_profile, target)
     async with aiohttp.ClientSession(f"http://127.0.0.1:{http_port}") as http:
         yield room, clock, http, gen, env, ups
     await gen.close()
@@ -45,8 +52,14 @@ async def rig():
     await room.stop()
 
 
-async def values(reader) -> dict:
+async def values(reader: ModbusReader | SnmpReader) -> dict[str, Value]:
     return {m.name: m.value for m in await reader.read()}
+
+
+def num(v: Value) -> float:
+    """A value that must be numeric (readings are typed as the whole Value union)."""
+    assert isinstance(v, (int, float)), v
+    return v
 
 
 async def test_outage_over_http_changes_values_on_both_wires(rig) -> None:
@@ -71,7 +84,7 @@ async def test_outage_over_http_changes_values_on_both_wires(rig) -> None:
     await room.tick()
     g, u = await values(gen), await values(ups)
     assert (g["engine_state"], g["engine_speed_rpm"], g["gen_freq_hz"]) == ("running", 1800, 60.0)
-    assert g["gen_power_w"] > 30_000
+    assert num(g["gen_power_w"]) > 30_000
     assert u["output_source"] == "normal"
     assert u["on_battery"] is False
 
@@ -82,13 +95,13 @@ async def test_outage_over_http_changes_values_on_both_wires(rig) -> None:
     await room.tick()
     g = await values(gen)
     assert g["engine_state"] == "stopped"
-    assert g["run_time_s"] >= 60
+    assert num(g["run_time_s"]) >= 60
 
 
 async def test_sensor_fault_and_silence_seen_by_readers(rig) -> None:
     _, _, http, gen, env, ups = rig
     t = await values(env)
-    assert 20.5 <= t["temp_c"] <= 24.5
+    assert 20.5 <= num(t["temp_c"]) <= 24.5
 
     # SNMP can say "unavailable" (noSuchInstance / sentinel): every metric reads as unavailable.
     async with http.post("/scenarios/sensor_fault", params={"device": "ups-1"}) as r:
