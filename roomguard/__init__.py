@@ -17,6 +17,8 @@ from siteconfig.cli import SiteArg, load_site_or_exit
 
 # Commands whose process polls devices: they get the polling GC settings (bus.process).
 POLLING_COMMANDS = frozenset({"collect", "run", "poll"})
+# `run`'s ingest child yields the CPU to polling on a starved box (the systemd units do the same: Nice=).
+INGEST_NICE = 5
 
 app = typer.Typer(
     name="roomguard",

@@ -13,6 +13,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,11 @@ BACKLOG = 5000
 # A 1 s grid with jitter only at the start: consecutive polls of a device are 1 s apart; one missed poll
 # would be 2 s. The margin covers the poll's own duration varying, not a skipped grid point.
 MAX_INTERVAL_S = 1.6
+# On a box so starved of CPU that polls slip without any backlog at all (3x slower CI machines, a
+# parallel build), the bound is what polling achieved on its own before the broker came back, plus this
+# margin: the flush may not make polling worse than the box already does (before the fix it skipped
+# grid points and produced false errors where the steady phase had none).
+STARVED_MARGIN_S = 0.5
 S = 1_000_000_000
 BACKLOG_COUNT = "SELECT count(temp_c) FROM env WHERE device =~ /^backlog-/"
 
@@ -49,6 +55,16 @@ def _fill(state: Path, site: str) -> None:
         ob.put_many(batch)
 
 
+def _worst_gap(rows: list[dict[str, Any]]) -> float:
+    """The longest interval between consecutive polls of one device, in seconds (after the first two
+    polls: the start-up jitter spreads the first round)."""
+    times: dict[str, list[int]] = {}
+    for row in rows:
+        times.setdefault(row["device"], []).append(int(row["time"]))
+    gaps = [(b - a) / 1e9 for ts in times.values() for a, b in itertools.pairwise(sorted(ts)[2:])]
+    return max(gaps, default=0.0)
+
+
 async def test_a_5000_message_backlog_flushes_without_delaying_any_poll(
     mosquitto_private: Mosquitto, influxd_private: Influxd, modbus_room: int, tmp_path: Path
 ) -> None:
@@ -64,7 +80,7 @@ async def test_a_5000_message_backlog_flushes_without_delaying_any_poll(
     try:
         snapshot = state / "collector.json"
         deadline = time.monotonic() + 60
-        while not (snapshot.exists() and all(d["polls"] >= 5 for d in json.loads(snapshot.read_text())
+        while not (snapshot.exists() and all(d["polls"] >= 8 for d in json.loads(snapshot.read_text())
                                              ["devices"].values())):
             assert time.monotonic() < deadline, "polling did not start"
             await asyncio.sleep(0.5)
@@ -89,6 +105,10 @@ async def test_a_5000_message_backlog_flushes_without_delaying_any_poll(
     for row in polled:
         series.setdefault(row["device"], []).append((int(row["time"]), row["quality"]))
     assert len(series) == DEVICES
+    steady = influxd_private.rows(f'SELECT "quality" FROM env WHERE time < {reconnect - 3 * S}'
+                                  ' AND device =~ /^th-/ GROUP BY device')
+    worst_steady = _worst_gap(steady)
+    allowed = max(MAX_INTERVAL_S, worst_steady + STARVED_MARGIN_S)
     for device, points in series.items():
         points.sort()
         during = [p for p in points if p[0] <= flushed + S]
@@ -97,7 +117,8 @@ async def test_a_5000_message_backlog_flushes_without_delaying_any_poll(
         assert not bad, f"{device}: false errors while the backlog flushed: {bad[:3]}"
         for (a, _), (b, _) in itertools.pairwise(during):
             gap = (b - a) / 1e9
-            assert gap <= MAX_INTERVAL_S, f"{device}: a poll was missed at {a} ({gap:.2f} s)"
+            why = f"at most {allowed:.2f} s allowed, the steady phase's worst gap was {worst_steady:.2f} s"
+            assert gap <= allowed, f"{device}: a poll was missed at {a} ({gap:.2f} s; {why})"
     snapshot_data = json.loads((state / "collector.json").read_text())
     assert all(d["failures"] == 0 for d in snapshot_data["devices"].values())
     assert "unreachable" not in log.read_text()
