@@ -40,7 +40,7 @@ class TrapVarbind(_Strict):
     oid: str = Field(description="Object OID without the instance (a scalar, or a table column).")
     field: str | None = Field(None, description="Event field it fills; None = carried, not decoded.")
     type: Literal["integer", "string", "oid"] = "integer"
-    scale: float = Field(1.0, description="Field = raw * scale (upsEstimatedMinutesRemaining → s: 60).")
+    scale: float = Field(1.0, gt=0, description="Field = raw * scale (upsEstimatedMinutesRemaining → s: 60).")
     enum: dict[int, str] | None = Field(None, description="Raw value (type oid: arc below oid_base) → state.")
     oid_base: str | None = Field(None, description="type oid with enum: the value is oid_base.N.")
     true_values: list[int] = Field(

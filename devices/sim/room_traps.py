@@ -62,7 +62,7 @@ class RoomTraps:
         `values` are the model's canonical values, `served` what its agent serves now (for varbinds
         consistent with a GET), `sim_time` the room's simulated seconds (for repeats).
         """
-        rules = [t for t in profile.traps if t.send is not None]
+        rules = [(t, t.send) for t in profile.traps if t.send is not None]
         if not rules:
             return
         state = self._state.setdefault(device, _TrapState())
@@ -86,13 +86,13 @@ class RoomTraps:
         agent: SnmpSimAgent,
         community: str,
         profile: SnmpProfile,
-        rules: list[TrapDef],
+        rules: list[tuple[TrapDef, TrapSend]],
         values: Mapping[str, Value],
         served: Mapping[str, Value],
         sim_time: float,
     ) -> None:
         encoded: dict[str, Encoded] | None = None
-        for cond in dict.fromkeys(_send(t).when for t in rules):
+        for cond in dict.fromkeys(rule.when for _, rule in rules):
             raw = values.get(cond)
             if raw is None:
                 continue  # the device cannot tell (sensor fault): it does not notify either
@@ -100,8 +100,7 @@ class RoomTraps:
             state.held[cond] = now
             if now and not before:
                 state.count[cond] = state.count.get(cond, 0) + 1
-            for t in rules:
-                rule = _send(t)
+            for t, rule in rules:
                 if rule.when != cond or not self._due(t, rule, state, now, before, values, sim_time):
                     continue
                 if rule.on == "rise":
@@ -134,11 +133,6 @@ class RoomTraps:
             return False
         # e.g. a depleted UPS has turned its output off: RFC 1628 stops repeating then, without a "removed".
         return not any(values.get(m) in states for m, states in rule.repeat_unless.items())
-
-
-def _send(t: TrapDef) -> TrapSend:
-    assert t.send is not None  # callers pass only traps with a send rule
-    return t.send
 
 
 def _varbinds(
