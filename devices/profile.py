@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from devices.reading import DeviceClass
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class ProfileBase(BaseModel):
@@ -20,3 +24,18 @@ class ProfileBase(BaseModel):
         default_factory=list, description="Manuals, MIBs or drivers the map was taken from."
     )
     notes: str = ""
+    absent: dict[str, str] = Field(
+        default_factory=dict,
+        description="Canonical metrics of the device class this model cannot provide → why "
+        "(checked against devices/catalog.yaml).",
+    )
+
+    @field_validator("absent")
+    @classmethod
+    def _reasons(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, reason in v.items():
+            if not _NAME_RE.match(name):
+                raise ValueError(f"{name!r} is not a lower_snake_case metric name")
+            if not reason.strip():
+                raise ValueError(f"{name}: give the reason the device cannot provide it")
+        return v

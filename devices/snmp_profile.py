@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from devices.profile import ProfileBase
 from devices.reading import Value
 from devices.transform import Transform
+from devices.trap_spec import TrapDef
 
 _OID_RE = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -241,9 +242,17 @@ class SnmpProfile(ProfileBase):
     scalars: list[SnmpPoint] = Field(default_factory=list)
     tables: list[SnmpTable] = Field(default_factory=list)
     derived: list[Derived] = Field(default_factory=list)
+    traps: list[TrapDef] = Field(
+        default_factory=list, description="Notifications this model sends (decoded by the trap receiver)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SnmpProfile:
+        for what in ("name", "oid"):
+            keys = [getattr(t, what) for t in self.traps]
+            dup = sorted({k for k in keys if keys.count(k) > 1})
+            if dup:
+                raise ValueError(f"traps: {what} {dup} declared twice")
         seen: set[str] = set()
         for p in self.scalars:
             if p.name in seen:

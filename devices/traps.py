@@ -1,49 +1,39 @@
-"""Asyncio SNMP trap receiver (v2c communities, v3 users) decoding UPS-MIB and door traps into TrapEvents."""
+"""Asyncio SNMP trap receiver (v2c communities, v3 users) decoding traps into TrapEvents.
+
+What a trap means is not written here: each device profile declares the traps its model sends
+(`traps:` in the YAML, schema in devices/trap_spec.py) and `TrapDecoder` is built from those.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from pysnmp.entity import config, engine
 from pysnmp.entity.rfc3413 import ntfrcv
 
+from devices.profile_metrics import profile_metrics
 from devices.reading import DeviceClass, Value
 from devices.snmp_codec import SnmpValue
+from devices.snmp_profile import SnmpProfile
 from devices.snmp_server import listening_engine
 from devices.snmp_transport import AUTH_PROTOCOLS, PRIV_PROTOCOLS, SnmpV3, from_pysnmp
+from devices.trap_spec import TrapDef
+
+if TYPE_CHECKING:
+    from devices.registry import Profile
 
 SNMP_TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
-UPS_TRAPS = "1.3.6.1.2.1.33.2"
-UPS = "1.3.6.1.2.1.33.1"
-# NETBOTZV2-MIB doorSwitchSensorTable value column (-1 null, 0 open, 1 closed).
-NETBOTZ_DOOR_VALUE = "1.3.6.1.4.1.5528.100.4.2.2.1.2."
-
-UPS_TRAP_NAMES = {
-    f"{UPS_TRAPS}.1": "upsTrapOnBattery",
-    f"{UPS_TRAPS}.2": "upsTrapTestCompleted",
-    f"{UPS_TRAPS}.3": "upsTrapAlarmEntryAdded",
-    f"{UPS_TRAPS}.4": "upsTrapAlarmEntryRemoved",
-}
-# RFC 1628 upsWellKnownAlarms .33.1.6.3.N, as lower_snake names.
-UPS_ALARMS = {
-    1: "battery_bad", 2: "on_battery", 3: "low_battery", 4: "depleted_battery", 5: "temp_bad",
-    6: "input_bad", 7: "output_bad", 8: "output_overload", 9: "on_bypass", 10: "bypass_bad",
-    11: "output_off_as_requested", 12: "ups_off_as_requested", 13: "charger_failed",
-    14: "ups_output_off", 15: "ups_system_off", 16: "fan_failure", 17: "fuse_failure",
-    18: "general_fault", 19: "diagnostic_test_failed", 20: "communications_lost", 21: "awaiting_power",
-    22: "shutdown_pending", 23: "shutdown_imminent", 24: "test_in_progress",
-}
-_TEST_RESULTS = {1: "passed", 2: "warning", 3: "failed", 4: "aborted", 5: "in_progress", 6: "none"}
 
 
 @dataclass(frozen=True, slots=True)
 class TrapEvent:
-    """One received notification, decoded where we know the MIB."""
+    """One received notification, decoded where a profile declares it."""
 
     ts: datetime
     source: str
@@ -52,6 +42,7 @@ class TrapEvent:
     varbinds: dict[str, SnmpValue]
     device_class: DeviceClass | None = None
     event: dict[str, Value] = field(default_factory=dict)
+    means: str | None = None  # the profile's `means:` (on_battery, door_change, …); None when unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,50 +53,105 @@ class TrapV3User:
     engine_id: str  # hex, as configured on the device (snmptrap -e / SNMP engine ID)
 
 
-def _first(vbs: Mapping[str, SnmpValue], prefix: str) -> SnmpValue | None:
-    for oid, v in vbs.items():
-        if oid == prefix or oid.startswith(prefix + "."):
-            return v
-    return None
+class TrapDefinitionError(ValueError):
+    """Two profiles declare the same trap OID differently; the message names both and the OID."""
 
 
-def _int(v: SnmpValue | None) -> int | None:
-    return v if isinstance(v, int) else None
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A trap definition as the receiver uses it, with the class resolved and who declared it."""
+
+    trap: TrapDef
+    device_class: DeviceClass
+    models: tuple[str, ...]
 
 
-def decode_trap(trap_oid: str, varbinds: dict[str, SnmpValue], source: str,
-                ts: datetime | None = None) -> TrapEvent:
-    """Name and decode a trap from its snmpTrapOID and varbinds (pure)."""
-    ts = ts or datetime.now(UTC)
-    name = UPS_TRAP_NAMES.get(trap_oid, trap_oid)
-    event: dict[str, Value] = {}
-    device_class: DeviceClass | None = None
-    if trap_oid.startswith(UPS_TRAPS + "."):
-        device_class = DeviceClass.UPS
-        if name == "upsTrapOnBattery":
-            minutes = _int(_first(varbinds, f"{UPS}.2.3"))
-            event = {"on_battery": True,
-                     "runtime_s": minutes * 60 if minutes is not None else None,
-                     "seconds_on_battery_s": _int(_first(varbinds, f"{UPS}.2.2"))}
-        elif name == "upsTrapTestCompleted":
-            code = _int(_first(varbinds, f"{UPS}.7.3"))
-            detail = _first(varbinds, f"{UPS}.7.4")
-            event = {"test_result": _TEST_RESULTS.get(code or 0, "unknown"),
-                     "test_detail": detail if isinstance(detail, str) else None}
-        elif name in ("upsTrapAlarmEntryAdded", "upsTrapAlarmEntryRemoved"):
-            descr = _first(varbinds, f"{UPS}.6.2.1.2")
-            arc = str(descr).rsplit(".", 1)[-1] if descr is not None else ""
-            alarm_id = _int(_first(varbinds, f"{UPS}.6.2.1.1"))
-            if alarm_id is None and descr is not None:  # the id is also the descr varbind's index
-                alarm_id = int(next(o for o, v in varbinds.items() if v is descr).rsplit(".", 1)[-1])
-            event = {"alarm": UPS_ALARMS.get(int(arc), f"alarm_{arc}") if arc.isdigit() else "unknown",
-                     "alarm_id": alarm_id, "active": name == "upsTrapAlarmEntryAdded"}
-    door = next((v for o, v in varbinds.items() if o.startswith(NETBOTZ_DOOR_VALUE)), None)
-    if door is not None:
-        device_class = DeviceClass.DOOR
-        name = "doorSwitchChange" if name == trap_oid else name
-        event = {"door_open": None if door == -1 or not isinstance(door, int) else door == 0}
-    return TrapEvent(ts, source, trap_oid, name, varbinds, device_class, event)
+class TrapDecoder:
+    """Names and decodes traps by the `traps:` sections of device profiles (pure once built)."""
+
+    def __init__(self, known: Iterable[_Known] = ()) -> None:
+        self._by_oid = {k.trap.oid: k for k in known}
+        self._by_varbind = [k for k in self._by_oid.values() if k.trap.match_varbind]
+
+    @classmethod
+    def from_profiles(cls, profiles: Iterable[Profile]) -> TrapDecoder:
+        """Merge every SNMP profile's traps; several profiles may declare a standard trap if they agree."""
+        found: dict[str, _Known] = {}
+        for p in profiles:
+            if not isinstance(p, SnmpProfile):
+                continue
+            for t in p.traps:
+                k = _Known(t, t.device_class or p.device_class, (p.model,))
+                prev = found.get(t.oid)
+                if prev is None:
+                    found[t.oid] = k
+                elif _meaning(prev) != _meaning(k):
+                    raise TrapDefinitionError(
+                        f"trap {t.oid}: profile {p.model} declares it ({t.name}) differently from "
+                        f"{', '.join(prev.models)} ({prev.trap.name}); definitions of one trap OID must agree"
+                    )
+                else:
+                    found[t.oid] = _Known(prev.trap, prev.device_class, (*prev.models, p.model))
+        return cls(found.values())
+
+    def names(self) -> dict[str, str]:
+        """Trap OID → name, for every trap known."""
+        return {oid: k.trap.name for oid, k in self._by_oid.items()}
+
+    def models(self, trap_oid: str) -> tuple[str, ...]:
+        """The profiles that declare `trap_oid` (empty when none does)."""
+        k = self._by_oid.get(trap_oid)
+        return k.models if k else ()
+
+    def decode(
+        self, trap_oid: str, varbinds: dict[str, SnmpValue], source: str, ts: datetime | None = None
+    ) -> TrapEvent:
+        """Name and decode a trap from its snmpTrapOID and varbinds; an unknown trap keeps its OID as name."""
+        ts = ts or datetime.now(UTC)
+        k = self._by_oid.get(trap_oid) or next(
+            (k for k in self._by_varbind if (kv := k.trap.key_varbind) and kv.find(varbinds)), None
+        )
+        if k is None:
+            return TrapEvent(ts, source, trap_oid, trap_oid, varbinds)
+        return TrapEvent(
+            ts, source, trap_oid, k.trap.name, varbinds, k.device_class, k.trap.decode(varbinds), k.trap.means
+        )
+
+
+def _meaning(k: _Known) -> tuple[DeviceClass, dict[str, Any]]:
+    # When a trap is sent is each model's own business; what it means must be the same for all.
+    return k.device_class, k.trap.model_dump(exclude={"send", "device_class"})
+
+
+@cache
+def builtin_trap_decoder() -> TrapDecoder:
+    """The decoder for the shipped profiles (built once per process)."""
+    from devices.registry import ProfileRegistry
+
+    return TrapDecoder.from_profiles(ProfileRegistry.builtin().all())
+
+
+def decode_trap(
+    trap_oid: str, varbinds: dict[str, SnmpValue], source: str, ts: datetime | None = None
+) -> TrapEvent:
+    """Name and decode a trap by the shipped profiles (pure)."""
+    return builtin_trap_decoder().decode(trap_oid, varbinds, source, ts)
+
+
+def trap_problems(profile: SnmpProfile) -> list[str]:
+    """What the simulator could not act on in a profile's `traps:` (send conditions that are no metric)."""
+    have = profile_metrics(profile)
+    out: list[str] = []
+    for t in profile.traps:
+        if t.send is None:
+            continue
+        for name in (t.send.when, *t.send.repeat_unless):
+            if name not in have:
+                out.append(
+                    f"{profile.model}: trap {t.name}: send names {name!r}, not a metric of the profile "
+                    f"(valid choices: {', '.join(sorted(have))})"
+                )
+    return out
 
 
 TrapCallback = Callable[[TrapEvent], None]
@@ -114,10 +160,19 @@ TrapCallback = Callable[[TrapEvent], None]
 class TrapReceiver:
     """Listens for SNMP notifications; each decoded TrapEvent goes to `queue` and to `callback`."""
 
-    def __init__(self, host: str = "0.0.0.0", port: int = 162, communities: Sequence[str] = ("public",),
-                 v3_users: Sequence[TrapV3User] = (), callback: TrapCallback | None = None,
-                 queue_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        host: str = "0.0.0.0",
+        port: int = 162,
+        communities: Sequence[str] = ("public",),
+        v3_users: Sequence[TrapV3User] = (),
+        callback: TrapCallback | None = None,
+        queue_size: int = 10_000,
+        decoder: TrapDecoder | None = None,
+    ) -> None:
+        """`decoder`: how traps are named and decoded (default: by the shipped profiles)."""
         self.host = host
+        self.decoder = decoder or builtin_trap_decoder()
         self._port = port
         self.communities = list(communities)
         self.v3_users = list(v3_users)
@@ -138,22 +193,29 @@ class TrapReceiver:
             config.add_v1_system(eng, f"trap-area-{i}", community)
         for u in self.v3_users:
             c = u.credentials
-            config.add_v3_user(eng, c.user, AUTH_PROTOCOLS[c.auth_protocol], c.auth_key,
-                               PRIV_PROTOCOLS[c.priv_protocol], c.priv_key,
-                               securityEngineId=bytes.fromhex(u.engine_id.removeprefix("0x")))
+            config.add_v3_user(
+                eng,
+                c.user,
+                AUTH_PROTOCOLS[c.auth_protocol],
+                c.auth_key,
+                PRIV_PROTOCOLS[c.priv_protocol],
+                c.priv_key,
+                securityEngineId=bytes.fromhex(u.engine_id.removeprefix("0x")),
+            )
         ntfrcv.NotificationReceiver(eng, self._on_trap)
         self._engine = eng
         await listening
 
-    def _on_trap(self, snmp_engine: Any, state_ref: Any, ctx_engine_id: Any, ctx_name: Any,
-                 var_binds: Any, cb_ctx: Any) -> None:
+    def _on_trap(
+        self, snmp_engine: Any, state_ref: Any, ctx_engine_id: Any, ctx_name: Any, var_binds: Any, cb_ctx: Any
+    ) -> None:
         exec_ctx = snmp_engine.observer.get_execution_context("rfc3412.receiveMessage:request")
         addr = exec_ctx.get("transportAddress")
         source = f"{addr[0]}:{addr[1]}" if addr else "?"
         vbs = {str(o): from_pysnmp(v) for o, v in var_binds}
         trap_oid = str(vbs.pop(SNMP_TRAP_OID, ""))
         vbs.pop(SYS_UPTIME, None)
-        ev = decode_trap(trap_oid, vbs, source)
+        ev = self.decoder.decode(trap_oid, vbs, source)
         try:
             self.queue.put_nowait(ev)
         except asyncio.QueueFull:  # a trap storm must not grow memory without bound; counted

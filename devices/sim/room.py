@@ -151,7 +151,7 @@ class SimulatedRoom:
                  trap_target: tuple[str, int] | None = None, trap_community: str | None = None) -> None:
         """`clock`: the time the model follows (wall clock by default); `trap_target`: SNMP trap receiver.
 
-        With `trap_target` set, SNMP devices send UPS-MIB and NetBotz door traps there (community
+        With `trap_target` set, SNMP devices send the traps their profiles declare there (community
         `trap_community`, else each device's own); Modbus devices have no traps.
         """
         self.specs = list(specs)
@@ -286,9 +286,8 @@ class SimulatedRoom:
         if (self._traps is None or served.silent or not isinstance(served.server, SnmpSimAgent)
                 or not isinstance(served.profile, SnmpProfile)):
             return
-        await self._traps.device_tick(served.spec.id, served.spec.device_class, served.server,
-                                      _snmp_key(served.spec), served.profile, values, served.pushed,
-                                      self.model.sim_time)
+        await self._traps.device_tick(served.spec.id, served.server, _snmp_key(served.spec), served.profile,
+                                      values, served.pushed, self.model.sim_time)
 
     def drain_events(self) -> list[SimEvent]:
         """Access-granted events since the last call, at most the newest 200 (for a door tracker)."""

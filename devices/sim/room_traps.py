@@ -1,49 +1,37 @@
-"""SNMP traps of a simulated room: UPS-MIB on-battery and NetBotz door-switch traps, as real cards send them.
+"""SNMP traps of a simulated room, sent as each device's profile declares them (`traps:` … `send:`).
 
-The simulated devices notify a trap receiver the way the real ones do: a UPS sends RFC 1628
-`upsTrapOnBattery` (repeated every minute of simulated time while on battery, the trap being
-persistent) and `upsTrapAlarmEntryRemoved` for `upsAlarmOnBattery` when mains is back; a NetBotz door
-sensor sends a trap carrying `doorSwitchSensorValue`. Traps leave from the device's own agent socket, so
-the receiver sees each simulated agent at its own host:port, as it would see each real card's address.
+A trap's `send` rule ties it to a bool metric of the device model: sent when the metric rises, falls or
+changes, and again every `repeat_s` of simulated time while it holds (RFC 1628's persistent
+upsTrapOnBattery). Varbinds carry what the device's agent serves for that object (what a GET would read),
+else the model's value through the varbind's codec, else the varbind's example. Traps leave from the
+device's own agent socket, so the receiver sees each simulated agent at its own host:port, as it would
+see each real card's address.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from devices.reading import Value
 from devices.sim.snmp_agent import SnmpSimAgent
 from devices.snmp_codec import Encoded, encode_profile
 from devices.snmp_profile import SnmpProfile
-from devices.traps import NETBOTZ_DOOR_VALUE, UPS, UPS_TRAPS
+from devices.trap_spec import TrapDef, TrapSend
 
 log = logging.getLogger(__name__)
 
-UPS_TRAP_ON_BATTERY = f"{UPS_TRAPS}.1"
-UPS_TRAP_ALARM_ENTRY_REMOVED = f"{UPS_TRAPS}.4"
-UPS_ESTIMATED_MINUTES_REMAINING = f"{UPS}.2.3.0"
-UPS_SECONDS_ON_BATTERY = f"{UPS}.2.2.0"
-UPS_CONFIG_LOW_BATT_TIME = f"{UPS}.9.7.0"
-UPS_ALARM_ID = f"{UPS}.6.2.1.1"
-UPS_ALARM_DESCR = f"{UPS}.6.2.1.2"
-UPS_ALARM_ON_BATTERY = f"{UPS}.6.3.2"
-# NETBOTZV2-MIB door sensor trap, as in the receiver's tests; the receiver decodes any trap by the
-# doorSwitchSensorValue varbind, so the value column is what matters.
-NETBOTZ_DOOR_TRAP = "1.3.6.1.4.1.5528.100.10.2.1"
-ON_BATTERY_RESEND_S = 60.0  # RFC 1628: upsTrapOnBattery is persistent, resent at one-minute intervals
-LOW_BATT_TIME_MIN = 2  # RFC 1628 upsConfigLowBattTime when the profile does not serve it (common default)
+_DUE_SLACK_S = 1e-6  # simulated time is a float sum of ticks: 60.0 may come out as 59.9999999
 
 
 @dataclass
 class _TrapState:
     """What a device last told the receiver."""
 
-    on_battery: bool = False
-    on_battery_sent_at: float | None = None  # simulated time of the last upsTrapOnBattery
-    alarm_id: int = 0  # upsAlarmId of the current on-battery alarm row (a new id per occurrence)
-    door_open: bool = False
+    held: dict[str, bool] = field(default_factory=dict)  # condition metric → its state at the last tick
+    count: dict[str, int] = field(default_factory=dict)  # condition metric → how often it has risen
+    sent_at: dict[str, float] = field(default_factory=dict)  # trap name → simulated time last sent
     failed: bool = False  # a send failed already: later failures are logged at debug only
 
 
@@ -59,96 +47,130 @@ class RoomTraps:
         self.community = community
         self._state: dict[str, _TrapState] = {}
 
-    async def device_tick(self, device: str, device_class: str, agent: SnmpSimAgent, key: str,
-                          profile: SnmpProfile, values: Mapping[str, Value],
-                          served: Mapping[str, Value], sim_time: float) -> None:
+    async def device_tick(
+        self,
+        device: str,
+        agent: SnmpSimAgent,
+        key: str,
+        profile: SnmpProfile,
+        values: Mapping[str, Value],
+        served: Mapping[str, Value],
+        sim_time: float,
+    ) -> None:
         """Send whatever traps device `device` owes after a tick; never raises.
 
         `values` are the model's canonical values, `served` what its agent serves now (for varbinds
-        consistent with a GET), `sim_time` the room's simulated seconds (for the one-minute resend).
+        consistent with a GET), `sim_time` the room's simulated seconds (for repeats).
         """
+        rules = [(t, t.send) for t in profile.traps if t.send is not None]
+        if not rules:
+            return
         state = self._state.setdefault(device, _TrapState())
-        community = self.community or key
         try:
-            if device_class == "ups":
-                await self._ups(state, agent, community, profile, values, served, sim_time)
-            if "door_open" in values:
-                await self._door(state, agent, community, profile, values)
+            await self._tick(state, agent, self.community or key, profile, rules, values, served, sim_time)
         except Exception as exc:  # a trap is best effort: the tick loop must keep serving values
             if not state.failed:
-                log.warning("%s: sending a trap to %s:%d failed (%s); further failures are not logged",
-                            device, *self.target, exc)
+                log.warning(
+                    "%s: sending a trap to %s:%d failed (%s); further failures are not logged",
+                    device,
+                    *self.target,
+                    exc,
+                )
                 state.failed = True
             else:
                 log.debug("%s: trap failed again: %s", device, exc)
 
-    async def _ups(self, state: _TrapState, agent: SnmpSimAgent, community: str, profile: SnmpProfile,
-                   values: Mapping[str, Value], served: Mapping[str, Value], sim_time: float) -> None:
-        on_battery = values.get("on_battery")
-        source = values.get("output_source")
-        if on_battery is None and source is None:
-            return  # sensor fault: the card cannot tell, so it does not notify either
-        now_on_battery = on_battery is True or source == "battery"
-        if now_on_battery:
-            # A depleted UPS has turned off: RFC 1628 stops the resend then, without a "removed".
-            due = (state.on_battery_sent_at is None
-                   or sim_time - state.on_battery_sent_at >= ON_BATTERY_RESEND_S - 1e-6)
-            if not state.on_battery or (due and source != "none"):
-                if not state.on_battery:
-                    state.alarm_id += 1  # RFC 1628: each new alarm table row gets a new upsAlarmId
-                state.on_battery = True
-                state.on_battery_sent_at = sim_time
-                await send_trap(agent, self.target, community, UPS_TRAP_ON_BATTERY,
-                                _on_battery_varbinds(profile, values, served))
-        elif state.on_battery:
-            state.on_battery = False
-            state.on_battery_sent_at = None
-            await send_trap(agent, self.target, community, UPS_TRAP_ALARM_ENTRY_REMOVED, [
-                (f"{UPS_ALARM_ID}.{state.alarm_id}", ("integer", state.alarm_id)),
-                (f"{UPS_ALARM_DESCR}.{state.alarm_id}", ("oid", UPS_ALARM_ON_BATTERY)),
-            ])
+    async def _tick(
+        self,
+        state: _TrapState,
+        agent: SnmpSimAgent,
+        community: str,
+        profile: SnmpProfile,
+        rules: list[tuple[TrapDef, TrapSend]],
+        values: Mapping[str, Value],
+        served: Mapping[str, Value],
+        sim_time: float,
+    ) -> None:
+        encoded: dict[str, Encoded] | None = None
+        for cond in dict.fromkeys(rule.when for _, rule in rules):
+            raw = values.get(cond)
+            if raw is None:
+                continue  # the device cannot tell (sensor fault): it does not notify either
+            now, before = bool(raw), state.held.get(cond, False)
+            state.held[cond] = now
+            if now and not before:
+                state.count[cond] = state.count.get(cond, 0) + 1
+            for t, rule in rules:
+                if rule.when != cond or not self._due(t, rule, state, now, before, values, sim_time):
+                    continue
+                if rule.on == "rise":
+                    state.sent_at[t.name] = sim_time
+                if encoded is None:
+                    encoded = encode_profile(profile, dict(served))
+                binds = _varbinds(t, rule, values, encoded, state.count.get(cond, 0))
+                await send_trap(agent, self.target, community, t.oid, binds)
 
-    async def _door(self, state: _TrapState, agent: SnmpSimAgent, community: str, profile: SnmpProfile,
-                    values: Mapping[str, Value]) -> None:
-        door_open = values.get("door_open")
-        if door_open is None or bool(door_open) == state.door_open:
-            return
-        state.door_open = bool(door_open)
-        # The varbind is the profile's own doorSwitchSensorValue row(s), encoded as a GET would read it.
-        binds = [(oid, enc) for oid, enc in encode_profile(profile, {"door_open": door_open}).items()
-                 if oid.startswith(NETBOTZ_DOOR_VALUE)]
-        if not binds:
-            log.debug("profile %s has no NetBotz door switch column; no door trap", profile.model)
-            return
-        await send_trap(agent, self.target, community, NETBOTZ_DOOR_TRAP, binds)
+    @staticmethod
+    def _due(
+        t: TrapDef,
+        rule: TrapSend,
+        state: _TrapState,
+        now: bool,
+        before: bool,
+        values: Mapping[str, Value],
+        sim_time: float,
+    ) -> bool:
+        if rule.on == "fall":
+            return before and not now
+        if rule.on == "change":
+            return now != before
+        if not now:
+            return False
+        if not before:
+            return True
+        last = state.sent_at.get(t.name)
+        if rule.repeat_s is None or (last is not None and sim_time - last < rule.repeat_s - _DUE_SLACK_S):
+            return False
+        # e.g. a depleted UPS has turned its output off: RFC 1628 stops repeating then, without a "removed".
+        return not any(values.get(m) in states for m, states in rule.repeat_unless.items())
 
 
-def _on_battery_varbinds(profile: SnmpProfile, values: Mapping[str, Value],
-                         served: Mapping[str, Value]) -> list[tuple[str, Encoded]]:
-    """upsEstimatedMinutesRemaining, upsSecondsOnBattery, upsConfigLowBattTime for upsTrapOnBattery."""
-    encoded = encode_profile(profile, dict(served))
-    runtime = values.get("runtime_s")
-    seconds = values.get("seconds_on_battery_s")
-    # A UPS-MIB profile serves these objects: send what a GET reads. Others (PowerNet) get them computed.
-    fallback: dict[str, Encoded] = {
-        UPS_ESTIMATED_MINUTES_REMAINING: ("integer", round(_num(runtime) / 60)),
-        UPS_SECONDS_ON_BATTERY: ("integer", round(_num(seconds))),
-        UPS_CONFIG_LOW_BATT_TIME: ("integer", LOW_BATT_TIME_MIN),
-    }
+def _varbinds(
+    t: TrapDef, rule: TrapSend, values: Mapping[str, Value], encoded: Mapping[str, Encoded], count: int
+) -> list[tuple[str, Encoded]]:
+    """The varbinds of one trap, in the profile's order."""
+    own: dict[str, Value] = dict(rule.set)  # what the trap itself says, above anything the device serves
+    if rule.count is not None:
+        own[rule.count] = count
     out: list[tuple[str, Encoded]] = []
-    for oid, default in fallback.items():
-        enc = encoded.get(oid)
-        out.append((oid, enc if enc is not None and enc[0] != "nosuch" else default))
+    for vb in t.varbinds:
+        if vb.row is None and vb.field not in own:
+            # What the agent serves for this object, as a GET would read it.
+            served = [
+                (oid, enc)
+                for oid, enc in encoded.items()
+                if (oid == vb.oid or oid.startswith(vb.oid + ".")) and enc[0] != "nosuch"
+            ]
+            if served:
+                out.extend(served)
+                continue
+        value = own.get(vb.field) if vb.field in own else values.get(vb.field) if vb.field else None
+        enc = vb.encode(value)
+        if enc is None and vb.example is not None:
+            enc = (vb.type, vb.example)
+        index = "0" if vb.row is None else own.get(vb.row, values.get(vb.row))
+        if enc is not None and index is not None:
+            out.append((f"{vb.oid}.{index}", enc))
     return out
 
 
-def _num(v: Value) -> float:
-    """A numeric model value, 0 when absent (the trap still goes out, as a card's would)."""
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
-
-
-async def send_trap(agent: SnmpSimAgent, target: tuple[str, int], community: str, trap_oid: str,
-                    varbinds: list[tuple[str, Encoded]]) -> None:
+async def send_trap(
+    agent: SnmpSimAgent,
+    target: tuple[str, int],
+    community: str,
+    trap_oid: str,
+    varbinds: list[tuple[str, Encoded]],
+) -> None:
     """Send an SNMPv2c trap from the agent's own UDP socket (source = the agent's host:port)."""
     if not agent.started:
         raise RuntimeError("the agent is not started")
