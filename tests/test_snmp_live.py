@@ -14,7 +14,7 @@ from devices.snmp_codec import Oid, SnmpValue, decode, encode_profile, encoded_v
 from devices.snmp_reader import SnmpReader
 from devices.snmp_transport import SnmpTarget, SnmpV2c
 from tests.snmp_fixtures import GOLDEN, require_tool, snmp_profile, snmp_profiles, snmpsim_port
-from tests.test_golden_snmp import as_json, load_expected
+from tests.test_golden_snmp import assert_matches_golden
 
 __all__ = ["snmpsim_port"]  # re-exported fixture
 
@@ -46,8 +46,7 @@ async def agent() -> AsyncIterator[SnmpSimAgent]:
 async def test_reader_against_snmpsim_matches_golden(snmpsim_port: int, community: str, model: str,
                                                      case: str) -> None:
     reader = SnmpReader(snmp_profile(model), SnmpTarget("127.0.0.1", snmpsim_port, 3, 1, SnmpV2c(community)))
-    got = as_json(await reader.read())
-    assert got == load_expected(GOLDEN / model / case)
+    assert_matches_golden(await reader.read(), GOLDEN / model / case)
 
 
 async def test_reader_against_snmpsim_geist_within_numeric_ranges(snmpsim_port: int) -> None:
