@@ -123,8 +123,9 @@ def second_half(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return [p for p in points if p[0] >= mid]
 
 
-def _roomguard(args: list[str], env: dict[str, str], log: IO[bytes], snapdir: Path | None,
-               every_s: float, frames: int) -> subprocess.Popen[bytes]:
+def _roomguard(
+    args: list[str], env: dict[str, str], log: IO[bytes], snapdir: Path | None, every_s: float, frames: int
+) -> subprocess.Popen[bytes]:
     """`roomguard ARGS` in the background (under bench.soak_child when `snapdir` is given)."""
     if snapdir is None:
         argv = [PY, "-m", "roomguard", *args]
@@ -150,27 +151,38 @@ def _log_problems(path: Path) -> list[str]:
 
 
 def _progress(series: list[Series], t: float, settle_s: float) -> None:
-    parts = [f"{s.name} {s.points[-1][1]:.1f} MB ({slope_mb_per_h(s.settled(settle_s)):+.2f} MB/h)"
-             for s in series if s.points]
+    parts = [
+        f"{s.name} {s.points[-1][1]:.1f} MB ({slope_mb_per_h(s.settled(settle_s)):+.2f} MB/h)"
+        for s in series
+        if s.points
+    ]
     print(f"  [{t / 60:6.1f} min] " + ", ".join(parts), flush=True)
 
 
 def _report(series: list[Series], seconds: float, settle_s: float) -> None:
-    print(f"RSS from {settle_s / 60:.1f} to {seconds / 60:.1f} min (start-up excluded), sampled every"
-          f" {seconds / max(1, len(series[0].points)):.1f} s:")
-    print(f"  {'process':<20} {'start MB':>9} {'end MB':>8} {'min':>7} {'max':>7}"
-          f" {'slope MB/h':>11} {'2nd half MB/h':>14} {'CPU %':>6}")
+    print(
+        f"RSS from {settle_s / 60:.1f} to {seconds / 60:.1f} min (start-up excluded), sampled every"
+        f" {seconds / max(1, len(series[0].points)):.1f} s:"
+    )
+    print(
+        f"  {'process':<20} {'start MB':>9} {'end MB':>8} {'min':>7} {'max':>7}"
+        f" {'slope MB/h':>11} {'2nd half MB/h':>14} {'CPU %':>6}"
+    )
     for s in series:
         points = s.settled(settle_s)
         if not points:
             print(f"  {s.name:<20} (no samples after start-up)")
             continue
         values = [v for _, v in points]
-        print(f"  {s.name:<20} {values[0]:9.1f} {values[-1]:8.1f} {min(values):7.1f} {max(values):7.1f}"
-              f" {slope_mb_per_h(points):+11.2f} {slope_mb_per_h(second_half(points)):+14.2f}"
-              f" {100 * s.cpu_s / max(seconds, 1):6.1f}")
-    print("  RSS change by mapping from the end of start-up (malloc heap / anonymous: pymalloc arenas and"
-          " mmap / files):")
+        print(
+            f"  {s.name:<20} {values[0]:9.1f} {values[-1]:8.1f} {min(values):7.1f} {max(values):7.1f}"
+            f" {slope_mb_per_h(points):+11.2f} {slope_mb_per_h(second_half(points)):+14.2f}"
+            f" {100 * s.cpu_s / max(seconds, 1):6.1f}"
+        )
+    print(
+        "  RSS change by mapping from the end of start-up (malloc heap / anonymous: pymalloc arenas and"
+        " mmap / files):"
+    )
     for s in series:
         if len(s.maps) >= 2:
             a, b = s.maps[0], s.maps[-1]
@@ -185,23 +197,36 @@ def _sanity(db: Influxd, site_path: Path, state: Path, ran_s: float, logs: dict[
     expected = {d.id: ran_s / site.poll_interval_s(d) for d in site.devices}
     ratios = {d: counts.get(d, 0) / e for d, e in expected.items() if e > 0}
     low = min(ratios, key=lambda d: ratios[d]) if ratios else "-"
-    print(f"Sanity: {sum(counts.values())} points in InfluxDB (~{sum(expected.values()):.0f} expected from"
-          f" the poll intervals; lowest device {low} at {ratios.get(low, 0) * 100:.0f} %)")
+    print(
+        f"Sanity: {sum(counts.values())} points in InfluxDB (~{sum(expected.values()):.0f} expected from"
+        f" the poll intervals; lowest device {low} at {ratios.get(low, 0) * 100:.0f} %)"
+    )
     try:
         snap = json.loads((state / "collector.json").read_text())
         ob = snap.get("outbox", {})
-        print(f"  outbox depth {ob.get('depth')} ({ob.get('bytes')} bytes), dropped"
-              f" {ob.get('dropped_total')}, broker acked {snap.get('broker', {}).get('acked')}")
+        print(
+            f"  outbox depth {ob.get('depth')} ({ob.get('bytes')} bytes), dropped"
+            f" {ob.get('dropped_total')}, broker acked {snap.get('broker', {}).get('acked')}"
+        )
     except (OSError, ValueError) as exc:
         print(f"  outbox: no collector snapshot ({exc})")
     for name, path in logs.items():
         problems = _log_problems(path)
-        print(f"  {name} log: {len(problems)} warning/error lines" + (f"; last: {problems[-1]}" if problems
-                                                                        else ""))
+        print(
+            f"  {name} log: {len(problems)} warning/error lines"
+            + (f"; last: {problems[-1]}" if problems else "")
+        )
 
 
-def soak(minutes: float, every_min: float, sample_s: float, report_min: float, settle_min: float,
-         work: Path, frames: int = 1) -> None:
+def soak(
+    minutes: float,
+    every_min: float,
+    sample_s: float,
+    report_min: float,
+    settle_min: float,
+    work: Path,
+    frames: int = 1,
+) -> None:
     """Run the example site for `minutes`, sampling RSS; print the slopes and a sanity line."""
     import collector
 
@@ -212,12 +237,18 @@ def soak(minutes: float, every_min: float, sample_s: float, report_min: float, s
     db.start()
     site, _ = example_site(
         work / "site.yaml",
-        mqtt=(f"mqtt: {{host: 127.0.0.1, port: {broker.port}, username: {broker.username}, "
-              "password: {env: ROOMGUARD_MQTT_PASSWORD}}\n"),
+        mqtt=(
+            f"mqtt: {{host: 127.0.0.1, port: {broker.port}, username: {broker.username}, "
+            "password: {env: ROOMGUARD_MQTT_PASSWORD}}\n"
+        ),
         influxdb=f"influxdb: {{url: 'http://127.0.0.1:{db.port}', api: v1, database: {db.database}}}\n",
     )
-    env = {**os.environ, **SECRETS, "ROOMGUARD_MQTT_PASSWORD": broker.password,
-           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env = {
+        **os.environ,
+        **SECRETS,
+        "ROOMGUARD_MQTT_PASSWORD": broker.password,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    }
     snaps = work / "snapshots" if every_min > 0 else None
     state = work / "state"
     logs = {"simulate": work / "simulate.log", "run": work / "run.log"}
@@ -231,15 +262,30 @@ def soak(minutes: float, every_min: float, sample_s: float, report_min: float, s
 
     old_term = signal.signal(signal.SIGTERM, _stop_soon)
     try:
-        procs["simulate"] = _roomguard(["simulate", str(site)], env, handles["simulate"],
-                                       snaps / "simulate" if snaps else None, every_min * 60, frames)
+        procs["simulate"] = _roomguard(
+            ["simulate", str(site)],
+            env,
+            handles["simulate"],
+            snaps / "simulate" if snaps else None,
+            every_min * 60,
+            frames,
+        )
         time.sleep(WARMUP_S)
-        procs["run"] = _roomguard(["run", str(site), "--state-dir", str(state)], env, handles["run"],
-                                  snaps / "run" if snaps else None, every_min * 60, frames)
-        series = [Series("roomguard run", procs["run"].pid),
-                  Series("roomguard ingest", 0, parent_pid=procs["run"].pid),
-                  Series("roomguard simulate", procs["simulate"].pid),
-                  Series("mosquitto", broker.pid or 0), Series("influxd", db.pid or 0)]
+        procs["run"] = _roomguard(
+            ["run", str(site), "--state-dir", str(state)],
+            env,
+            handles["run"],
+            snaps / "run" if snaps else None,
+            every_min * 60,
+            frames,
+        )
+        series = [
+            Series("roomguard run", procs["run"].pid),
+            Series("roomguard ingest", 0, parent_pid=procs["run"].pid),
+            Series("roomguard simulate", procs["simulate"].pid),
+            Series("mosquitto", broker.pid or 0),
+            Series("influxd", db.pid or 0),
+        ]
         with (work / "rss.csv").open("w") as csv:
             csv.write("t_s," + ",".join(s.name for s in series) + "\n")
             start = time.monotonic()
@@ -301,32 +347,46 @@ def _compare_one(folder: Path, top: int) -> None:
     print(f"== {folder}")
     stats_path = folder / "stats.jsonl"
     if stats_path.exists():
-        print(f"  {'snapshot':<34} {'min':>7} {'traced MB':>10} {'RSS MB':>8} {'gc objects':>11}"
-              f" {'malloc used/free MB':>20} {'SQLite MB':>9}")
+        print(
+            f"  {'snapshot':<34} {'min':>7} {'traced MB':>10} {'RSS MB':>8} {'gc objects':>11}"
+            f" {'malloc used/free MB':>20} {'SQLite MB':>9}"
+        )
         for line in stats_path.read_text().splitlines():
             st = json.loads(line)
-            malloc = (f"{st['malloc_in_use_mb']:9.2f}/{st['malloc_free_mb']:<6.2f}"
-                      if "malloc_in_use_mb" in st else "")
+            malloc = (
+                f"{st['malloc_in_use_mb']:9.2f}/{st['malloc_free_mb']:<6.2f}"
+                if "malloc_in_use_mb" in st
+                else ""
+            )
             malloc += f" {st['sqlite_mb']:9.2f}" if "sqlite_mb" in st else ""
-            print(f"  {st['snapshot']:<34} {st['elapsed_s'] / 60:7.1f} {st['traced_mb']:10.2f}"
-                  f" {st['rss_mb']:8.1f} {st['gc_objects']:11d} {malloc:>20}")
+            print(
+                f"  {st['snapshot']:<34} {st['elapsed_s'] / 60:7.1f} {st['traced_mb']:10.2f}"
+                f" {st['rss_mb']:8.1f} {st['gc_objects']:11d} {malloc:>20}"
+            )
     if pair is None:
         print("  fewer than two snapshots")
         return
-    ignore = [tracemalloc.Filter(False, tracemalloc.__file__),
-              tracemalloc.Filter(False, "<frozen importlib*>"), tracemalloc.Filter(False, "<unknown>")]
+    ignore = [
+        tracemalloc.Filter(False, tracemalloc.__file__),
+        tracemalloc.Filter(False, "<frozen importlib*>"),
+        tracemalloc.Filter(False, "<unknown>"),
+    ]
     old = tracemalloc.Snapshot.load(str(pair[0])).filter_traces(ignore)
     new = tracemalloc.Snapshot.load(str(pair[1])).filter_traces(ignore)
     total_old = sum(s.size for s in old.statistics("filename"))
     total_new = sum(s.size for s in new.statistics("filename"))
-    print(f"  {pair[0].name} -> {pair[1].name}: traced {total_old / 2**20:.2f} -> {total_new / 2**20:.2f} MB"
-          f" ({(total_new - total_old) / 2**10:+.0f} KiB)")
+    print(
+        f"  {pair[0].name} -> {pair[1].name}: traced {total_old / 2**20:.2f} -> {total_new / 2**20:.2f} MB"
+        f" ({(total_new - total_old) / 2**10:+.0f} KiB)"
+    )
     diffs = [d for d in new.compare_to(old, "lineno") if d.size_diff > 0][:top]
     print(f"  top {len(diffs)} growing lines (size diff, count diff, now):")
     for d in diffs:
         frame = d.traceback[0]
-        print(f"    {d.size_diff / 2**10:+9.1f} KiB {d.count_diff:+7d} blocks  {d.size / 2**10:9.1f} KiB"
-              f"  {frame.filename}:{frame.lineno}")
+        print(
+            f"    {d.size_diff / 2**10:+9.1f} KiB {d.count_diff:+7d} blocks  {d.size / 2**10:9.1f} KiB"
+            f"  {frame.filename}:{frame.lineno}"
+        )
     print("  top 5 growing call stacks (innermost last):")
     for d in [d for d in new.compare_to(old, "traceback") if d.size_diff > 0][:5]:
         print(f"    {d.size_diff / 2**10:+9.1f} KiB {d.count_diff:+7d} blocks")
@@ -347,13 +407,23 @@ def main() -> None:
     """Soak the example site, or compare tracemalloc snapshots of an earlier soak."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=60.0, help="how long to run the site")
-    ap.add_argument("--tracemalloc-every", type=float, default=0.0, metavar="MIN",
-                    help="run the roomguard processes under tracemalloc, a snapshot every MIN minutes")
-    ap.add_argument("--frames", type=int, default=1,
-                    help="tracemalloc frames per allocation (1 is cheapest; more show callers)")
+    ap.add_argument(
+        "--tracemalloc-every",
+        type=float,
+        default=0.0,
+        metavar="MIN",
+        help="run the roomguard processes under tracemalloc, a snapshot every MIN minutes",
+    )
+    ap.add_argument(
+        "--frames",
+        type=int,
+        default=1,
+        help="tracemalloc frames per allocation (1 is cheapest; more show callers)",
+    )
     ap.add_argument("--sample-s", type=float, default=5.0, help="RSS sampling interval")
-    ap.add_argument("--settle", type=float, default=2.0, metavar="MIN",
-                    help="start-up minutes left out of the RSS fits")
+    ap.add_argument(
+        "--settle", type=float, default=2.0, metavar="MIN", help="start-up minutes left out of the RSS fits"
+    )
     ap.add_argument("--report-every", type=float, default=10.0, metavar="MIN", help="progress line interval")
     ap.add_argument("--work", type=Path, help="work dir, kept (default: a temp dir, kept only for snapshots)")
     ap.add_argument("--compare", type=Path, metavar="DIR", help="compare the snapshots in DIR and exit")
@@ -365,8 +435,15 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="roomguard-soak-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        soak(args.minutes, args.tracemalloc_every, args.sample_s, args.report_every, args.settle,
-             work, args.frames)
+        soak(
+            args.minutes,
+            args.tracemalloc_every,
+            args.sample_s,
+            args.report_every,
+            args.settle,
+            work,
+            args.frames,
+        )
     finally:
         if args.work is None and args.tracemalloc_every <= 0:
             shutil.rmtree(work, ignore_errors=True)

@@ -33,9 +33,21 @@ def _rss_mb() -> float:
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-        "keepcost")]
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def _malloc_mb() -> dict[str, float]:
@@ -46,8 +58,10 @@ def _malloc_mb() -> dict[str, float]:
         info = libc.mallinfo2()
     except (OSError, AttributeError):  # not glibc >= 2.33
         return {}
-    return {"malloc_in_use_mb": round((info.uordblks + info.hblkhd) / 2**20, 3),
-            "malloc_free_mb": round(info.fordblks / 2**20, 3)}
+    return {
+        "malloc_in_use_mb": round((info.uordblks + info.hblkhd) / 2**20, 3),
+        "malloc_free_mb": round(info.fordblks / 2**20, 3),
+    }
 
 
 def _sqlite_mb() -> dict[str, float]:

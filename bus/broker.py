@@ -164,7 +164,9 @@ class ProtocolChoice:
         why = f"CONNACK {rc}" if connacked else "connection closed after CONNECT"
         _LOG.warning(
             "MQTT broker %s:%d does not accept MQTT 5 (%s); using MQTT 3.1.1",
-            self.settings.host, self.settings.port, why,
+            self.settings.host,
+            self.settings.port,
+            why,
         )
         return True
 
@@ -204,8 +206,9 @@ class ProtocolFallback:
     def _drive(self, name: str) -> None:
         """Start driving `_client` (connect_async-ed) from the event loop, reconnecting with backoff."""
         s = self._protocol.settings
-        self._driver = MqttLoopDriver(self._client, name, backoff_first_s=s.reconnect_first_s,
-                                      backoff_cap_s=s.reconnect_max_s)
+        self._driver = MqttLoopDriver(
+            self._client, name, backoff_first_s=s.reconnect_first_s, backoff_cap_s=s.reconnect_max_s
+        )
         self._driver.start()
 
     async def _stop_driver(self) -> None:
@@ -237,6 +240,10 @@ class ProtocolFallback:
 
 
 __all__ = [
-    "BrokerSettings", "ProtocolChoice", "ProtocolFallback", "broker_settings", "make_client",
+    "BrokerSettings",
+    "ProtocolChoice",
+    "ProtocolFallback",
+    "broker_settings",
+    "make_client",
     "refuses_protocol",
 ]

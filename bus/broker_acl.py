@@ -31,8 +31,10 @@ def broker_acl(site: SiteConfig) -> str:
     m = site.mqtt
     base = f"{m.topic_prefix}/{site.site.id}"
     confirm = f"{base}/{INGEST_LEVEL}/+/confirmed"
-    accounts = {role: (cred.username if (cred := m.roles.get(role)) else m.username)
-                for role in ("collector", "ingest")}
+    accounts = {
+        role: (cred.username if (cred := m.roles.get(role)) else m.username)
+        for role in ("collector", "ingest")
+    }
     rules: dict[str, list[str]] = {}
 
     def grant(user: str | None, *lines: str) -> None:
@@ -49,8 +51,10 @@ def broker_acl(site: SiteConfig) -> str:
         grant(m.username, f"topic read {base}/#")
     out = [HEADER.format(site=site.site.id)]
     if len(set(accounts.values())) < len(accounts):
-        out.append("# WARNING: collector and ingest share one account, so each may do what the other does;\n"
-                   "# give each its own in the site file (mqtt.roles) for the broker to keep them apart.\n")
+        out.append(
+            "# WARNING: collector and ingest share one account, so each may do what the other does;\n"
+            "# give each its own in the site file (mqtt.roles) for the broker to keep them apart.\n"
+        )
     for user, lines in rules.items():
         roles = [r for r, u in accounts.items() if u == user] or ["observer (read-only)"]
         out.append(f"\n# {' + '.join(roles)}\nuser {user}\n" + "\n".join(lines) + "\n")

@@ -115,8 +115,13 @@ class MqttLoopDriver:
             _LOG.debug("MQTT broker %s: connect failed again: %s", where, exc)
             return
         self._logged_failure = True
-        _LOG.warning("MQTT broker %s: cannot connect (%s); retrying every %g-%g s",
-                     where, exc, self.backoff_first_s, self.backoff_cap_s)
+        _LOG.warning(
+            "MQTT broker %s: cannot connect (%s); retrying every %g-%g s",
+            where,
+            exc,
+            self.backoff_first_s,
+            self.backoff_cap_s,
+        )
 
     async def _backoff(self) -> None:
         delay, self._delay = self._delay, min(self._delay * 2, self.backoff_cap_s)

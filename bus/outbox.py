@@ -223,8 +223,11 @@ class Outbox:
         order, so such a message was lost on the way (a broker that crashed before saving it, or that came
         back empty and took the message before ingest had subscribed again)."""
         with self._tx():
-            return int(self._db.execute("DELETE FROM published WHERE at < ? AND id < ?",
-                                        (published_before, self.confirmed_up_to)).rowcount)
+            return int(
+                self._db.execute(
+                    "DELETE FROM published WHERE at < ? AND id < ?", (published_before, self.confirmed_up_to)
+                ).rowcount
+            )
 
     def enforce_bounds(self) -> int:
         """Drop the oldest messages that break the age or byte bound; return how many were dropped."""
@@ -340,8 +343,11 @@ class Outbox:
             )
             self._db.executemany(
                 "INSERT OR REPLACE INTO stats (key, value) VALUES (?, ?)",
-                [("last_drop_when", now), ("last_drop_count", drop.messages),
-                 ("last_drop_reason", drop.reason)],
+                [
+                    ("last_drop_when", now),
+                    ("last_drop_count", drop.messages),
+                    ("last_drop_reason", drop.reason),
+                ],
             )
 
     def _applied(self, drops: list[_Drop]) -> None:

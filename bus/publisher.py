@@ -327,8 +327,14 @@ class MqttPublisher(ProtocolFallback):
         ok, suppressed = self._refusal_log.allow()
         if ok:
             more = f" ({suppressed} more refusals since the last report)" if suppressed else ""
-            _LOG.warning("broker refused message %d on %s: %s; it stays in the outbox, retried in %g s%s",
-                         outbox_id, topic, rc, delay, more)
+            _LOG.warning(
+                "broker refused message %d on %s: %s; it stays in the outbox, retried in %g s%s",
+                outbox_id,
+                topic,
+                rc,
+                delay,
+                more,
+            )
 
     def _flush_acks(self) -> None:
         ids, self._pending_acks = self._pending_acks, []

@@ -15,8 +15,18 @@ from typing import Any
 from bus.status_file import STALE_AFTER_S, age_s, liveness, read_snapshots
 
 # Snapshot keys that are not counters worth a column.
-_NOT_COUNTERS = {"process", "written", "running", "broker_connected", "db_state", "db_error", "pid",
-                 "pid_start", "host", "backlog"}
+_NOT_COUNTERS = {
+    "process",
+    "written",
+    "running",
+    "broker_connected",
+    "db_state",
+    "db_error",
+    "pid",
+    "pid_start",
+    "host",
+    "backlog",
+}
 
 
 def _state(snap: dict[str, Any], now: datetime) -> str:
@@ -28,8 +38,10 @@ def _state(snap: dict[str, Any], now: datetime) -> str:
     if not snap.get("running", True):
         return f"stopped 已停止 (cleanly, {age:.0f} s ago)"
     if liveness(snap) == "dead":
-        return (f"DEAD 已終止 (pid {snap.get('pid')} no longer runs: killed or crashed; "
-                f"last snapshot {age:.0f} s ago)")
+        return (
+            f"DEAD 已終止 (pid {snap.get('pid')} no longer runs: killed or crashed; "
+            f"last snapshot {age:.0f} s ago)"
+        )
     if age > STALE_AFTER_S:
         return f"not running 未執行 (last snapshot {age:.0f} s ago)"
     return f"running 執行中 (pid {snap.get('pid', '?')}, snapshot {age:.1f} s old)"
@@ -38,8 +50,12 @@ def _state(snap: dict[str, Any], now: datetime) -> str:
 def _alive(snap: dict[str, Any], now: datetime) -> bool:
     """True if the process behind `snap` may still act (its connection states are current)."""
     age = age_s(snap, now)
-    return (bool(snap.get("running", True)) and liveness(snap) != "dead"
-            and age is not None and age <= STALE_AFTER_S)
+    return (
+        bool(snap.get("running", True))
+        and liveness(snap) != "dead"
+        and age is not None
+        and age <= STALE_AFTER_S
+    )
 
 
 def _connected(section: Any) -> str:
@@ -54,8 +70,11 @@ def _local(ts: Any, tz: tzinfo) -> str:
     if ts is None or ts == "":
         return "-"
     try:
-        when = (datetime.fromtimestamp(ts, UTC) if isinstance(ts, int | float)
-                else datetime.fromisoformat(str(ts)))
+        when = (
+            datetime.fromtimestamp(ts, UTC)
+            if isinstance(ts, int | float)
+            else datetime.fromisoformat(str(ts))
+        )
         local = when.astimezone(tz)
     except (ValueError, OverflowError, OSError):
         return str(ts)
@@ -93,13 +112,18 @@ def format_collector(snap: dict[str, Any], now: datetime, tz: tzinfo = UTC) -> l
     lines.append(
         f"  outbox 暫存佇列: {ob.get('depth', '-')} messages 筆, {ob.get('bytes', '-')} bytes"
         f" (max {ob.get('max_bytes', '-')}), oldest 最舊 {ob.get('oldest_age_s', 0):.1f} s"
-        + (f", {awaiting} at the broker awaiting the database's confirmation 待資料庫確認"
-           if awaiting else "")
+        + (
+            f", {awaiting} at the broker awaiting the database's confirmation 待資料庫確認"
+            if awaiting
+            else ""
+        )
     )
     drop = ob.get("last_drop")
     dropped = ob.get("dropped_total", 0)
-    line = (f"  dropped 已丟棄: {dropped} (bytes bound {reasons.get('bytes', 0)}, age bound "
-            f"{reasons.get('age', 0)})")
+    line = (
+        f"  dropped 已丟棄: {dropped} (bytes bound {reasons.get('bytes', 0)}, age bound "
+        f"{reasons.get('age', 0)})"
+    )
     if drop:
         line += f"; last 最近 {_local(drop.get('when'), tz)}: {drop.get('count')} by {drop.get('reason')}"
     if dropped:
@@ -108,8 +132,10 @@ def format_collector(snap: dict[str, Any], now: datetime, tz: tzinfo = UTC) -> l
     devices = snap.get("devices", {})
     if devices:
         lines.append("  devices 設備:")
-        lines.append(f"    {'device 設備':<18} {'room 機房':<10} {'last poll 最後輪詢':<20} "
-                     f"{'quality 品質':<13} {'fails':>5}  error 錯誤")
+        lines.append(
+            f"    {'device 設備':<18} {'room 機房':<10} {'last poll 最後輪詢':<20} "
+            f"{'quality 品質':<13} {'fails':>5}  error 錯誤"
+        )
         for dev, d in sorted(devices.items()):
             lines.append(
                 f"    {dev:<18} {d.get('room') or '-':<10} {_local(d.get('last_poll'), tz):<20} "
@@ -140,13 +166,18 @@ def format_ingest(name: str, snap: dict[str, Any], now: datetime, tz: tzinfo = U
             db = _connected(snap.get("database"))
     lines.append(f"  broker MQTT 代理: {broker}")
     lines.append(f"  database 資料庫: {db}  last write 最後寫入 {_local(snap.get('last_write_ts'), tz)}")
-    counters = [f"{k} {v}" for k, v in snap.items()
-                if k not in _NOT_COUNTERS and isinstance(v, int | float) and not isinstance(v, bool)]
+    counters = [
+        f"{k} {v}"
+        for k, v in snap.items()
+        if k not in _NOT_COUNTERS and isinstance(v, int | float) and not isinstance(v, bool)
+    ]
     if counters:
         lines.append("  " + "  ".join(counters))
     if snap.get("missing"):
-        lines.append(f"  ⚠ {snap['missing']} reading(s) missing between collector and database 讀值缺漏 "
-                     "(the collector publishes them again once the broker is back)")
+        lines.append(
+            f"  ⚠ {snap['missing']} reading(s) missing between collector and database 讀值缺漏 "
+            "(the collector publishes them again once the broker is back)"
+        )
     return lines
 
 

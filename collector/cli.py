@@ -22,6 +22,7 @@ probe_app = typer.Typer(
     help="Commissioning probes for a device being wired up. 調試新設備用。", no_args_is_help=True
 )
 
+
 def profiles() -> None:
     """List the built-in device profiles."""
     for p in ProfileRegistry.builtin().all():

@@ -74,8 +74,13 @@ class Collector:
         targets = TargetBuilder(site, ProfileRegistry.builtin()).targets()
         prepare_state_dir(state_dir)
         ob = site.outbox
-        self.outbox = Outbox(state_dir / "outbox.db", ob.max_bytes, ob.max_age_s, synchronous=ob.synchronous,
-                             release=ob.release)
+        self.outbox = Outbox(
+            state_dir / "outbox.db",
+            ob.max_bytes,
+            ob.max_age_s,
+            synchronous=ob.synchronous,
+            release=ob.release,
+        )
         self.seq = SeqStore(state_dir / "seq.db")
         # A crash between the outbox commit and the seq commit would hand out stored seqs again, and a
         # confirmation of one would then delete the other: continue above what the outbox holds.
@@ -83,8 +88,12 @@ class Collector:
         self.status_topic = topic_collector_status(self.prefix, site.site.id, collector_id)
         will = encode_status(DeviceStatus("offline", datetime.now(UTC), WILL_REASON))
         self.publisher = CollectorPublisher(
-            broker_settings(site, site.mqtt.client_id or f"roomguard-collector-{site.site.id}-{collector_id}",
-                            (self.status_topic, will), role="collector"),
+            broker_settings(
+                site,
+                site.mqtt.client_id or f"roomguard-collector-{site.site.id}-{collector_id}",
+                (self.status_topic, will),
+                role="collector",
+            ),
             self.outbox,
             self.status_topic,
             topic_confirm_filter(self.prefix, site.site.id),
@@ -137,16 +146,23 @@ class Collector:
         for r in polls:
             key = f"{r.ref.room}/{r.ref.device}"
             seq = updates.get(key, self.seq.peek(key))
-            messages.append(Pending(topic_readings(self.prefix, r.ref.site, r.ref.room, r.ref.device),
-                                    encode_poll(r, seq, self.seq.epoch), stream=key, seq=seq))
+            messages.append(
+                Pending(
+                    topic_readings(self.prefix, r.ref.site, r.ref.room, r.ref.device),
+                    encode_poll(r, seq, self.seq.epoch),
+                    stream=key,
+                    seq=seq,
+                )
+            )
             updates[key] = seq + 1
             messages += self._status_change(r) + self._door_event(r)
         messages += others
         try:
             self._store(messages)
         except Exception:
-            _LOG.exception("cannot store %d message(s) in the outbox; retrying with the next batch",
-                           len(messages))
+            _LOG.exception(
+                "cannot store %d message(s) in the outbox; retrying with the next batch", len(messages)
+            )
             # Keep the queues and undo the state changes: the retry re-derives the same status and door
             # messages, and reuses the same seqs (they were not committed).
             self._online, self._door = online, door
@@ -154,7 +170,7 @@ class Collector:
             if excess > 0:
                 self.unstored_dropped += excess
                 _LOG.error("dropping %d unstored message(s): the outbox has failed for too long", excess)
-                self._polls = polls[min(excess, len(polls)):]
+                self._polls = polls[min(excess, len(polls)) :]
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 asyncio.get_running_loop().call_later(1.0, self.flush)
@@ -170,8 +186,12 @@ class Collector:
             for m in messages:
                 if len(m.payload) > limit:
                     self.unstored_dropped += 1
-                    _LOG.error("message on %s is %d bytes, over mqtt.max_message_bytes (%d); dropped",
-                               m.topic, len(m.payload), limit)
+                    _LOG.error(
+                        "message on %s is %d bytes, over mqtt.max_message_bytes (%d); dropped",
+                        m.topic,
+                        len(m.payload),
+                        limit,
+                    )
             messages = [m for m in messages if len(m.payload) <= limit]
         try:
             self.outbox.put_many(messages)
@@ -204,8 +224,15 @@ class Collector:
         self._door[r.ref.device] = state
         if first and state == "closed":
             return []  # a closed door at start-up is not an event
-        event = WireEvent(r.ts, r.ref.site, "door", str(state), room=r.ref.room, device=r.ref.device,
-                          fields={"door_state": state})
+        event = WireEvent(
+            r.ts,
+            r.ref.site,
+            "door",
+            str(state),
+            room=r.ref.room,
+            device=r.ref.device,
+            fields={"door_state": state},
+        )
         return [Pending(topic_events(self.prefix, r.ref.site), encode_event(event))]
 
     def on_trap(self, event: TrapEvent) -> None:
@@ -216,9 +243,16 @@ class Collector:
         fields: dict[str, Value] = dict(event.event) or {
             k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in event.varbinds.items()
         }
-        wire = WireEvent(event.ts, self.site.site.id, "trap", event.name or event.trap_oid,
-                         room=self.rooms.get(device) if device else None, device=device,
-                         source=event.source, fields=fields)
+        wire = WireEvent(
+            event.ts,
+            self.site.site.id,
+            "trap",
+            event.name or event.trap_oid,
+            room=self.rooms.get(device) if device else None,
+            device=device,
+            source=event.source,
+            fields=fields,
+        )
         self._queue(other=Pending(topic_events(self.prefix, self.site.site.id), encode_event(wire)))
 
     # -- health ------------------------------------------------------------------------------------
@@ -278,9 +312,12 @@ class Collector:
                 "dropped_total": self.outbox.dropped_total,
                 "dropped_by_reason": self.outbox.dropped_by_reason,
                 "unstored_dropped": self.unstored_dropped,
-                "last_drop": None if drop is None else {
+                "last_drop": None
+                if drop is None
+                else {
                     "when": datetime.fromtimestamp(drop.when, UTC).isoformat(),
-                    "count": drop.count, "reason": drop.reason,
+                    "count": drop.count,
+                    "reason": drop.reason,
                 },
             },
             "broker": {

@@ -40,8 +40,9 @@ CONFIRM_BUDGET_S = 0.004
 class CollectorPublisher(MqttPublisher):
     """MqttPublisher that announces the collector's state and hears ingest's delivery confirmations."""
 
-    def __init__(self, settings: BrokerSettings, outbox: Outbox, status_topic: str, confirm_topic: str,
-                 site: str) -> None:
+    def __init__(
+        self, settings: BrokerSettings, outbox: Outbox, status_topic: str, confirm_topic: str, site: str
+    ) -> None:
         """Publish `online` on `status_topic` after every (re)connect; subscribe to `confirm_topic`."""
         self.confirm_topic = confirm_topic
         self.site = site
@@ -102,8 +103,11 @@ class CollectorPublisher(MqttPublisher):
         """Put readings ingest skipped back in line (see LOST_AFTER_S); how many."""
         lost = self.outbox.unpublish_lost(now - LOST_AFTER_S)
         if lost:
-            _LOG.warning("%d message(s) acknowledged by the broker never reached the database while later "
-                         "ones did (lost by the broker?): publishing them again", lost)
+            _LOG.warning(
+                "%d message(s) acknowledged by the broker never reached the database while later "
+                "ones did (lost by the broker?): publishing them again",
+                lost,
+            )
             self.republished += lost
             self.rewind()
         return lost

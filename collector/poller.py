@@ -296,8 +296,9 @@ class Poller:
         health.error = note
         health.last_duration_s = duration
         health.known_metrics = tuple(m.name for m in metrics)
-        return PollResult(ref=target.ref, ts=ts, metrics=tuple(metrics), duration_s=duration, error=note,
-                          quality=quality)
+        return PollResult(
+            ref=target.ref, ts=ts, metrics=tuple(metrics), duration_s=duration, error=note, quality=quality
+        )
 
     def _failed(
         self, target: PollTarget, ts: datetime, started: float, quality: Quality, error: str

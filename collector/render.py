@@ -45,7 +45,8 @@ def format_summary_line(results: list[PollResult]) -> str:
     line = f"{len(results) - len(misfit) - len(failing)}/{len(results)} devices good"
     if misfit:
         line += "; answering without most data (wrong profile?): " + ", ".join(
-            f"{r.ref.device} ({r.quality.value})" for r in misfit)
+            f"{r.ref.device} ({r.quality.value})" for r in misfit
+        )
     if failing:
         line += "; failing: " + "; ".join(f"{r.ref.device} ({r.quality.value})" for r in failing)
     return line

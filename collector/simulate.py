@@ -68,8 +68,14 @@ async def run_simulator(
         # A wildcard listen address is not a destination: the poller listens on this host then.
         host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(traps.listen_host, traps.listen_host)
         trap_target, trap_community = (host, traps.listen_port), traps.communities[0].resolve()
-    room = SimulatedRoom(specs, registry, speed=speed, seed=sim_cfg.seed if sim_cfg and sim_cfg.seed else 0,
-                         trap_target=trap_target, trap_community=trap_community)
+    room = SimulatedRoom(
+        specs,
+        registry,
+        speed=speed,
+        seed=sim_cfg.seed if sim_cfg and sim_cfg.seed else 0,
+        trap_target=trap_target,
+        trap_community=trap_community,
+    )
     port = http_port or (sim_cfg.http_port if sim_cfg else 8099)
     await room.start()
     await room.start_http(bind, port)

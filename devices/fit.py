@@ -29,8 +29,10 @@ def device_quality(metrics: Sequence[Metric]) -> tuple[Quality, str | None]:
         note = f"no data: {missing} of {len(measures)} metrics unavailable{only} — wrong profile or unit id?"
         return Quality.UNAVAILABLE, note
     if missing * 2 > len(measures):
-        return (Quality.PARTIAL,
-                f"{missing} of {len(measures)} metrics unavailable (not implemented?) — wrong profile?")
+        return (
+            Quality.PARTIAL,
+            f"{missing} of {len(measures)} metrics unavailable (not implemented?) — wrong profile?",
+        )
     return Quality.GOOD, None
 
 

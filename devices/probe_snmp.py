@@ -39,8 +39,9 @@ def _text(v: SnmpValue | None) -> str | None:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
-async def probe_snmp(target: SnmpTarget, root: str = "1.3.6.1", limit: int = 5000,
-                     max_repetitions: int = 50) -> SnmpProbeReport:
+async def probe_snmp(
+    target: SnmpTarget, root: str = "1.3.6.1", limit: int = 5000, max_repetitions: int = 50
+) -> SnmpProbeReport:
     """GET the system group, then GETBULK-walk `root` up to `limit` varbinds."""
     report = SnmpProbeReport(target=f"{target.host}:{target.port}")
     try:
@@ -102,8 +103,9 @@ def format_snmp_probe(report: SnmpProbeReport, matches: list[tuple[str, str]]) -
     ]
     if report.error:
         lines.append(f"  error:       {report.error}")
-    enterprises = sorted({".".join(o.split(".")[:7]) for o in report.values if o.startswith("1.3.6.1.4.1.")},
-                         key=oid_key)
+    enterprises = sorted(
+        {".".join(o.split(".")[:7]) for o in report.values if o.startswith("1.3.6.1.4.1.")}, key=oid_key
+    )
     if enterprises:
         lines.append(f"  enterprise subtrees: {', '.join(enterprises)}")
     if matches:

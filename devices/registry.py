@@ -37,9 +37,7 @@ def load_profile(path: Path) -> Profile:
     elif protocol == "snmp":
         schema = SnmpProfile
     else:
-        raise ProfileError(
-            f"{path}: protocol: got {protocol!r}; valid choices: {', '.join(PROTOCOLS)}"
-        )
+        raise ProfileError(f"{path}: protocol: got {protocol!r}; valid choices: {', '.join(PROTOCOLS)}")
     try:
         profile = load_yaml_model(path, schema)
     except ConfigError as exc:

@@ -45,8 +45,17 @@ SnmpValue = int | str | bytes | _NoSuch
 Encoded = tuple[str, int | str | None]  # (snmp type, raw); type "nosuch" = serve noSuchInstance
 
 # ENTITY-SENSOR-MIB (RFC 3433) entPhySensorType codes for the sensor kinds we turn into metrics.
-ENTITY_TYPES: Final = {8: "celsius", 9: "percentRH", 3: "voltsAC", 4: "voltsDC", 5: "amperes",
-                       6: "watts", 7: "hertz", 10: "rpm", 12: "truthvalue"}
+ENTITY_TYPES: Final = {
+    8: "celsius",
+    9: "percentRH",
+    3: "voltsAC",
+    4: "voltsDC",
+    5: "amperes",
+    6: "watts",
+    7: "hertz",
+    10: "rpm",
+    12: "truthvalue",
+}
 _ENTITY_CODES: Final = {v: k for k, v in ENTITY_TYPES.items()}
 _ENTITY_LIMIT: Final = 1_000_000_000  # RFC 3433: ±1e9 mean underflow/overflow, not a value
 
@@ -94,6 +103,7 @@ def column_cells(values: Mapping[str, SnmpValue], column_oid: str) -> dict[str, 
 
 # ---------------------------------------------------------------------------------------------- decode
 
+
 class _Decoder:
     """One decode pass; keeps the °F/°C decision and the f_to_c transform copies."""
 
@@ -106,9 +116,7 @@ class _Decoder:
         sel = profile.temp_unit
         if sel is not None:
             raw = values.get(sel.oid, NO_SUCH)
-            self.fahrenheit = (
-                True if raw in sel.fahrenheit else False if raw in sel.celsius else None
-            )
+            self.fahrenheit = True if raw in sel.fahrenheit else False if raw in sel.celsius else None
 
     def value(self, name: str, spec: _SnmpValueSpec, raw: SnmpValue | None) -> Metric:
         if raw is None or raw is NO_SUCH:
@@ -165,8 +173,9 @@ class _Decoder:
         else:
             rows = sorted({i for c in cells.values() for i in c}, key=oid_key)
         for col in t.columns:
-            per_row = [self.value(_name(col, idx, keys.get(idx, "")), col, cells[col.oid].get(idx))
-                       for idx in rows]
+            per_row = [
+                self.value(_name(col, idx, keys.get(idx, "")), col, cells[col.oid].get(idx)) for idx in rows
+            ]
             if col.metric is not None:
                 out.extend(per_row)
             if col.aggregate is not None:
@@ -228,8 +237,9 @@ def _aggregate(name: str, func: str, rows: list[Metric]) -> Metric:
     return Metric(name, good[0])
 
 
-def _entity_metric(name: str, scale: int | None, precision: int | None, value: int | None,
-                   oper: int | None) -> Metric:
+def _entity_metric(
+    name: str, scale: int | None, precision: int | None, value: int | None, oper: int | None
+) -> Metric:
     # RFC 3433: value * 10^(3*(scale-9)) / 10^precision; operStatus 1 = ok, else no usable value.
     if oper != 1 or value is None or abs(value) >= _ENTITY_LIMIT:
         return Metric(name, None, Quality.UNAVAILABLE)
@@ -255,6 +265,7 @@ def _as_int(raw: SnmpValue | None) -> int | None:
 
 
 # ---------------------------------------------------------------------------------------------- encode
+
 
 def encode_profile(profile: SnmpProfile, values: Mapping[str, Value]) -> dict[str, Encoded]:
     """Metric values (examples where absent) → OID → (snmp type, raw) a simulator serves."""
@@ -317,8 +328,13 @@ def _encode_table(t: SnmpTable, vals: Mapping[str, Value]) -> dict[str, Encoded]
             v = vals.get(name, t.examples.get(name))
             reading = round(float(v) * 10) if isinstance(v, int | float) else None
             # Served as precision 1, scale units(9); no value → operStatus unavailable(2).
-            for n, raw in ((1, _ENTITY_CODES[kind]), (2, 9), (3, 1), (4, reading or 0),
-                           (5, 1 if reading is not None else 2)):
+            for n, raw in (
+                (1, _ENTITY_CODES[kind]),
+                (2, 9),
+                (3, 1),
+                (4, reading or 0),
+                (5, 1 if reading is not None else 2),
+            ):
                 out[f"{t.root}.{n}.{idx}"] = ("integer", raw)
         return out
     for idx, key in rows.items():
@@ -361,6 +377,14 @@ def metric_names(metrics: Iterable[Metric]) -> list[str]:
 
 
 __all__ = [
-    "NO_SUCH", "Oid", "SnmpPlan", "SnmpValue", "column_cells", "decode",
-    "encode_profile", "encoded_values", "oid_key", "plan_requests",
+    "NO_SUCH",
+    "Oid",
+    "SnmpPlan",
+    "SnmpValue",
+    "column_cells",
+    "decode",
+    "encode_profile",
+    "encoded_values",
+    "oid_key",
+    "plan_requests",
 ]

@@ -111,10 +111,16 @@ def placeholder_auth(user: str) -> UsmUserData:
     """A USM entry under a reserved engine id no agent has: lets LCD register a v3 address up front."""
     # LCD.configure needs an auth entry to add a target address; the address's parameters are keyed by
     # (securityName, level, model), so the agent's real entry registered later reuses that address.
-    return UsmUserData(user, authKey=_PLACEHOLDER_KEYS[0], privKey=_PLACEHOLDER_KEYS[1],
-                       authProtocol=usm.USM_AUTH_HMAC96_SHA, privProtocol=usm.USM_PRIV_CFB128_AES,
-                       securityEngineId=_UNBOUND_ENGINE_ID, authKeyType=config.USM_KEY_TYPE_MASTER,
-                       privKeyType=config.USM_KEY_TYPE_MASTER)
+    return UsmUserData(
+        user,
+        authKey=_PLACEHOLDER_KEYS[0],
+        privKey=_PLACEHOLDER_KEYS[1],
+        authProtocol=usm.USM_AUTH_HMAC96_SHA,
+        privProtocol=usm.USM_PRIV_CFB128_AES,
+        securityEngineId=_UNBOUND_ENGINE_ID,
+        authKeyType=config.USM_KEY_TYPE_MASTER,
+        privKeyType=config.USM_KEY_TYPE_MASTER,
+    )
 
 
 class Registrant(Protocol):
@@ -191,8 +197,9 @@ def auth_data(credentials: Credentials, engine_id: bytes | None = None) -> Commu
         return CommunityData(credentials.community, mpModel=1)  # noqa: S508 - most room devices only speak v2c
     if engine_id is None:
         raise ValueError("SNMPv3 keys belong to one agent: give its snmpEngineID (discover_engine_id)")
-    master_auth, master_priv = master_keys(credentials.auth_protocol, credentials.auth_key,
-                                           credentials.priv_protocol, credentials.priv_key)
+    master_auth, master_priv = master_keys(
+        credentials.auth_protocol, credentials.auth_key, credentials.priv_protocol, credentials.priv_key
+    )
     return UsmUserData(
         credentials.user,
         authKey=master_auth,

@@ -32,8 +32,12 @@ def _discovery_request(msg_id: int) -> bytes:
     header["msgFlags"] = b"\x04"  # noAuthNoPriv, reportable
     header["msgSecurityModel"] = 3  # USM
     params = UsmSecurityParameters()
-    for name in ("msgAuthoritativeEngineId", "msgUserName", "msgAuthenticationParameters",
-                 "msgPrivacyParameters"):
+    for name in (
+        "msgAuthoritativeEngineId",
+        "msgUserName",
+        "msgAuthenticationParameters",
+        "msgPrivacyParameters",
+    ):
         params[name] = b""
     params["msgAuthoritativeEngineBoots"] = 0
     params["msgAuthoritativeEngineTime"] = 0
@@ -83,8 +87,9 @@ async def discover_engine_id(address: tuple[str, int], timeout_s: float, retries
     msg_id = secrets.randbelow(2**31 - 2) + 1
     found: asyncio.Future[bytes] = loop.create_future()
     try:
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Discovery(msg_id, found),
-                                                           remote_addr=address)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Discovery(msg_id, found), remote_addr=address
+        )
     except OSError:  # no route to the agent: as unanswered as a timeout
         return None
     try:

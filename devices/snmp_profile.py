@@ -176,8 +176,10 @@ class SnmpTable(_Strict):
                 raise ValueError(f"table {self.name}: entity_sensor tables take no columns/key_column")
             bad = {t for t in self.rows.values() if t not in self.sensor_names}
             if bad:
-                raise ValueError(f"table {self.name}: rows name unknown sensor types {sorted(bad)}; "
-                                 f"valid: {sorted(self.sensor_names)}")
+                raise ValueError(
+                    f"table {self.name}: rows name unknown sensor types {sorted(bad)}; "
+                    f"valid: {sorted(self.sensor_names)}"
+                )
             return self
         if not self.columns:
             raise ValueError(f"table {self.name}: needs at least one column")

@@ -22,8 +22,9 @@ class SnmpReader:
     # row count + 1. Scalars GETNEXT cannot reach go through a GET; columns that outgrow the hint are
     # walked on; agents that cannot take the combined request get a GET plus a GETBULK walk.
 
-    def __init__(self, profile: SnmpProfile, target: SnmpTarget, max_repetitions: int = 25,
-                 combine: bool = True) -> None:
+    def __init__(
+        self, profile: SnmpProfile, target: SnmpTarget, max_repetitions: int = 25, combine: bool = True
+    ) -> None:
         self.profile = profile
         self.target = target
         self.max_repetitions = max_repetitions
@@ -97,8 +98,9 @@ class SnmpReader:
         self._rows = await self._finish_columns(resp, values)
         return values
 
-    def _scalars_from_next(self, answers: dict[str, tuple[str, SnmpValue]]
-                           ) -> tuple[dict[str, SnmpValue], list[str]]:
+    def _scalars_from_next(
+        self, answers: dict[str, tuple[str, SnmpValue]]
+    ) -> tuple[dict[str, SnmpValue], list[str]]:
         """Scalar values the non-repeaters (parent → GETNEXT answer) settle, and the scalars they skipped."""
         values: dict[str, SnmpValue] = {}
         skipped: list[str] = []
@@ -128,8 +130,9 @@ class SnmpReader:
         """Walk on the columns the GETBULK did not end; the largest column's row count."""
         counts = dict(resp.counts)
         if resp.unfinished:
-            more = await self.target.walk_many(list(resp.unfinished), self.max_repetitions,
-                                               start=resp.unfinished)
+            more = await self.target.walk_many(
+                list(resp.unfinished), self.max_repetitions, start=resp.unfinished
+            )
             values.update(more)
             for root in resp.unfinished:
                 prefix = root + "."
@@ -146,8 +149,9 @@ class SnmpReader:
             walked = await self.target.walk_many(self._plan.walk_roots, self.max_repetitions)
             values.update(walked)
             if self._combined:  # the row count sizes the next combined request
-                self._rows = max(sum(1 for o in walked if o.startswith(r + "."))
-                                 for r in self._plan.walk_roots)
+                self._rows = max(
+                    sum(1 for o in walked if o.startswith(r + ".")) for r in self._plan.walk_roots
+                )
         return values
 
     async def prepare(self) -> None:

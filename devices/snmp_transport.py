@@ -50,17 +50,35 @@ from devices.snmp_credentials import (
 from devices.snmp_discovery import discover_engine_id
 
 __all__ = [  # with the names of snmp_credentials and snmp_discovery that callers import from here
-    "AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "AuthProtocol", "BulkResponse", "BulkUnsupported", "Credentials",
-    "PrivProtocol", "SnmpTarget", "SnmpV2c", "SnmpV3", "auth_data", "discover_engine_id", "from_pysnmp",
+    "AUTH_PROTOCOLS",
+    "PRIV_PROTOCOLS",
+    "AuthProtocol",
+    "BulkResponse",
+    "BulkUnsupported",
+    "Credentials",
+    "PrivProtocol",
+    "SnmpTarget",
+    "SnmpV2c",
+    "SnmpV3",
+    "auth_data",
+    "discover_engine_id",
+    "from_pysnmp",
     "shared_engine",
 ]
 
 # Error indications that mean "your credentials are wrong" (USM reports from RFC 3414 §3.2 and the
 # v2c community check). They must never turn into values: Telegraf issue 7746 shipped garbage here.
 _AUTH_ERRORS: tuple[type[errind.ErrorIndication], ...] = (
-    errind.UnknownUserName, errind.WrongDigest, errind.DecryptionError, errind.AuthenticationError,
-    errind.AuthenticationFailure, errind.UnknownSecurityName, errind.UnsupportedSecurityLevel,
-    errind.UnknownCommunityName, errind.UnsupportedAuthProtocol, errind.UnsupportedPrivProtocol,
+    errind.UnknownUserName,
+    errind.WrongDigest,
+    errind.DecryptionError,
+    errind.AuthenticationError,
+    errind.AuthenticationFailure,
+    errind.UnknownSecurityName,
+    errind.UnsupportedSecurityLevel,
+    errind.UnknownCommunityName,
+    errind.UnsupportedAuthProtocol,
+    errind.UnsupportedPrivProtocol,
 )
 _NO_SUCH_TYPES = (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView, univ.Null)
 _TOO_BIG = 1  # RFC 3416 errorStatus tooBig
@@ -113,8 +131,14 @@ def _key(oid: str) -> tuple[int, ...]:
     return tuple(int(x) for x in oid.split("."))
 
 
-def _absorb(vbs: Sequence[Any], active: Sequence[str], pos: dict[str, str], out: dict[str, SnmpValue],
-            counts: dict[str, int], strict: bool = False) -> tuple[set[str], bool]:
+def _absorb(
+    vbs: Sequence[Any],
+    active: Sequence[str],
+    pos: dict[str, str],
+    out: dict[str, SnmpValue],
+    counts: dict[str, int],
+    strict: bool = False,
+) -> tuple[set[str], bool]:
     """File a GETBULK response's repeater varbinds under their roots; (roots it ended, any advanced)."""
     # strict: a varbind inside its column that does not advance means the agent did not lay the
     # response out as we asked (BulkUnsupported) rather than a table that ends.
@@ -145,8 +169,14 @@ def _absorb(vbs: Sequence[Any], active: Sequence[str], pos: dict[str, str], out:
 class SnmpTarget:
     """One SNMP agent endpoint with its credentials; reuses its pysnmp objects between requests."""
 
-    def __init__(self, host: str, port: int = 161, timeout_s: float = 2.0, retries: int = 1,
-                 credentials: Credentials | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int = 161,
+        timeout_s: float = 2.0,
+        retries: int = 1,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.timeout_s = timeout_s
@@ -177,7 +207,8 @@ class SnmpTarget:
             if isinstance(self.credentials, SnmpV3) and self._udp_loop is not loop:
                 self._unbind()  # engines are per event loop: bind again in this one
             self._udp = await UdpTransportTarget.create(
-                (self.host, self.port), timeout=self.timeout_s, retries=self.retries)
+                (self.host, self.port), timeout=self.timeout_s, retries=self.retries
+            )
             self._udp_loop = loop
         return self._udp
 
@@ -210,8 +241,9 @@ class SnmpTarget:
         # Shielded: a poll cancelled at its deadline must not cancel the discovery other polls await.
         engine_id = await asyncio.shield(self._start_discovery(target))
         if engine_id is None:
-            raise DeviceTimeout(f"{self}: no answer to SNMPv3 discovery within {self.timeout_s}s x "
-                                f"{self.retries + 1}")
+            raise DeviceTimeout(
+                f"{self}: no answer to SNMPv3 discovery within {self.timeout_s}s x {self.retries + 1}"
+            )
         if self._auth is None:
             loop_engines().pending.setdefault(self, engine_id)
             loop_engines().register_pending(self)
@@ -267,8 +299,13 @@ class SnmpTarget:
         """Every instance under `root` (GETBULK walk)."""
         return await self.walk_many([root], max_repetitions)
 
-    async def walk_many(self, roots: Sequence[str], max_repetitions: int = 25, limit: int | None = None,
-                        start: Mapping[str, str] | None = None) -> dict[str, SnmpValue]:
+    async def walk_many(
+        self,
+        roots: Sequence[str],
+        max_repetitions: int = 25,
+        limit: int | None = None,
+        start: Mapping[str, str] | None = None,
+    ) -> dict[str, SnmpValue]:
         """Walk several subtrees (table columns) side by side: one GETBULK carries all of them."""
         # `start` (root → last OID already received) continues columns an earlier request left open.
         out: dict[str, SnmpValue] = {}
@@ -301,8 +338,9 @@ class SnmpTarget:
             self._rows_hint[hint_key] = max(counts.values(), default=0) + 1
         return out
 
-    async def bulk(self, non_repeaters: Sequence[str], repeaters: Sequence[str],
-                   max_repetitions: int) -> BulkResponse:
+    async def bulk(
+        self, non_repeaters: Sequence[str], repeaters: Sequence[str], max_repetitions: int
+    ) -> BulkResponse:
         """One GETBULK: GETNEXT of each non-repeater plus `max_repetitions` rows of each repeater column."""
         # BulkUnsupported on tooBig or a response not laid out as RFC 3416 says (the caller then uses
         # separate GET and walk requests); every other error is mapped as for get().
@@ -314,8 +352,10 @@ class SnmpTarget:
         await self._check(ei, None, None, vbs)
         if es and int(es):
             where = vbs[int(ix) - 1][0] if ix and 0 < int(ix) <= len(vbs) else "?"
-            raise BulkUnsupported(f"{self}: {es.prettyPrint()} at {where} for GETBULK of "
-                                  f"{n}+{m}x{max_repetitions}", definite=int(es) == _TOO_BIG)
+            raise BulkUnsupported(
+                f"{self}: {es.prettyPrint()} at {where} for GETBULK of {n}+{m}x{max_repetitions}",
+                definite=int(es) == _TOO_BIG,
+            )
         if len(vbs) > n + m * max_repetitions:  # e.g. an agent that repeats the non-repeaters too
             raise BulkUnsupported(f"{self}: {len(vbs)} varbinds for GETBULK of {n}+{m}x{max_repetitions}")
         next_of: list[tuple[str, SnmpValue]] = []
@@ -335,10 +375,18 @@ class SnmpTarget:
         unfinished = {r: pos[r] for r in active if r not in done}
         return BulkResponse(next_of, columns, counts, unfinished)
 
-    def _bulk_cmd(self, non_repeaters: int, max_repetitions: int, objects: Sequence[ObjectType],
-                  engine: SnmpEngine, auth: Any, target: UdpTransportTarget) -> Any:
-        return bulk_cmd(engine, auth, target, self._context, non_repeaters, max_repetitions, *objects,
-                        lookupMib=False)
+    def _bulk_cmd(
+        self,
+        non_repeaters: int,
+        max_repetitions: int,
+        objects: Sequence[ObjectType],
+        engine: SnmpEngine,
+        auth: Any,
+        target: UdpTransportTarget,
+    ) -> Any:
+        return bulk_cmd(
+            engine, auth, target, self._context, non_repeaters, max_repetitions, *objects, lookupMib=False
+        )
 
     async def _check(self, ei: Any, es: Any, ix: Any, vbs: Any) -> None:
         if ei:
@@ -360,8 +408,10 @@ class SnmpTarget:
             if engine_id is not None:
                 if engine_id != self._engine_id:  # another agent answers at this address now
                     self._unbind()
-                return AuthFailure(f"{self}: agent answers discovery but not our authPriv requests: "
-                                   "wrong privacy key or protocol?")
+                return AuthFailure(
+                    f"{self}: agent answers discovery but not our authPriv requests: "
+                    "wrong privacy key or protocol?"
+                )
         return DeviceTimeout(f"{self}: no answer within {self.timeout_s}s x {self.retries + 1}")
 
     async def prepare(self) -> None:

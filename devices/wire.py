@@ -95,8 +95,14 @@ def _prefix(prefix: str) -> str:
 def _device_levels(prefix: str, site: str, room: str, device: str) -> str:
     if room in (COLLECTOR_LEVEL, INGEST_LEVEL):
         raise WireError(f"room id {room!r} is reserved for roomguard's own topics")
-    return "/".join((_prefix(prefix), check_topic_level("site", site), check_topic_level("room", room),
-                     check_topic_level("device", device)))
+    return "/".join(
+        (
+            _prefix(prefix),
+            check_topic_level("site", site),
+            check_topic_level("room", room),
+            check_topic_level("device", device),
+        )
+    )
 
 
 def topic_readings(prefix: str, site: str, room: str, device: str) -> str:
@@ -111,14 +117,28 @@ def topic_status(prefix: str, site: str, room: str, device: str) -> str:
 
 def topic_collector_status(prefix: str, site: str, collector_id: str) -> str:
     """`{prefix}/{site}/_collector/{collector_id}/status`: retained collector state, its last will."""
-    return "/".join((_prefix(prefix), check_topic_level("site", site), COLLECTOR_LEVEL,
-                     check_topic_level("collector_id", collector_id), "status"))
+    return "/".join(
+        (
+            _prefix(prefix),
+            check_topic_level("site", site),
+            COLLECTOR_LEVEL,
+            check_topic_level("collector_id", collector_id),
+            "status",
+        )
+    )
 
 
 def topic_confirm(prefix: str, site: str, ingest_id: str) -> str:
     """`{prefix}/{site}/_ingest/{ingest_id}/confirmed`: what an ingest process has stored (not retained)."""
-    return "/".join((_prefix(prefix), check_topic_level("site", site), INGEST_LEVEL,
-                     check_topic_level("ingest_id", ingest_id), "confirmed"))
+    return "/".join(
+        (
+            _prefix(prefix),
+            check_topic_level("site", site),
+            INGEST_LEVEL,
+            check_topic_level("ingest_id", ingest_id),
+            "confirmed",
+        )
+    )
 
 
 def topic_confirm_filter(prefix: str, site: str) -> str:
@@ -276,18 +296,26 @@ def encode_poll(result: PollResult, seq: int, epoch: str | None = None) -> bytes
     if not math.isfinite(duration):
         raise WireError(f"duration_s must be finite, got {duration!r}")
     ref = result.ref
-    return _dumps({
-        "schema": READINGS_SCHEMA,
-        "seq": seq,
-        **({"epoch": epoch} if epoch is not None else {}),
-        "ts": format_ts(result.ts),
-        "device": {"site": ref.site, "room": ref.room, "device": ref.device,
-                   "class": ref.device_class.value, "model": ref.model, "tags": ref.tags},
-        "quality": result.quality.value,
-        "error": result.error,
-        "duration_s": duration,
-        "metrics": [_metric_json(m) for m in result.metrics],
-    })
+    return _dumps(
+        {
+            "schema": READINGS_SCHEMA,
+            "seq": seq,
+            **({"epoch": epoch} if epoch is not None else {}),
+            "ts": format_ts(result.ts),
+            "device": {
+                "site": ref.site,
+                "room": ref.room,
+                "device": ref.device,
+                "class": ref.device_class.value,
+                "model": ref.model,
+                "tags": ref.tags,
+            },
+            "quality": result.quality.value,
+            "error": result.error,
+            "duration_s": duration,
+            "metrics": [_metric_json(m) for m in result.metrics],
+        }
+    )
 
 
 def _decode_metric(raw: object, i: int) -> Metric:
@@ -331,8 +359,14 @@ def decode_poll_epoch(payload: bytes) -> tuple[PollResult, int, str | None]:
     duration = _finite("readings: duration_s", _get(obj, "duration_s", (int, float), "readings"))
     raw_metrics = _get(obj, "metrics", list, "readings")
     metrics = tuple(_decode_metric(m, i) for i, m in enumerate(raw_metrics))
-    result = PollResult(ref=ref, ts=ts, metrics=metrics, duration_s=duration,
-                        error=_opt_str(obj, "error", "readings"), quality=quality)
+    result = PollResult(
+        ref=ref,
+        ts=ts,
+        metrics=metrics,
+        duration_s=duration,
+        error=_opt_str(obj, "error", "readings"),
+        quality=quality,
+    )
     return result, seq, _opt_str(obj, "epoch", "readings")
 
 
@@ -343,8 +377,12 @@ def encode_status(status: DeviceStatus) -> bytes:
     """Encode a retained `roomguard.status/1` message (also used as the collector's last will)."""
     if status.state not in STATUS_STATES:
         raise WireError(f"status state {status.state!r}; valid: {', '.join(STATUS_STATES)}")
-    body: dict[str, Any] = {"schema": STATUS_SCHEMA, "state": status.state, "ts": format_ts(status.ts),
-                            "reason": status.reason}
+    body: dict[str, Any] = {
+        "schema": STATUS_SCHEMA,
+        "state": status.state,
+        "ts": format_ts(status.ts),
+        "reason": status.reason,
+    }
     if status.quality is not None:
         body["quality"] = status.quality
     return _dumps(body)
@@ -357,8 +395,12 @@ def decode_status(payload: bytes) -> DeviceStatus:
     if state not in STATUS_STATES:
         raise WireError(f"status: unknown state {state!r}; valid: {', '.join(STATUS_STATES)}")
     ts = parse_ts("status: ts", _get(obj, "ts", str, "status"))
-    return DeviceStatus(state=cast(StatusState, state), ts=ts, reason=_opt_str(obj, "reason", "status"),
-                        quality=_opt_str(obj, "quality", "status"))
+    return DeviceStatus(
+        state=cast(StatusState, state),
+        ts=ts,
+        reason=_opt_str(obj, "reason", "status"),
+        quality=_opt_str(obj, "quality", "status"),
+    )
 
 
 # --- events -------------------------------------------------------------------------------------------
@@ -375,11 +417,19 @@ def encode_event(event: WireEvent) -> bytes:
         raise WireError(f"event kind {event.kind!r}; valid: {', '.join(EVENT_KINDS)}")
     if event.device is None and event.source is None:
         raise WireError("event needs a device or a source")
-    return _dumps({
-        "schema": EVENTS_SCHEMA, "ts": format_ts(event.ts), "site": event.site, "room": event.room,
-        "device": event.device, "source": event.source, "kind": event.kind, "name": event.name,
-        "fields": {k: _event_field(v) for k, v in event.fields.items()},
-    })
+    return _dumps(
+        {
+            "schema": EVENTS_SCHEMA,
+            "ts": format_ts(event.ts),
+            "site": event.site,
+            "room": event.room,
+            "device": event.device,
+            "source": event.source,
+            "kind": event.kind,
+            "name": event.name,
+            "fields": {k: _event_field(v) for k, v in event.fields.items()},
+        }
+    )
 
 
 def decode_event(payload: bytes) -> WireEvent:
@@ -393,10 +443,16 @@ def decode_event(payload: bytes) -> WireEvent:
         raise WireError("events: needs 'device' or 'source'")
     raw_fields = _get(obj, "fields", dict, "events")
     fields = {k: _scalar(v, f"events.fields[{k!r}]") for k, v in raw_fields.items()}
-    return WireEvent(ts=parse_ts("events: ts", _get(obj, "ts", str, "events")),
-                     site=_get(obj, "site", str, "events"), kind=cast(EventKind, kind),
-                     name=_get(obj, "name", str, "events"), room=_opt_str(obj, "room", "events"),
-                     device=device, source=source, fields=fields)
+    return WireEvent(
+        ts=parse_ts("events: ts", _get(obj, "ts", str, "events")),
+        site=_get(obj, "site", str, "events"),
+        kind=cast(EventKind, kind),
+        name=_get(obj, "name", str, "events"),
+        room=_opt_str(obj, "room", "events"),
+        device=device,
+        source=source,
+        fields=fields,
+    )
 
 
 # --- delivery confirmations ---------------------------------------------------------------------------
@@ -417,8 +473,14 @@ def seq_ranges(seqs: list[int]) -> list[tuple[int, int]]:
 
 def encode_confirm(ts: datetime, site: str, streams: SeqRanges) -> bytes:
     """Encode a `roomguard.confirm/1` message: per stream (`room/device`), the seq ranges stored."""
-    return _dumps({"schema": CONFIRM_SCHEMA, "ts": format_ts(ts), "site": site,
-                   "streams": {k: [list(r) for r in v] for k, v in streams.items()}})
+    return _dumps(
+        {
+            "schema": CONFIRM_SCHEMA,
+            "ts": format_ts(ts),
+            "site": site,
+            "streams": {k: [list(r) for r in v] for k, v in streams.items()},
+        }
+    )
 
 
 def decode_confirm(payload: bytes) -> tuple[str, SeqRanges]:
@@ -433,9 +495,12 @@ def decode_confirm(payload: bytes) -> tuple[str, SeqRanges]:
             raise WireError(f"{where}: must be a list of [first, last] pairs")
         out: list[tuple[int, int]] = []
         for pair in ranges:
-            if (not isinstance(pair, list) or len(pair) != 2
-                    or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in pair)
-                    or pair[0] > pair[1]):
+            if (
+                not isinstance(pair, list)
+                or len(pair) != 2
+                or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in pair)
+                or pair[0] > pair[1]
+            ):
                 raise WireError(f"{where}: {pair!r} is not a [first, last] pair of sequence numbers")
             out.append((pair[0], pair[1]))
         streams[key] = out

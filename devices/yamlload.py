@@ -146,8 +146,9 @@ def _located_issue(file: str, tree: Any, loc: Loc, issue: Issue) -> LocatedError
     elif value is not NO_VALUE and not _is_scalar(value):
         value = _TypeName(value)
     choices = tuple(str(c) for c in issue.get("expected", ()))
-    return LocatedError(file, line, col, path, _with_hint(issue.get("msg", "invalid"), value, choices),
-                        value, choices)
+    return LocatedError(
+        file, line, col, path, _with_hint(issue.get("msg", "invalid"), value, choices), value, choices
+    )
 
 
 def _located_pydantic(
@@ -183,8 +184,13 @@ class _TypeName:
     """Stands in for a non-scalar bad value: the error says 'got a mapping', not the whole thing."""
 
     def __init__(self, value: Any) -> None:
-        self.name = "a mapping" if isinstance(value, Mapping) else "a list" if isinstance(value, list) else (
-            type(value).__name__)
+        self.name = (
+            "a mapping"
+            if isinstance(value, Mapping)
+            else "a list"
+            if isinstance(value, list)
+            else (type(value).__name__)
+        )
 
     def __repr__(self) -> str:
         return self.name

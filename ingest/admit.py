@@ -51,8 +51,9 @@ class Rejected:
     seq: int | None = None
 
 
-def admit(topic: str, payload: bytes, rules: AdmissionRules, encoder: LineEncoder, now: datetime
-          ) -> Accepted | Rejected:
+def admit(
+    topic: str, payload: bytes, rules: AdmissionRules, encoder: LineEncoder, now: datetime
+) -> Accepted | Rejected:
     """Decode, check and encode one readings message; never raises."""
     try:
         return _admit(topic, payload, rules, encoder, now)
@@ -60,22 +61,36 @@ def admit(topic: str, payload: bytes, rules: AdmissionRules, encoder: LineEncode
         return Rejected(f"{type(exc).__name__}: {exc}"[:500])
 
 
-def _admit(topic: str, payload: bytes, rules: AdmissionRules, encoder: LineEncoder, now: datetime
-           ) -> Accepted | Rejected:
+def _admit(
+    topic: str, payload: bytes, rules: AdmissionRules, encoder: LineEncoder, now: datetime
+) -> Accepted | Rejected:
     if len(payload) > rules.max_payload_bytes:
-        return Rejected(f"message of {len(payload)} bytes is over the limit of {rules.max_payload_bytes} "
-                        "(ingest.max_payload_bytes)")
+        return Rejected(
+            f"message of {len(payload)} bytes is over the limit of {rules.max_payload_bytes} "
+            "(ingest.max_payload_bytes)"
+        )
     poll, seq, epoch = decode_poll_epoch(payload)
     ref = poll.ref
     key = (ref.site, ref.room, ref.device)
     if topic.split("/")[-4:-1] != list(key):
         return Rejected(f"payload device {'/'.join(key)} does not match topic {topic}")
     if len(poll.metrics) > rules.max_metrics:
-        return Rejected(f"{len(poll.metrics)} metrics in one message, over the limit of {rules.max_metrics} "
-                        "(ingest.max_metrics)", key, seq)
-    bad = _bad_identifier([("site", ref.site), ("room", ref.room), ("device", ref.device),
-                           ("model", ref.model), *(("tag", t) for kv in ref.tags.items() for t in kv),
-                           *(("metric", m.name) for m in poll.metrics)])
+        return Rejected(
+            f"{len(poll.metrics)} metrics in one message, over the limit of {rules.max_metrics} "
+            "(ingest.max_metrics)",
+            key,
+            seq,
+        )
+    bad = _bad_identifier(
+        [
+            ("site", ref.site),
+            ("room", ref.room),
+            ("device", ref.device),
+            ("model", ref.model),
+            *(("tag", t) for kv in ref.tags.items() for t in kv),
+            *(("metric", m.name) for m in poll.metrics),
+        ]
+    )
     if bad:
         # One such line would make the database refuse the whole batch, good points and all.
         return Rejected(bad, key, seq)
@@ -84,11 +99,18 @@ def _admit(topic: str, payload: bytes, rules: AdmissionRules, encoder: LineEncod
         why = "not in the site file" if room is None else f"configured in room {room}, not {ref.room}"
         return Rejected(f"device {ref.site}/{ref.device} is {why} (ingest.known_devices_only)", key, seq)
     if poll.ts < now - timedelta(seconds=rules.max_past_s):
-        return Rejected(f"poll time {poll.ts.isoformat()} is older than {rules.max_past_s:g} s "
-                        "(ingest.max_past_s)", key, seq)
+        return Rejected(
+            f"poll time {poll.ts.isoformat()} is older than {rules.max_past_s:g} s (ingest.max_past_s)",
+            key,
+            seq,
+        )
     if poll.ts > now + timedelta(seconds=rules.max_future_s):
-        return Rejected(f"poll time {poll.ts.isoformat()} is more than {rules.max_future_s:g} s in the "
-                        "future (ingest.max_future_s; is the collector's clock right?)", key, seq)
+        return Rejected(
+            f"poll time {poll.ts.isoformat()} is more than {rules.max_future_s:g} s in the "
+            "future (ingest.max_future_s; is the collector's clock right?)",
+            key,
+            seq,
+        )
     return Accepted(key, seq, encoder.encode(poll), epoch)
 
 

@@ -18,8 +18,17 @@ _LOG = logging.getLogger("ingest.bridge")
 # in full); its length and SHA-256 are always recorded.
 DEAD_LETTER_PAYLOAD_CHARS = 16_384
 # Counters that survive a restart (stored with the sequence state, ingest/seq.py).
-PERSISTED_COUNTERS = ("written_points", "duplicates", "gaps", "filled", "restarts", "malformed", "rejected",
-                      "dead_lettered", "confirmed")
+PERSISTED_COUNTERS = (
+    "written_points",
+    "duplicates",
+    "gaps",
+    "filled",
+    "restarts",
+    "malformed",
+    "rejected",
+    "dead_lettered",
+    "confirmed",
+)
 
 
 @dataclass(slots=True)
@@ -61,7 +70,6 @@ class IngestStats:
                 setattr(self, name, int(counters[name]))
 
 
-
 class DeadLetterFile:
     """Append-only JSON-lines file of batches the database rejected: ts, reason, status, lines."""
 
@@ -75,9 +83,17 @@ class DeadLetterFile:
     def append_message(self, topic: str, payload: bytes, reason: str) -> None:
         """Append a message ingest refused to write (malformed or over a limit), with the reason."""
         text = payload[:DEAD_LETTER_PAYLOAD_CHARS].decode("utf-8", errors="replace")
-        self._write({"ts": datetime.now(UTC).isoformat(), "reason": reason, "topic": topic,
-                     "payload_bytes": len(payload), "payload_sha256": hashlib.sha256(payload).hexdigest(),
-                     "payload": text, "truncated": len(payload) > DEAD_LETTER_PAYLOAD_CHARS})
+        self._write(
+            {
+                "ts": datetime.now(UTC).isoformat(),
+                "reason": reason,
+                "topic": topic,
+                "payload_bytes": len(payload),
+                "payload_sha256": hashlib.sha256(payload).hexdigest(),
+                "payload": text,
+                "truncated": len(payload) > DEAD_LETTER_PAYLOAD_CHARS,
+            }
+        )
 
     def _write(self, record: dict[str, Any]) -> None:
         """Append one JSON line and fsync it; the file is created 0600."""
@@ -89,7 +105,6 @@ class DeadLetterFile:
             os.fsync(fd)
         finally:
             os.close(fd)
-
 
 
 __all__ = ["DeadLetterFile", "IngestStats"]

@@ -67,9 +67,12 @@ class IngestSettings:
     def consumer(self) -> ConsumerSettings:
         """The durable consumer's settings: readings of one site (or all), batched for the database."""
         return ConsumerSettings(
-            topic=f"{self.topic_prefix}/{self.site or '+'}/+/+/readings", shared_group=self.shared_group,
-            batch_size=self.batch_points, batch_delay_s=self.batch_delay_s,
-            receive_maximum=self.receive_maximum, session_expiry_s=self.session_expiry_s,
+            topic=f"{self.topic_prefix}/{self.site or '+'}/+/+/readings",
+            shared_group=self.shared_group,
+            batch_size=self.batch_points,
+            batch_delay_s=self.batch_delay_s,
+            receive_maximum=self.receive_maximum,
+            session_expiry_s=self.session_expiry_s,
             flush_timeout_s=self.flush_timeout_s,
         )
 
@@ -78,7 +81,11 @@ class IngestBridge:
     """The durable consumer's handler: decodes a batch of readings, writes it, confirms it."""
 
     def __init__(
-        self, broker: BrokerSettings, writer: InfluxWriter, settings: IngestSettings, dead_letter: Path,
+        self,
+        broker: BrokerSettings,
+        writer: InfluxWriter,
+        settings: IngestSettings,
+        dead_letter: Path,
         state: SeqStateFile | None = None,
     ) -> None:
         self.broker = broker
@@ -164,8 +171,13 @@ class IngestBridge:
         ok, suppressed = self._malformed_log.allow()
         if ok:
             more = f" ({suppressed} more since the last report)" if suppressed else ""
-            _LOG.warning("rejected message on %s: %s; kept in %s%s", msg.topic[:200], why.reason,
-                         self.dead_letter.path, more)
+            _LOG.warning(
+                "rejected message on %s: %s; kept in %s%s",
+                msg.topic[:200],
+                why.reason,
+                self.dead_letter.path,
+                more,
+            )
 
     def _track_seq(self, key: Key, seq: int, epoch: str | None) -> None:
         outcome, missing = self._seq.observe(key, seq, epoch)
@@ -182,8 +194,13 @@ class IngestBridge:
             ok, suppressed = self._gap_log.allow()
             if ok and not self.settings.shared_group:
                 more = f" ({suppressed} more gaps since the last report)" if suppressed else ""
-                _LOG.warning("sequence gap for %s: %d message(s) missing before seq %d%s",
-                             "/".join(key), missing, seq, more)
+                _LOG.warning(
+                    "sequence gap for %s: %d message(s) missing before seq %d%s",
+                    "/".join(key),
+                    missing,
+                    seq,
+                    more,
+                )
 
     async def _process(self, batch: list[Message], stop: asyncio.Event, deadline: float | None) -> bool:
         """Write one batch until accepted or rejected (retrying with backoff); True once it may be acked."""
@@ -205,8 +222,14 @@ class IngestBridge:
                 ok, suppressed = self._reject_log.allow()
                 if ok:
                     more = f"; {suppressed} more rejected batches since the last report" if suppressed else ""
-                    _LOG.error("database rejected a batch of %d points (HTTP %s: %s); written to %s%s",
-                               len(lines), result.status, result.reason[:300], self.dead_letter.path, more)
+                    _LOG.error(
+                        "database rejected a batch of %d points (HTTP %s: %s); written to %s%s",
+                        len(lines),
+                        result.status,
+                        result.reason[:300],
+                        self.dead_letter.path,
+                        more,
+                    )
                 break
             self._db_state("retrying", f"HTTP {result.status}: {result.reason}")
             delay = backoff.next_delay()

@@ -121,9 +121,11 @@ class SeqStateFile:
         self._db = sqlite3.connect(create_private_file(path), isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # a killed process keeps every commit
-        self._db.execute("CREATE TABLE IF NOT EXISTS devices (site TEXT, room TEXT, device TEXT,"
-                         " last INTEGER, holes TEXT, given_up INTEGER, epoch TEXT,"
-                         " PRIMARY KEY (site, room, device))")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS devices (site TEXT, room TEXT, device TEXT,"
+            " last INTEGER, holes TEXT, given_up INTEGER, epoch TEXT,"
+            " PRIMARY KEY (site, room, device))"
+        )
         self._db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER)")
 
     def load(self, tracker: SeqTracker) -> dict[str, int]:

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
-mypy devices siteconfig bus collector ingest bench roomguard
+ruff format --check .
+mypy devices siteconfig bus collector ingest roomguard testkit bench tests
 lint-imports
 # pytest exits 5 when it collects nothing: that is a failure and is not masked here.
 exec pytest -q -p no:cacheprovider "$@"

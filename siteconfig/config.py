@@ -165,16 +165,29 @@ class DeviceConfig(StrictModel):
         if not present:
             issues.append({"msg": "device needs exactly one transport", "expected": list(TRANSPORTS)})
         for extra in present[1:]:
-            issues.append({"loc": (extra,), "msg": f"device already has transport '{present[0]}'; "
-                           "keep exactly one", "expected": list(TRANSPORTS)})
+            issues.append(
+                {
+                    "loc": (extra,),
+                    "msg": f"device already has transport '{present[0]}'; keep exactly one",
+                    "expected": list(TRANSPORTS),
+                }
+            )
         prof = _profile_lookup(info)(self.profile)
         if prof is not None and present and prof.protocol and prof.protocol != self.protocol:
-            issues.append({"loc": (present[0],), "expected": [t for t, p in _TRANSPORT_PROTOCOL.items()
-                                                               if p == prof.protocol],
-                           "msg": f"profile '{self.profile}' speaks {prof.protocol}, not {self.protocol}"})
+            issues.append(
+                {
+                    "loc": (present[0],),
+                    "expected": [t for t, p in _TRANSPORT_PROTOCOL.items() if p == prof.protocol],
+                    "msg": f"profile '{self.profile}' speaks {prof.protocol}, not {self.protocol}",
+                }
+            )
         if prof is not None and self.door is not None and prof.device_class not in (None, "door"):
-            issues.append({"loc": ("door",), "msg": f"door settings need a door profile "
-                           f"('{self.profile}' is {prof.device_class})"})
+            issues.append(
+                {
+                    "loc": ("door",),
+                    "msg": f"door settings need a door profile ('{self.profile}' is {prof.device_class})",
+                }
+            )
         if issues:
             raise issues_error(issues)
         return self
@@ -286,5 +299,3 @@ def load_site(
     if profile_info is not None:
         context["profile_info"] = profile_info
     return load_yaml_model(Path(path), SiteConfig, context=context)
-
-

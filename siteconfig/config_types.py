@@ -31,8 +31,11 @@ def config_error(kind: str, msg: str, **ctx: Any) -> PydanticCustomError:
 
 def _slug(value: str) -> str:
     if not _SLUG.match(value):
-        raise config_error("slug", "must be a slug: lowercase letters, digits, '-' or '_' (max 63), "
-                   "because ids become MQTT topic levels and InfluxDB tags")
+        raise config_error(
+            "slug",
+            "must be a slug: lowercase letters, digits, '-' or '_' (max 63), "
+            "because ids become MQTT topic levels and InfluxDB tags",
+        )
     return value
 
 
@@ -177,11 +180,14 @@ class Mqtt(StrictModel):
         "each do only its job (`roomguard broker-acl`); roles not listed use username/password.",
     )
     reconnect_max_s: Seconds = Field(
-        3.0, description="Longest wait between reconnect attempts: a broker back after an outage is used "
+        3.0,
+        description="Longest wait between reconnect attempts: a broker back after an outage is used "
         "again within this time.",
     )
     max_message_bytes: int = Field(
-        256 * 1024, ge=1024, description="Largest message the collector publishes; the broker's "
+        256 * 1024,
+        ge=1024,
+        description="Largest message the collector publishes; the broker's "
         "message_size_limit (deploy/mosquitto/roomguard.conf) must not be lower.",
     )
 
@@ -190,8 +196,15 @@ class Mqtt(StrictModel):
         if self.password is not None and self.username is None:
             raise issues_error([{"loc": ("password",), "msg": "password given without username"}])
         if self.topic_prefix.strip("/") != self.topic_prefix or any(c in self.topic_prefix for c in "+#"):
-            raise issues_error([{"loc": ("topic_prefix",), "input": self.topic_prefix,
-                                 "msg": "no leading/trailing '/' and no wildcards"}])
+            raise issues_error(
+                [
+                    {
+                        "loc": ("topic_prefix",),
+                        "input": self.topic_prefix,
+                        "msg": "no leading/trailing '/' and no wildcards",
+                    }
+                ]
+            )
         return self
 
 
@@ -211,7 +224,8 @@ class InfluxDb(StrictModel):
         description="Gzip each batch: worth it toward a remote database, a cost on loopback (DESIGN.md).",
     )
     retry_max_s: Seconds = Field(
-        3.0, description="Longest wait between write attempts while the database is away: writing resumes "
+        3.0,
+        description="Longest wait between write attempts while the database is away: writing resumes "
         "within this time after it is back.",
     )
 
@@ -219,10 +233,14 @@ class InfluxDb(StrictModel):
     def _fields_match_api(self) -> Self:
         need = ("database",) if self.api == "v1" else ("bucket",)
         wrong = ("bucket", "org", "token") if self.api == "v1" else ("database", "username", "password")
-        issues: list[Issue] = [{"loc": (n,), "msg": f"api {self.api} needs {n}"}
-                               for n in need if getattr(self, n) is None]
-        issues += [{"loc": (n,), "msg": f"{n} is not used by api {self.api}"}
-                   for n in wrong if getattr(self, n) is not None]
+        issues: list[Issue] = [
+            {"loc": (n,), "msg": f"api {self.api} needs {n}"} for n in need if getattr(self, n) is None
+        ]
+        issues += [
+            {"loc": (n,), "msg": f"{n} is not used by api {self.api}"}
+            for n in wrong
+            if getattr(self, n) is not None
+        ]
         if issues:
             raise issues_error(issues)
         return self
@@ -253,8 +271,6 @@ class Simulator(StrictModel):
     http_port: Port = Field(8099, description="HTTP control port (scenarios, values).")
     scenario: str | None = Field(None, description="Scenario to start with; normal operation if unset.")
     seed: int | None = Field(None, description="Random seed for reproducible runs.")
-
-
 
 
 class OutboxSettings(StrictModel):
@@ -289,7 +305,8 @@ class IngestOptions(StrictModel):
     """What `roomguard ingest` reads and accepts from the bus; refused messages are dead-lettered."""
 
     all_sites: bool = Field(
-        False, description="Read every site's readings (a central ingest behind bridged edge brokers) "
+        False,
+        description="Read every site's readings (a central ingest behind bridged edge brokers) "
         "instead of this site's only; the broker ACL must allow it.",
     )
 
@@ -298,14 +315,17 @@ class IngestOptions(StrictModel):
     )
     max_metrics: int = Field(1000, ge=1, description="Most metrics in one readings message.")
     max_past_s: Seconds | None = Field(
-        None, description="Oldest poll time accepted, seconds before now; default: the outbox's max_age_s "
+        None,
+        description="Oldest poll time accepted, seconds before now; default: the outbox's max_age_s "
         "(nothing older can come from a collector).",
     )
     max_future_s: Seconds = Field(
-        300.0, description="Poll times this far ahead of ingest's clock are refused (a wrong clock or a "
+        300.0,
+        description="Poll times this far ahead of ingest's clock are refused (a wrong clock or a "
         "forged message).",
     )
     known_devices_only: bool = Field(
-        False, description="Accept only devices of this site file, in their configured room (an edge "
+        False,
+        description="Accept only devices of this site file, in their configured room (an edge "
         "box); a central ingest fed by several sites leaves it off.",
     )

@@ -38,9 +38,15 @@ class SecretRef(BaseModel):
     def _reject_inline(cls, data: Any) -> Any:
         if isinstance(data, str | int | float | bool):
             # redact: the rejected value is the secret itself and must not reach the error output.
-            raise PydanticCustomError("inline_secret", "{msg}", {
-                "msg": "secrets must not be written inline; use {env: VAR} or {file: PATH}",
-                "redact": True, "expected": ["env", "file"]})
+            raise PydanticCustomError(
+                "inline_secret",
+                "{msg}",
+                {
+                    "msg": "secrets must not be written inline; use {env: VAR} or {file: PATH}",
+                    "redact": True,
+                    "expected": ["env", "file"],
+                },
+            )
         return data
 
     @model_validator(mode="after")
@@ -50,8 +56,9 @@ class SecretRef(BaseModel):
         if self.env is None and self.file is None:
             raise issues_error([{"msg": "secret reference needs env or file", "expected": ["env", "file"]}])
         if self.env is not None and not _ENV_NAME.match(self.env):
-            raise issues_error([{"loc": ("env",), "msg": "not a valid environment variable name",
-                                 "input": self.env}])
+            raise issues_error(
+                [{"loc": ("env",), "msg": "not a valid environment variable name", "input": self.env}]
+            )
         return self
 
     def describe(self) -> str:

@@ -56,28 +56,51 @@ def site_issues(site: SiteConfig) -> list[Issue]:
         seen: set[str] = set()
         for zi, k, rack in [(zi, k, r) for zi, z in enumerate(room.zones) for k, r in enumerate(z.racks)]:
             if rack in seen:
-                issues.append({"loc": ("rooms", ri, "zones", zi, "racks", k), "input": rack,
-                               "msg": "rack id used twice in this room"})
+                issues.append(
+                    {
+                        "loc": ("rooms", ri, "zones", zi, "racks", k),
+                        "input": rack,
+                        "msg": "rack id used twice in this room",
+                    }
+                )
             seen.add(rack)
     issues += _duplicates([d.id for d in site.devices], ("devices",), "device id")
     rooms = {r.id: r for r in site.rooms}
     for i, dev in enumerate(site.devices):
         found = rooms.get(dev.room)
         if found is None:
-            issues.append({"loc": ("devices", i, "room"), "input": dev.room, "msg": "unknown room",
-                           "expected": list(rooms)})
+            issues.append(
+                {
+                    "loc": ("devices", i, "room"),
+                    "input": dev.room,
+                    "msg": "unknown room",
+                    "expected": list(rooms),
+                }
+            )
             continue
         room = found
         zones = {z.id: z for z in room.zones}
         zone = zones.get(dev.zone) if dev.zone is not None else None
         if dev.zone is not None and zone is None:
-            issues.append({"loc": ("devices", i, "zone"), "input": dev.zone,
-                           "msg": f"unknown zone in room '{room.id}'", "expected": list(zones)})
+            issues.append(
+                {
+                    "loc": ("devices", i, "zone"),
+                    "input": dev.zone,
+                    "msg": f"unknown zone in room '{room.id}'",
+                    "expected": list(zones),
+                }
+            )
         racks = zone.racks if zone is not None else [r for z in room.zones for r in z.racks]
         if dev.rack is not None and dev.rack not in racks and not (dev.zone and zone is None):
             where = f"zone '{zone.id}'" if zone is not None else f"room '{room.id}'"
-            issues.append({"loc": ("devices", i, "rack"), "input": dev.rack,
-                           "msg": f"unknown rack in {where}", "expected": list(racks)})
+            issues.append(
+                {
+                    "loc": ("devices", i, "rack"),
+                    "input": dev.rack,
+                    "msg": f"unknown rack in {where}",
+                    "expected": list(racks),
+                }
+            )
     return issues + _endpoint_clashes(site.devices)
 
 
@@ -86,8 +109,13 @@ def _duplicates(ids: list[str], loc: tuple[str | int, ...], what: str) -> list[I
     out: list[Issue] = []
     for i, value in enumerate(ids):
         if value in first:
-            out.append({"loc": (*loc, i, "id"), "input": value,
-                        "msg": f"duplicate {what} (first used at {_path(loc)}[{first[value]}])"})
+            out.append(
+                {
+                    "loc": (*loc, i, "id"),
+                    "input": value,
+                    "msg": f"duplicate {what} (first used at {_path(loc)}[{first[value]}])",
+                }
+            )
         else:
             first[value] = i
     return out
@@ -106,13 +134,22 @@ def _endpoint_clashes(devices: list[DeviceConfig]) -> list[Issue]:
             key = ("rtu", dev.modbus_rtu.serial_port, dev.modbus_rtu.unit_id)
             j = first_on_bus.setdefault(dev.modbus_rtu.serial_port, i)
             if _line_settings(devices[j]) != _line_settings(dev):
-                out.append({"loc": ("devices", i, "modbus_rtu"),
-                            "msg": f"line settings differ from devices[{j}] on the same serial port"})
+                out.append(
+                    {
+                        "loc": ("devices", i, "modbus_rtu"),
+                        "msg": f"line settings differ from devices[{j}] on the same serial port",
+                    }
+                )
         if key is None:
             continue
         if key in owner:
-            out.append({"loc": ("devices", i, dev.transport_kind, "unit_id"), "input": key[-1],
-                        "msg": f"unit id already used by device '{owner[key]}' on the same endpoint"})
+            out.append(
+                {
+                    "loc": ("devices", i, dev.transport_kind, "unit_id"),
+                    "input": key[-1],
+                    "msg": f"unit id already used by device '{owner[key]}' on the same endpoint",
+                }
+            )
         else:
             owner[key] = dev.id
     return out
@@ -141,14 +178,19 @@ def summarize(site: SiteConfig, profile_info: ProfileLookup | None = None) -> st
     classes = {k: v.device_class or "?" for k, v in infos.items()}
     by_class = Counter(classes.values())
     by_proto = Counter(d.transport_kind for d in site.devices)
-    lines.append(f"Devices: {len(site.devices)} — by class: "
-                 + ", ".join(f"{k} {v}" for k, v in sorted(by_class.items()))
-                 + "; by transport: " + ", ".join(f"{k} {v}" for k, v in sorted(by_proto.items())))
+    lines.append(
+        f"Devices: {len(site.devices)} — by class: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(by_class.items()))
+        + "; by transport: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(by_proto.items()))
+    )
     width = max((len(d.id) for d in site.devices), default=0)
     for d in site.devices:
         place = "/".join(p for p in (d.room, d.zone, d.rack) if p)
-        lines.append(f"  {d.id:<{width}}  {classes[d.id]:<7} {d.profile:<20} {d.endpoint():<36} "
-                     f"every {site.poll_interval_s(d):g}s  [{place}]")
+        lines.append(
+            f"  {d.id:<{width}}  {classes[d.id]:<7} {d.profile:<20} {d.endpoint():<36} "
+            f"every {site.poll_interval_s(d):g}s  [{place}]"
+        )
     m = site.mqtt
     lines.append(f"MQTT: {m.host}:{m.port}{' tls' if m.tls else ''} prefix {m.topic_prefix}")
     if site.influxdb is not None:

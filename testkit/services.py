@@ -267,8 +267,21 @@ class TestPki:
 
     def _ca(self, name: str, cn: str) -> tuple[Path, Path]:
         cert, key = self.dir / f"{name}.crt", self.dir / f"{name}.key"
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={cn}",
-                 "-keyout", key, "-out", cert)
+        _openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={cn}",
+            "-keyout",
+            key,
+            "-out",
+            cert,
+        )
         return cert, key
 
     def _leaf(self, name: str, cn: str, ext: str) -> tuple[Path, Path]:
@@ -276,8 +289,23 @@ class TestPki:
         _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}", "-keyout", key, "-out", csr)
         extfile = self.dir / f"{name}.ext"
         extfile.write_text(ext + "\n")
-        _openssl("x509", "-req", "-in", csr, "-CA", self.ca_cert, "-CAkey", self.ca_key, "-CAcreateserial",
-                 "-days", "2", "-out", cert, "-extfile", extfile)
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            self.ca_cert,
+            "-CAkey",
+            self.ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            cert,
+            "-extfile",
+            extfile,
+        )
         return cert, key
 
 

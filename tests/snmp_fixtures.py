@@ -118,9 +118,25 @@ def wait_udp_agent(port: int, community: str, timeout: float = 20.0) -> None:
     snmpget = require_tool("snmpget")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        r = subprocess.run([snmpget, "-v2c", "-c", community, "-t", "0.5", "-r", "0", "-On",
-                            f"127.0.0.1:{port}", "1.3.6.1.2.1.1.3.0"],
-                           capture_output=True, text=True, env={**os.environ, "MIBS": ""}, check=False)
+        r = subprocess.run(
+            [
+                snmpget,
+                "-v2c",
+                "-c",
+                community,
+                "-t",
+                "0.5",
+                "-r",
+                "0",
+                "-On",
+                f"127.0.0.1:{port}",
+                "1.3.6.1.2.1.1.3.0",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "MIBS": ""},
+            check=False,
+        )
         if r.returncode == 0:
             return
         time.sleep(0.2)
@@ -140,9 +156,17 @@ def snmpsim_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         pytest.fail("snmpsim-command-responder missing from the venv (pip install snmpsim==1.2.2)")
     log = (cache / "snmpsim.log").open("w")
     proc = subprocess.Popen(
-        [str(exe), f"--data-dir={data}", f"--cache-dir={cache}",
-         f"--agent-udpv4-endpoint=127.0.0.1:{port}", "--log-level=error"],
-        env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"}, stdout=log, stderr=subprocess.STDOUT)
+        [
+            str(exe),
+            f"--data-dir={data}",
+            f"--cache-dir={cache}",
+            f"--agent-udpv4-endpoint=127.0.0.1:{port}",
+            "--log-level=error",
+        ],
+        env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         wait_udp_agent(port, "eaton-93e", timeout=60)
         yield port
@@ -154,8 +178,13 @@ def snmpsim_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 # --- net-snmp snmpd as a test peer ------------------------------------------------------------------
 
-SNMPD_TYPES = {"integer": "integer", "gauge": "unsigned", "timeticks": "timeticks", "string": "octet_str",
-               "oid": "object_id"}
+SNMPD_TYPES = {
+    "integer": "integer",
+    "gauge": "unsigned",
+    "timeticks": "timeticks",
+    "string": "octet_str",
+    "oid": "object_id",
+}
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 
 
@@ -189,14 +218,41 @@ class Snmpd:
         self.log = directory / "snmpd.log"
         with self.log.open("w") as log:
             self.proc = subprocess.Popen(
-                [require_tool("snmpd"), "-f", "-Lo", "-C", "-c", str(directory / "snmpd.conf"),
-                 "-p", str(directory / "pid"), "-M", "/dev/null", "-m", ""],
+                [
+                    require_tool("snmpd"),
+                    "-f",
+                    "-Lo",
+                    "-C",
+                    "-c",
+                    str(directory / "snmpd.conf"),
+                    "-p",
+                    str(directory / "pid"),
+                    "-M",
+                    "/dev/null",
+                    "-m",
+                    "",
+                ],
                 env={**os.environ, "SNMP_PERSISTENT_DIR": str(directory / "persist")},
-                stdout=log, stderr=subprocess.STDOUT)
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout_s
-        while subprocess.run([require_tool("snmpget"), *ready, "-t", "0.5", "-r", "0", "-On",
-                              f"127.0.0.1:{self.port}", SYS_UPTIME],
-                             capture_output=True, env={**os.environ, "MIBS": ""}, check=False).returncode:
+        while subprocess.run(
+            [
+                require_tool("snmpget"),
+                *ready,
+                "-t",
+                "0.5",
+                "-r",
+                "0",
+                "-On",
+                f"127.0.0.1:{self.port}",
+                SYS_UPTIME,
+            ],
+            capture_output=True,
+            env={**os.environ, "MIBS": ""},
+            check=False,
+        ).returncode:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 self.close()
                 pytest.fail(f"snmpd on udp/{self.port} did not start: {self.log.read_text()}")

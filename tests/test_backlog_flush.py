@@ -80,8 +80,10 @@ async def test_a_5000_message_backlog_flushes_without_delaying_any_poll(
     try:
         snapshot = state / "collector.json"
         deadline = time.monotonic() + 60
-        while not (snapshot.exists() and all(d["polls"] >= 8 for d in json.loads(snapshot.read_text())
-                                             ["devices"].values())):
+        while not (
+            snapshot.exists()
+            and all(d["polls"] >= 8 for d in json.loads(snapshot.read_text())["devices"].values())
+        ):
             assert time.monotonic() < deadline, "polling did not start"
             await asyncio.sleep(0.5)
         reconnect = time.time_ns()
@@ -99,14 +101,16 @@ async def test_a_5000_message_backlog_flushes_without_delaying_any_poll(
         await run.stop()
     rows = influxd_private.rows(BACKLOG_COUNT)
     assert rows[0]["count"] == BACKLOG
-    polled = influxd_private.rows(f'SELECT "quality" FROM env WHERE time >= {reconnect - 3 * S}'
-                                  ' AND device =~ /^th-/ GROUP BY device')
+    polled = influxd_private.rows(
+        f'SELECT "quality" FROM env WHERE time >= {reconnect - 3 * S} AND device =~ /^th-/ GROUP BY device'
+    )
     series: dict[str, list[tuple[int, str]]] = {}
     for row in polled:
         series.setdefault(row["device"], []).append((int(row["time"]), row["quality"]))
     assert len(series) == DEVICES
-    steady = influxd_private.rows(f'SELECT "quality" FROM env WHERE time < {reconnect - 3 * S}'
-                                  ' AND device =~ /^th-/ GROUP BY device')
+    steady = influxd_private.rows(
+        f'SELECT "quality" FROM env WHERE time < {reconnect - 3 * S} AND device =~ /^th-/ GROUP BY device'
+    )
     worst_steady = _worst_gap(steady)
     allowed = max(MAX_INTERVAL_S, worst_steady + STARVED_MARGIN_S)
     for device, points in series.items():

@@ -35,8 +35,12 @@ from testkit.services import Influxd, Mosquitto, TestPki, free_tcp_port, serve
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "deploy" / "mosquitto" / "roomguard.conf"
-ACCOUNTS = {"roomguard-collector": "pw-collector", "roomguard-ingest": "pw-ingest", "watcher": "pw-watcher",
-            "stranger": "pw-stranger"}
+ACCOUNTS = {
+    "roomguard-collector": "pw-collector",
+    "roomguard-ingest": "pw-ingest",
+    "watcher": "pw-watcher",
+    "stranger": "pw-stranger",
+}
 NOT_AUTHORIZED = 0x87
 
 
@@ -51,16 +55,24 @@ class ShippedMosquitto(Mosquitto):
         passwd.unlink(missing_ok=True)
         for i, (user, password) in enumerate(ACCOUNTS.items()):
             create = ["-c"] if i == 0 else []
-            subprocess.run(["mosquitto_passwd", *create, "-b", str(passwd), user, password], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["mosquitto_passwd", *create, "-b", str(passwd), user, password],
+                check=True,
+                capture_output=True,
+            )
         self.acl_path.write_text(acl)
         text = SHIPPED.read_text()
         text = text.replace("listener 1883 127.0.0.1", f"listener {self.port} 127.0.0.1")
         text = text.replace("listener 8883", f"listener {self.tls_port} 127.0.0.1")
-        for key, value in (("certfile", self.pki.server_cert), ("keyfile", self.pki.server_key),
-                           ("cafile", self.pki.ca_cert), ("password_file", passwd),
-                           ("acl_file", self.acl_path), ("persistence_location", f"{self.data_dir}/"),
-                           ("log_dest", "stdout")):
+        for key, value in (
+            ("certfile", self.pki.server_cert),
+            ("keyfile", self.pki.server_key),
+            ("cafile", self.pki.ca_cert),
+            ("password_file", passwd),
+            ("acl_file", self.acl_path),
+            ("persistence_location", f"{self.data_dir}/"),
+            ("log_dest", "stdout"),
+        ):
             text = re.sub(rf"(?m)^{key} .*$", f"{key} {value}", text)
         if os.geteuid() == 0:
             text += "user root\n"  # mosquitto.conf(5) `user`: stay root to read our 0600 files
@@ -98,9 +110,11 @@ class Client:
         self.got: list[tuple[str, int]] = []
         self.connect_rc: Any = None
         self.ready = threading.Event()
-        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                                  client_id=f"t-{user}-{uuid.uuid4().hex[:6]}",
-                                  protocol=MQTTProtocolVersion.MQTTv5)
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"t-{user}-{uuid.uuid4().hex[:6]}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
         self.client.username_pw_set(user, ACCOUNTS.get(user, "wrong"))
         port = broker.port
         if tls:

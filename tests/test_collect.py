@@ -32,7 +32,11 @@ PASSWORD_ENV = "ROOMGUARD_MQTT_PASSWORD"
 
 
 def _site_yaml(
-    tmp: Path, broker: Mosquitto, modbus_port: int, *, max_bytes: int | None = None,
+    tmp: Path,
+    broker: Mosquitto,
+    modbus_port: int,
+    *,
+    max_bytes: int | None = None,
     influx: Influxd | None = None,
 ) -> tuple[Path, str]:
     site_id = "t" + uuid.uuid4().hex[:8]  # own topics on the shared broker, no retained leftovers
@@ -75,8 +79,9 @@ class Sub:
         self.msgs: list[tuple[str, dict[str, Any], bool]] = []
         self.lock = threading.Lock()
         ready = threading.Event()
-        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                                  client_id=f"sub-{uuid.uuid4().hex[:8]}")
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex[:8]}"
+        )
         self.client.username_pw_set(broker.username, broker.password)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"roomguard/v1/{site_id}/#", qos=1)
         self.client.on_subscribe = lambda *a: ready.set()
@@ -131,8 +136,9 @@ def secret(monkeypatch: pytest.MonkeyPatch, mosquitto: Mosquitto) -> dict[str, s
 
 async def _start(site: SiteConfig, state: Path, cid: str = "c1") -> tuple[asyncio.Event, asyncio.Task[None]]:
     stop = asyncio.Event()
-    task = asyncio.create_task(run_collector(site, state, stop, collector_id=cid, metrics_interval_s=0.5,
-                                             snapshot_interval_s=0.3))
+    task = asyncio.create_task(
+        run_collector(site, state, stop, collector_id=cid, metrics_interval_s=0.5, snapshot_interval_s=0.3)
+    )
     return stop, task
 
 
@@ -167,16 +173,25 @@ async def test_readings_seq_status_and_self_metrics(
         metrics = await _until(lambda: sub.on("/r1/collector-c1/readings"), what="self-metrics")
         assert metrics[0]["device"]["class"] == "system"
         names = {m["name"]: m["value"] for m in metrics[0]["metrics"]}
-        assert {"outbox_depth", "outbox_bytes", "outbox_oldest_age_s", "outbox_dropped_total",
-                "outbox_dropped_bytes", "outbox_dropped_age", "broker_connected", "published",
-                "acked"} <= set(names)
+        assert {
+            "outbox_depth",
+            "outbox_bytes",
+            "outbox_oldest_age_s",
+            "outbox_dropped_total",
+            "outbox_dropped_bytes",
+            "outbox_dropped_age",
+            "broker_connected",
+            "published",
+            "acked",
+        } <= set(names)
         assert names["broker_connected"] is True
         assert names["outbox_dropped_total"] == 0
 
         # A silent device: its retained status goes offline with the failure as reason.
         room.set_silent(2, True)
-        off = await _until(lambda: [p for p in sub.on("/r1/th-2/status") if p["state"] == "offline"],
-                           what="device offline")
+        off = await _until(
+            lambda: [p for p in sub.on("/r1/th-2/status") if p["state"] == "offline"], what="device offline"
+        )
         assert off[0]["reason"]
         snap = json.loads((state / "collector.json").read_text())
         assert snap["devices"]["th-1"]["quality"] == "good"
@@ -185,8 +200,13 @@ async def test_readings_seq_status_and_self_metrics(
 
         stop.set()
         await asyncio.wait_for(task, 15)
-        last = await _until(lambda: sub.on("/_collector/c1/status")[-1]["state"] == "offline" and
-                            sub.on("/_collector/c1/status")[-1], what="collector offline")
+        last = await _until(
+            lambda: (
+                sub.on("/_collector/c1/status")[-1]["state"] == "offline"
+                and sub.on("/_collector/c1/status")[-1]
+            ),
+            what="collector offline",
+        )
         assert last["reason"] == "shutdown"
         before = max(_seqs(sub, "th-1"))
 
@@ -197,7 +217,7 @@ async def test_readings_seq_status_and_self_metrics(
         stop.set()
         await asyncio.wait_for(task, 15)
         seqs = _seqs(sub, "th-1")
-        assert seqs[n] == before + 1, (before, seqs[n - 2:n + 3])
+        assert seqs[n] == before + 1, (before, seqs[n - 2 : n + 3])
         assert sorted(set(seqs)) == list(range(max(seqs) + 1))
     finally:
         sub.close()
@@ -209,17 +229,34 @@ async def test_sigkill_leaves_the_last_will_offline(
     path, site_id = _site_yaml(tmp_path, mosquitto, room.port)
     sub = Sub(mosquitto, site_id)
     proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once; the loop keeps serving the devices
-        [sys.executable, "-m", "roomguard", "collect", str(path), "--state-dir", str(tmp_path / "s"),
-         "--collector-id", "k1"],
-        cwd=ROOT, env=secret, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "roomguard",
+            "collect",
+            str(path),
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--collector-id",
+            "k1",
+        ],
+        cwd=ROOT,
+        env=secret,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         await _until(lambda: sub.on("/_collector/k1/status"), 30, "collector online")
         await _until(lambda: len(_seqs(sub, "th-1")) >= 2, what="readings")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        will = await _until(lambda: sub.on("/_collector/k1/status")[-1]["state"] == "offline" and
-                            sub.on("/_collector/k1/status")[-1], what="last will")
+        will = await _until(
+            lambda: (
+                sub.on("/_collector/k1/status")[-1]["state"] == "offline"
+                and sub.on("/_collector/k1/status")[-1]
+            ),
+            what="last will",
+        )
         assert will["reason"] == WILL_REASON
     finally:
         if proc.poll() is None:
@@ -229,8 +266,11 @@ async def test_sigkill_leaves_the_last_will_offline(
 
 
 async def test_outbox_bound_drop_is_counted_logged_published_and_shown(
-    mosquitto_private: Mosquitto, room: ModbusSimServer, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    mosquitto_private: Mosquitto,
+    room: ModbusSimServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     broker = mosquitto_private
     monkeypatch.setenv(PASSWORD_ENV, broker.password)
@@ -257,8 +297,11 @@ async def test_outbox_bound_drop_is_counted_logged_published_and_shown(
         out = await asyncio.to_thread(
             subprocess.run,
             [sys.executable, "-m", "roomguard", "status", str(path), "--state-dir", str(state)],
-            cwd=ROOT, env={**os.environ, PASSWORD_ENV: broker.password},
-            capture_output=True, text=True, timeout=60,
+            cwd=ROOT,
+            env={**os.environ, PASSWORD_ENV: broker.password},
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert out.returncode == 0, out.stderr
         assert "DISCONNECTED" in out.stdout, out.stdout
@@ -270,6 +313,7 @@ async def test_outbox_bound_drop_is_counted_logged_published_and_shown(
         broker.start()
         sub = Sub(broker, site_id)
         try:
+
             def dropped_metric() -> bool:
                 for p in sub.on("/r1/collector-c1/readings"):
                     values = {m["name"]: m["value"] for m in p["metrics"]}
@@ -289,15 +333,37 @@ def test_status_says_not_running_for_a_stale_or_missing_snapshot(tmp_path: Path)
     assert "collector 收集器: not running 未執行" in format_status(tmp_path, "s1")
     now = datetime.now(UTC)
     old = (now - timedelta(seconds=60)).isoformat()
-    (tmp_path / "collector.json").write_text(json.dumps({
-        "written": old, "running": True, "collector_id": "c9", "devices": {
-            "ups-1": {"room": "mr1", "last_poll": old, "quality": "comm_error", "error": "timeout",
-                      "failures": 4}},
-        "outbox": {"depth": 3, "bytes": 900, "dropped_total": 0, "dropped_by_reason": {}},
-        "broker": {"connected": True, "host": "127.0.0.1", "port": 1883}}))
-    (tmp_path / "ingest.json").write_text(json.dumps({
-        "written": now.isoformat(), "broker_connected": True, "db_state": "down",
-        "db_error": "connection refused", "written_points": 12}))
+    (tmp_path / "collector.json").write_text(
+        json.dumps(
+            {
+                "written": old,
+                "running": True,
+                "collector_id": "c9",
+                "devices": {
+                    "ups-1": {
+                        "room": "mr1",
+                        "last_poll": old,
+                        "quality": "comm_error",
+                        "error": "timeout",
+                        "failures": 4,
+                    }
+                },
+                "outbox": {"depth": 3, "bytes": 900, "dropped_total": 0, "dropped_by_reason": {}},
+                "broker": {"connected": True, "host": "127.0.0.1", "port": 1883},
+            }
+        )
+    )
+    (tmp_path / "ingest.json").write_text(
+        json.dumps(
+            {
+                "written": now.isoformat(),
+                "broker_connected": True,
+                "db_state": "down",
+                "db_error": "connection refused",
+                "written_points": 12,
+            }
+        )
+    )
     text = format_status(tmp_path, "s1", now)
     assert "not running 未執行 (last snapshot 60 s ago)" in text
     assert "comm_error" in text
@@ -312,9 +378,23 @@ async def test_run_writes_readings_into_influxd(
 ) -> None:
     path, site_id = _site_yaml(tmp_path, mosquitto, room.port, influx=influxd)
     proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once; the loop keeps serving the devices
-        [sys.executable, "-m", "roomguard", "run", str(path), "--state-dir", str(tmp_path / "s"),
-         "--seconds", "60", "--collector-id", "r1"],
-        cwd=ROOT, env=secret, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "roomguard",
+            "run",
+            str(path),
+            "--state-dir",
+            str(tmp_path / "s"),
+            "--seconds",
+            "60",
+            "--collector-id",
+            "r1",
+        ],
+        cwd=ROOT,
+        env=secret,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
     def rows(measurement: str) -> list[dict[str, Any]]:

@@ -148,7 +148,9 @@ def test_a_secret_variable_used_twice_is_reported_once(
     site = tmp_path / "site.yaml"
     devices = "".join(
         f"  - {{id: ups-{i}, name: U{i}, room: r1, profile: rfc1628-ups,"
-        f" snmp: {{host: 127.0.0.1, community: {{env: ROOMGUARD_TEST_SHARED}}}}}}\n" for i in (1, 2, 3))
+        f" snmp: {{host: 127.0.0.1, community: {{env: ROOMGUARD_TEST_SHARED}}}}}}\n"
+        for i in (1, 2, 3)
+    )
     site.write_text("site: {id: s, name: S}\nrooms: [{id: r1, name: R}]\ndevices:\n" + devices)
     code, text = check_config_command(site, NAMES, info, resolve_secrets=True)
     assert code == 2
@@ -157,8 +159,14 @@ def test_a_secret_variable_used_twice_is_reported_once(
     assert "also used by devices[1].snmp.community, devices[2].snmp.community" in text
     # `poll` (and every command that connects) says the same in one line and exits 2: no traceback.
     env = {k: v for k, v in os.environ.items() if k != "ROOMGUARD_TEST_SHARED"}
-    out = subprocess.run([sys.executable, "-m", "roomguard", "poll", str(site), "--once"], cwd=REPO,
-                         env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "roomguard", "poll", str(site), "--once"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[0].startswith(f"{site}:4:"), out.stderr
@@ -288,7 +296,11 @@ def test_cli_main_exit_code_end_to_end() -> None:
     case = BAD / "bad_enum.yaml"
     proc = subprocess.run(
         [sys.executable, "-c", "from siteconfig.check import main; main()", str(case)],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 2
     expected = f"{case}:13:16: devices[0].snmp.version: not a valid choice (got 'v4'; valid choices: v2c, v3)"
@@ -352,8 +364,13 @@ def test_yamlload_missing_file_and_non_mapping(tmp_path: Path) -> None:
 
 def test_device_model_is_usable_directly() -> None:
     dev = DeviceConfig.model_validate(
-        {"id": "ups-1", "name": "UPS", "room": "mr1", "profile": "rfc1628-ups",
-         "snmp": {"host": "10.0.0.5", "community": {"env": "X"}}},
+        {
+            "id": "ups-1",
+            "name": "UPS",
+            "room": "mr1",
+            "profile": "rfc1628-ups",
+            "snmp": {"host": "10.0.0.5", "community": {"env": "X"}},
+        },
         context={"profile_names": NAMES, "profile_info": info},
     )
     assert (dev.protocol, dev.transport_kind) == ("snmp", "snmp")

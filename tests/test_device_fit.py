@@ -30,9 +30,11 @@ GOOD, UNAV = Quality.GOOD, Quality.UNAVAILABLE
 
 
 def _metrics(good: int, missing: int, ident: int = 0) -> list[Metric]:
-    return ([Metric(f"m{i}", 1.0) for i in range(good)]
-            + [Metric(f"x{i}", None, UNAV) for i in range(missing)]
-            + [Metric(f"ident_{i}", "ACME") for i in range(ident)])
+    return (
+        [Metric(f"m{i}", 1.0) for i in range(good)]
+        + [Metric(f"x{i}", None, UNAV) for i in range(missing)]
+        + [Metric(f"ident_{i}", "ACME") for i in range(ident)]
+    )
 
 
 def test_device_quality_rule() -> None:
@@ -64,8 +66,11 @@ async def modbus_misfit() -> AsyncIterator[int]:
 @pytest.fixture
 def snmpd_without_ups_mib(tmp_path: Path) -> Iterator[int]:
     """net-snmp snmpd answering its own system MIB only: none of UPS-MIB's objects."""
-    agent = Snmpd(tmp_path / "snmpd", ["rocommunity fit-ro 127.0.0.1", "sysDescr bare agent"],
-                  ready=["-v2c", "-c", "fit-ro"])
+    agent = Snmpd(
+        tmp_path / "snmpd",
+        ["rocommunity fit-ro 127.0.0.1", "sysDescr bare agent"],
+        ready=["-v2c", "-c", "fit-ro"],
+    )
     yield agent.port
     agent.close()
 
@@ -92,7 +97,10 @@ outbox: {{release: broker}}
 
 @pytest.mark.integration
 async def test_misfit_devices_are_not_good_in_poll_status_and_status_topic(
-    modbus_misfit: int, snmpd_without_ups_mib: int, mosquitto: Mosquitto, tmp_path: Path,
+    modbus_misfit: int,
+    snmpd_without_ups_mib: int,
+    mosquitto: Mosquitto,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Before: an ILLEGAL ADDRESS to every request and a UPS agent without UPS-MIB were `OK` in `poll`,
@@ -102,28 +110,42 @@ async def test_misfit_devices_are_not_good_in_poll_status_and_status_topic(
     path, site_id = _site(tmp_path, modbus_misfit, snmpd_without_ups_mib, mosquitto)
 
     cmd = [sys.executable, "-m", "roomguard", "poll", str(path), "--once"]
-    out = await asyncio.to_thread(subprocess.run, cmd, cwd=ROOT, env=dict(os.environ), capture_output=True,
-                                  text=True, timeout=120)
+    out = await asyncio.to_thread(
+        subprocess.run, cmd, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     headers = {line.split()[0]: line for line in out.stdout.splitlines() if " [" in line}
     assert headers["th-1"].endswith(" OK"), out.stdout
     for device in ("ups-modbus", "ups-snmp"):
         assert "UNAVAILABLE no data:" in headers[device], out.stdout
         assert "wrong profile" in headers[device]
-    assert "1/3 devices good; answering without most data (wrong profile?): ups-modbus (unavailable), " \
-           "ups-snmp (unavailable)" in out.stdout
+    assert (
+        "1/3 devices good; answering without most data (wrong profile?): ups-modbus (unavailable), "
+        "ups-snmp (unavailable)" in out.stdout
+    )
 
     sub = Sub(mosquitto, site_id)
     state = tmp_path / "state"
     stop = asyncio.Event()
-    task = asyncio.create_task(run_collector(load_site(path), state, stop, collector_id="c1",
-                                             metrics_interval_s=5, snapshot_interval_s=0.3))
+    task = asyncio.create_task(
+        run_collector(
+            load_site(path), state, stop, collector_id="c1", metrics_interval_s=5, snapshot_interval_s=0.3
+        )
+    )
     try:
-        await _until(lambda: sub.on("/r1/ups-snmp/status") and sub.on("/r1/ups-modbus/status")
-                     and sub.on("/r1/th-1/status"), what="status of every device")
+        await _until(
+            lambda: (
+                sub.on("/r1/ups-snmp/status")
+                and sub.on("/r1/ups-modbus/status")
+                and sub.on("/r1/th-1/status")
+            ),
+            what="status of every device",
+        )
         snapshot = state / "collector.json"
-        await _until(lambda: snapshot.exists()
-                     and json.loads(snapshot.read_text())["devices"]["ups-snmp"]["quality"], what="snapshot")
+        await _until(
+            lambda: snapshot.exists() and json.loads(snapshot.read_text())["devices"]["ups-snmp"]["quality"],
+            what="snapshot",
+        )
         await asyncio.sleep(1.0)
     finally:
         stop.set()

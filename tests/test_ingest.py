@@ -37,13 +37,19 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 def _site(broker: Mosquitto, influx: dict[str, Any], site_id: str = "t1") -> SiteConfig:
     os.environ[PASSWORD_ENV] = broker.password
-    return SiteConfig.model_validate({
-        "site": {"id": site_id, "name": "test"},
-        "rooms": [{"id": "r1", "name": "room"}],
-        "mqtt": {"host": broker.host, "port": broker.port, "username": broker.username,
-                 "password": {"env": PASSWORD_ENV}},
-        "influxdb": influx,
-    })
+    return SiteConfig.model_validate(
+        {
+            "site": {"id": site_id, "name": "test"},
+            "rooms": [{"id": "r1", "name": "room"}],
+            "mqtt": {
+                "host": broker.host,
+                "port": broker.port,
+                "username": broker.username,
+                "password": {"env": PASSWORD_ENV},
+            },
+            "influxdb": influx,
+        }
+    )
 
 
 def _poll(site: str, device: str, i: int, value: Any = None) -> PollResult:
@@ -56,9 +62,11 @@ class Publisher:
     """A plain paho QoS 1 publisher of readings, as the collector would send them."""
 
     def __init__(self, broker: Mosquitto) -> None:
-        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                                  client_id=f"test-pub-{time.monotonic_ns()}",
-                                  protocol=MQTTProtocolVersion.MQTTv5)
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"test-pub-{time.monotonic_ns()}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
         self.client.username_pw_set(broker.username, broker.password)
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
@@ -67,9 +75,13 @@ class Publisher:
         self.client.publish(topic, payload, qos=1).wait_for_publish(10)
 
     def polls(self, site: str, devices: list[str], seqs: range, value: Any = None) -> None:
-        infos = [self.client.publish(topic_readings("roomguard/v1", site, "r1", d),
-                                     encode_poll(_poll(site, d, i, value), i), qos=1)
-                 for i in seqs for d in devices]
+        infos = [
+            self.client.publish(
+                topic_readings("roomguard/v1", site, "r1", d), encode_poll(_poll(site, d, i, value), i), qos=1
+            )
+            for i in seqs
+            for d in devices
+        ]
         for info in infos:
             info.wait_for_publish(10)
 
@@ -79,10 +91,12 @@ class Publisher:
 
 
 @contextlib.asynccontextmanager
-async def _bridge(broker: Mosquitto, writer: InfluxWriter, tmp: Path, client: str = "t-ingest",
-                  **kw: Any) -> AsyncIterator[IngestBridge]:
-    settings = IngestSettings(batch_delay_s=0.2, backoff_first_s=0.2, backoff_cap_s=2.0, session_expiry_s=120,
-                              **kw)
+async def _bridge(
+    broker: Mosquitto, writer: InfluxWriter, tmp: Path, client: str = "t-ingest", **kw: Any
+) -> AsyncIterator[IngestBridge]:
+    settings = IngestSettings(
+        batch_delay_s=0.2, backoff_first_s=0.2, backoff_cap_s=2.0, session_expiry_s=120, **kw
+    )
     brk = ingest_broker_settings(_site(broker, {"url": "http://127.0.0.1:1", "api": "v1", "database": "x"}))
     brk = type(brk)(brk.host, brk.port, client, brk.username, brk.password)
     bridge = IngestBridge(brk, writer, settings, tmp / "dead-letter.jsonl")
@@ -124,8 +138,8 @@ async def test_end_to_end_v1_influxd(mosquitto: Mosquitto, influxd: Influxd, tmp
         await asyncio.sleep(0.3)
         devices = ["env-1", "env-2", "env-3"]
         pub.polls("e2e1", devices, range(20))
-        await _until(lambda: len(influxd.rows('SELECT temp_c FROM env', "ingest_e2e")) == 60, 20)
-        rows = influxd.rows('SELECT * FROM env WHERE device = \'env-2\' ORDER BY time', "ingest_e2e")
+        await _until(lambda: len(influxd.rows("SELECT temp_c FROM env", "ingest_e2e")) == 60, 20)
+        rows = influxd.rows("SELECT * FROM env WHERE device = 'env-2' ORDER BY time", "ingest_e2e")
         first = rows[0]
         assert first["time"] == int(T0.timestamp()) * 10**9
         tags = (first["site"], first["room"], first["model"], first["rack"])
@@ -264,9 +278,12 @@ asyncio.run(run_ingest(site, Path(sys.argv[2]), asyncio.Event()))
 
 
 def _spawn(site: SiteConfig, state: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", _CHILD, site.model_dump_json(), str(state)],
-                            cwd=Path(__file__).parent.parent, stdout=subprocess.DEVNULL,
-                            stderr=(state / "child.log").open("ab"))
+    return subprocess.Popen(
+        [sys.executable, "-c", _CHILD, site.model_dump_json(), str(state)],
+        cwd=Path(__file__).parent.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=(state / "child.log").open("ab"),
+    )
 
 
 def _snapshot(state: Path) -> dict[str, Any]:
@@ -279,8 +296,9 @@ def _snapshot(state: Path) -> dict[str, Any]:
 async def test_ingest_sigkill_mid_stream_loses_nothing(
     mosquitto: Mosquitto, influxd_private: Influxd, tmp_path: Path
 ) -> None:
-    site = _site(mosquitto, {"url": influxd_private.url, "api": "v1", "database": influxd_private.database},
-                 "kill")
+    site = _site(
+        mosquitto, {"url": influxd_private.url, "api": "v1", "database": influxd_private.database}, "kill"
+    )
     devices = [f"k-{n}" for n in range(10)]
     pub = Publisher(mosquitto)
     child = _spawn(site, tmp_path)
@@ -313,10 +331,20 @@ async def test_shared_subscription_splits_the_load(
     pub = Publisher(mosquitto)
     try:
         async with (
-            _bridge(mosquitto, InfluxV1Writer(influxd.url, "ingest_shared"), tmp_path / "a",
-                    client="t-ingest-sh-0", shared_group="rg-test") as a,
-            _bridge(mosquitto, InfluxV1Writer(influxd.url, "ingest_shared"), tmp_path / "b",
-                    client="t-ingest-sh-1", shared_group="rg-test") as b,
+            _bridge(
+                mosquitto,
+                InfluxV1Writer(influxd.url, "ingest_shared"),
+                tmp_path / "a",
+                client="t-ingest-sh-0",
+                shared_group="rg-test",
+            ) as a,
+            _bridge(
+                mosquitto,
+                InfluxV1Writer(influxd.url, "ingest_shared"),
+                tmp_path / "b",
+                client="t-ingest-sh-1",
+                shared_group="rg-test",
+            ) as b,
         ):
             pub.polls("shared", devices, range(100))
             await _until(lambda: a.stats.written_points + b.stats.written_points >= 400, 30)

@@ -136,9 +136,18 @@ def test_any_device_field_replaced_never_raises(part: str, value: Any) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(metrics=st.lists(st.fixed_dictionaries({"name": st.text(max_size=30), "value": json_values,
-                                               "quality": st.sampled_from(["good", "unavailable", "x"])}),
-                        max_size=8))
+@given(
+    metrics=st.lists(
+        st.fixed_dictionaries(
+            {
+                "name": st.text(max_size=30),
+                "value": json_values,
+                "quality": st.sampled_from(["good", "unavailable", "x"]),
+            }
+        ),
+        max_size=8,
+    )
+)
 def test_any_metrics_never_raise(metrics: list[dict[str, Any]]) -> None:
     doc = json.loads(_payload())
     doc["metrics"] = metrics

@@ -31,8 +31,12 @@ def _hostile(site: str) -> list[tuple[str, bytes]]:
     good = encode_poll(_poll(site, "env-1", 0), 0).decode()
     overflow = good.replace('"duration_s":0.0', '"duration_s":1' + "0" * 400)
     assert overflow != good
-    future = encode_poll(_poll(site, "env-1", 0).__class__(
-        _poll(site, "env-1", 0).ref, datetime(2200, 1, 1, tzinfo=UTC), _poll(site, "env-1", 0).metrics), 99)
+    future = encode_poll(
+        _poll(site, "env-1", 0).__class__(
+            _poll(site, "env-1", 0).ref, datetime(2200, 1, 1, tzinfo=UTC), _poll(site, "env-1", 0).metrics
+        ),
+        99,
+    )
     intruder = encode_poll(_poll(site, "intruder", 1), 1)
     return [
         (topic, overflow.encode()),
@@ -50,12 +54,21 @@ async def test_hostile_messages_are_dead_lettered_and_ingest_goes_on(
     stopped ingest on every restart. Now every such message is dead-lettered with its reason and acked."""
     influxd.create_database("hostile")
     site = _site(mosquitto, {"url": influxd.url, "api": "v1", "database": "hostile"}, "hostile")
-    site = SiteConfig.model_validate({
-        **site.model_dump(mode="json", exclude_none=True),
-        "devices": [{"id": "env-1", "name": "sensor", "room": "r1", "profile": "sht20-xy-md02",
-                     "modbus": {"host": "127.0.0.1", "port": 1502, "unit_id": 1}}],
-        "ingest": {"known_devices_only": True},
-    })
+    site = SiteConfig.model_validate(
+        {
+            **site.model_dump(mode="json", exclude_none=True),
+            "devices": [
+                {
+                    "id": "env-1",
+                    "name": "sensor",
+                    "room": "r1",
+                    "profile": "sht20-xy-md02",
+                    "modbus": {"host": "127.0.0.1", "port": 1502, "unit_id": 1},
+                }
+            ],
+            "ingest": {"known_devices_only": True},
+        }
+    )
     state = tmp_path / "state"
     pub = Publisher(mosquitto)
     for attempt in range(2):  # the second start proves nothing hostile was left unacked at the broker
@@ -82,8 +95,13 @@ async def test_hostile_messages_are_dead_lettered_and_ingest_goes_on(
     assert snap["written_points"] == 5  # persisted across the restart
     records = [json.loads(line) for line in (state / "dead-letter.jsonl").read_text().splitlines()]
     reasons = " | ".join(r["reason"] for r in records)
-    for expected in ("out of float range", "not UTF-8 JSON", "ingest.max_future_s", "not in the site file",
-                     "missing field"):
+    for expected in (
+        "out of float range",
+        "not UTF-8 JSON",
+        "ingest.max_future_s",
+        "not in the site file",
+        "missing field",
+    ):
         assert expected in reasons, reasons
     assert all(r["payload_sha256"] and r["topic"] for r in records)
     assert len(influxd.rows("SELECT temp_c FROM env", "hostile")) == 5
@@ -102,10 +120,15 @@ async def _bridge(
 ) -> AsyncIterator[IngestBridge]:
     site = _site(broker, {"url": influxd.url, "api": "v1", "database": database}, "persist")
     state = SeqStateFile(tmp / "ingest.db")
-    bridge = IngestBridge(ingest_broker_settings(site), InfluxV1Writer(influxd.url, database),
-                          IngestSettings(batch_delay_s=0.2, session_expiry_s=120,
-                                         admission=AdmissionRules(max_past_s=7 * 86400)),
-                          tmp / "dead-letter.jsonl", state)
+    bridge = IngestBridge(
+        ingest_broker_settings(site),
+        InfluxV1Writer(influxd.url, database),
+        IngestSettings(
+            batch_delay_s=0.2, session_expiry_s=120, admission=AdmissionRules(max_past_s=7 * 86400)
+        ),
+        tmp / "dead-letter.jsonl",
+        state,
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(bridge.run(stop))
     await _until(lambda: bridge.stats.broker_connected, 10)

@@ -65,7 +65,7 @@ def parse_line(line: str) -> tuple[str, dict[str, str], dict[str, object], int]:
         assert key not in list(fields)[:-1]
         sep = line[i]
         assert sep in ", "
-    ts_text = line[i + 1:]
+    ts_text = line[i + 1 :]
     assert ts_text.lstrip("-").isdigit()
     return measurement, tags, fields, int(ts_text)
 
@@ -80,8 +80,14 @@ def _poll(ref: DeviceRef = REF, **kw: object) -> PollResult:
 
 
 def test_good_poll_exact() -> None:
-    poll = _poll(metrics=(Metric("battery_charge_pct", 97.5), Metric("runtime_s", 5400),
-                          Metric("on_battery", False), Metric("output_source", "normal")))
+    poll = _poll(
+        metrics=(
+            Metric("battery_charge_pct", 97.5),
+            Metric("runtime_s", 5400),
+            Metric("on_battery", False),
+            Metric("output_source", "normal"),
+        )
+    )
     assert poll_to_line(poll) == (
         "ups,device=ups-1,model=eaton-93e,rack=R01,room=rm1,site=tpe1,zone=z1 "
         'battery_charge_pct=97.5,runtime_s=5400.0,on_battery=false,output_source="normal",quality="good" '
@@ -92,8 +98,9 @@ def test_good_poll_exact() -> None:
 def test_escaping_and_unicode() -> None:
     tags = {"rack": "R 01", "zone": "", "z\\": "a\nb"}
     ref = DeviceRef("台北 1", "機房,A", "ups=1", DeviceClass.ENV, "m", tags)
-    poll = _poll(ref, metrics=(Metric("temp c", 21.0), Metric("note", 'say "hi" \\ ok\nbye'),
-                               Metric("a,b=c", True)))
+    poll = _poll(
+        ref, metrics=(Metric("temp c", 21.0), Metric("note", 'say "hi" \\ ok\nbye'), Metric("a,b=c", True))
+    )
     assert poll_to_line(poll) == (
         "env,device=ups\\=1,model=m,rack=R\\ 01,room=機房\\,A,site=台北\\ 1,z/=a\\ b "
         'temp\\ c=21.0,note="say \\"hi\\" \\\\ ok bye",a\\,b\\=c=true,quality="good" '
@@ -111,9 +118,15 @@ def test_fixed_tags_win_over_device_tags() -> None:
 
 
 def test_bad_metrics_become_quality_fields() -> None:
-    poll = _poll(metrics=(Metric("temp_c", 22.25), Metric("rh_pct", None, Quality.UNAVAILABLE),
-                          Metric("dew_point_c", float("nan")), Metric("big", 10**400),
-                          Metric("empty", None)))
+    poll = _poll(
+        metrics=(
+            Metric("temp_c", 22.25),
+            Metric("rh_pct", None, Quality.UNAVAILABLE),
+            Metric("dew_point_c", float("nan")),
+            Metric("big", 10**400),
+            Metric("empty", None),
+        )
+    )
     assert poll_to_line(poll).split(" ")[1] == (
         'temp_c=22.25,rh_pct_quality="unavailable",dew_point_c_quality="decode_error",'
         'big_quality="decode_error",empty_quality="unavailable",quality="good"'
@@ -121,8 +134,11 @@ def test_bad_metrics_become_quality_fields() -> None:
 
 
 def test_failed_poll_still_writes_a_line() -> None:
-    poll = _poll(metrics=(Metric("temp_c", None, Quality.COMM_ERROR),), quality=Quality.COMM_ERROR,
-                 error='timeout after 2.0 s "10.0.0.5"')
+    poll = _poll(
+        metrics=(Metric("temp_c", None, Quality.COMM_ERROR),),
+        quality=Quality.COMM_ERROR,
+        error='timeout after 2.0 s "10.0.0.5"',
+    )
     assert poll_to_line(poll) == (
         "ups,device=ups-1,model=eaton-93e,rack=R01,room=rm1,site=tpe1,zone=z1 "
         'temp_c_quality="comm_error",quality="comm_error",error="timeout after 2.0 s \\"10.0.0.5\\"" '
@@ -142,7 +158,11 @@ def test_numbers_are_always_floats() -> None:
     """The typing rule: an int and a float of the same field must not produce a type conflict."""
     lines = [poll_to_line(_poll(metrics=(Metric("runtime_s", v),))) for v in (5400, 5400.0, 2**53 + 1, -0)]
     assert [line.split(" ")[1].split(",")[0] for line in lines] == [
-        "runtime_s=5400.0", "runtime_s=5400.0", "runtime_s=9007199254740992.0", "runtime_s=0.0"]
+        "runtime_s=5400.0",
+        "runtime_s=5400.0",
+        "runtime_s=9007199254740992.0",
+        "runtime_s=0.0",
+    ]
 
 
 def test_timestamps_exact_nanoseconds() -> None:
@@ -172,17 +192,35 @@ def test_series_cache_is_bounded_and_by_content() -> None:
 _ident = st.text(st.characters(exclude_characters="\\\n\r\t", exclude_categories=["Cs"]), min_size=1)
 _RESERVED = {"quality", "error"}
 _names = _ident.filter(lambda n: n not in _RESERVED and not n.endswith("_quality"))
-_values = (st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80)
-           | st.floats() | st.text(st.characters(exclude_characters="\n\r", exclude_categories=["Cs"])))
-_metrics = st.lists(st.builds(Metric, name=_names, value=_values, quality=st.sampled_from(Quality)),
-                    unique_by=lambda m: m.name, max_size=8)
-_refs = st.builds(DeviceRef, site=_ident, room=_ident, device=_ident,
-                  device_class=st.sampled_from(DeviceClass), model=_ident,
-                  tags=st.dictionaries(_ident, _ident | st.just(""), max_size=4))
-_polls = st.builds(PollResult, ref=_refs,
-                   ts=st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1),
-                                   timezones=st.just(UTC)),
-                   metrics=_metrics.map(tuple), error=st.none() | _ident, quality=st.sampled_from(Quality))
+_values = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats()
+    | st.text(st.characters(exclude_characters="\n\r", exclude_categories=["Cs"]))
+)
+_metrics = st.lists(
+    st.builds(Metric, name=_names, value=_values, quality=st.sampled_from(Quality)),
+    unique_by=lambda m: m.name,
+    max_size=8,
+)
+_refs = st.builds(
+    DeviceRef,
+    site=_ident,
+    room=_ident,
+    device=_ident,
+    device_class=st.sampled_from(DeviceClass),
+    model=_ident,
+    tags=st.dictionaries(_ident, _ident | st.just(""), max_size=4),
+)
+_polls = st.builds(
+    PollResult,
+    ref=_refs,
+    ts=st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)),
+    metrics=_metrics.map(tuple),
+    error=st.none() | _ident,
+    quality=st.sampled_from(Quality),
+)
 
 
 def _as_written(text: str) -> str:

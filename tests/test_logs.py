@@ -28,12 +28,22 @@ async def test_a_silent_modbus_device_logs_one_warning_and_no_hex_dumps(tmp_path
     site.write_text(
         "site: {id: s, name: S}\nrooms: [{id: r1, name: R}]\n"
         "defaults: {poll_interval_s: 0.5, timeout_s: 0.3, retries: 0, backoff_max_s: 0.5}\ndevices:\n"
-        + "".join(f"  - {{id: th-{u}, name: T, room: r1, profile: sht20-xy-md02,"
-                  f" modbus: {{host: 127.0.0.1, port: {server.port}, unit_id: {u}}}}}\n" for u in (1, 2)))
+        + "".join(
+            f"  - {{id: th-{u}, name: T, room: r1, profile: sht20-xy-md02,"
+            f" modbus: {{host: 127.0.0.1, port: {server.port}, unit_id: {u}}}}}\n"
+            for u in (1, 2)
+        )
+    )
     try:
         out = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "roomguard", "poll", str(site), "--seconds", "5"],
-            cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=60)
+            subprocess.run,
+            [sys.executable, "-m", "roomguard", "poll", str(site), "--seconds", "5"],
+            cwd=ROOT,
+            env=dict(os.environ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         await server.stop()
     assert out.returncode == 0, out.stderr

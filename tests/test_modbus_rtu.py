@@ -51,8 +51,11 @@ async def serial_pair(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
     assert shutil.which("socat"), "socat is required (installed by scripts/bootstrap.sh)"
     a, b = tmp_path / "bus-a", tmp_path / "bus-b"
     proc = await asyncio.create_subprocess_exec(
-        "socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}",
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        "socat",
+        f"pty,raw,echo=0,link={a}",
+        f"pty,raw,echo=0,link={b}",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     for _ in range(50):
         if a.exists() and b.exists():
@@ -67,7 +70,9 @@ async def serial_pair(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
 async def test_two_units_on_one_bus_polled_concurrently(serial_pair: tuple[str, str]) -> None:
     server_side, client_side = serial_pair
     server = ModbusSerialServer(
-        [_sht20(1, 215, 456), _sht20(2, -35, 801), _silent(3)], port=server_side, baudrate=BAUD,
+        [_sht20(1, 215, 456), _sht20(2, -35, 801), _silent(3)],
+        port=server_side,
+        baudrate=BAUD,
         ignore_missing_devices=True,
     )
     await server.serve_forever(background=True)

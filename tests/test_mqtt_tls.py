@@ -43,21 +43,35 @@ def _pki(broker: Mosquitto) -> TestPki:
     return broker.pki
 
 
-def _tls_site(broker: Mosquitto, protocol: str = "auto", *, client_cert: bool = True,
-              ca: Path | None = None, system_ca: bool = False,
-              influx: dict[str, Any] | None = None) -> SiteConfig:
+def _tls_site(
+    broker: Mosquitto,
+    protocol: str = "auto",
+    *,
+    client_cert: bool = True,
+    ca: Path | None = None,
+    system_ca: bool = False,
+    influx: dict[str, Any] | None = None,
+) -> SiteConfig:
     pki = _pki(broker)
     os.environ[PASSWORD_ENV] = broker.password
     tls: dict[str, Any] = {} if system_ca else {"ca_file": str(ca or pki.ca_cert)}
     if client_cert:
         tls |= {"cert_file": str(pki.client_cert), "key_file": str(pki.client_key)}
-    return SiteConfig.model_validate({
-        "site": {"id": "tls1", "name": "test"},
-        "rooms": [{"id": "r1", "name": "room"}],
-        "mqtt": {"host": broker.host, "port": broker.tls_port, "username": broker.username,
-                 "password": {"env": PASSWORD_ENV}, "tls": tls, "protocol": protocol},
-        "influxdb": influx or {"url": "http://127.0.0.1:1", "api": "v1", "database": "x"},
-    })
+    return SiteConfig.model_validate(
+        {
+            "site": {"id": "tls1", "name": "test"},
+            "rooms": [{"id": "r1", "name": "room"}],
+            "mqtt": {
+                "host": broker.host,
+                "port": broker.tls_port,
+                "username": broker.username,
+                "password": {"env": PASSWORD_ENV},
+                "tls": tls,
+                "protocol": protocol,
+            },
+            "influxdb": influx or {"url": "http://127.0.0.1:1", "api": "v1", "database": "x"},
+        }
+    )
 
 
 class TlsSubscriber:
@@ -168,8 +182,13 @@ def _publish_polls(settings: BrokerSettings, devices: list[str], seqs: range) ->
     client.connect(settings.host, settings.port)
     client.loop_start()
     try:
-        infos = [client.publish(topic_readings("roomguard/v1", "tls1", "r1", d),
-                                encode_poll(_poll("tls1", d, i), i), qos=1) for i in seqs for d in devices]
+        infos = [
+            client.publish(
+                topic_readings("roomguard/v1", "tls1", "r1", d), encode_poll(_poll("tls1", d, i), i), qos=1
+            )
+            for i in seqs
+            for d in devices
+        ]
         for info in infos:
             info.wait_for_publish(10)
     finally:
@@ -286,8 +305,15 @@ async def test_publisher_falls_back_when_the_broker_closes_after_connect(
         await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
 
     server = await asyncio.start_server(relay, sock=listener)
-    settings = BrokerSettings(mosquitto.host, port, "fallback-pub", mosquitto.username, mosquitto.password,
-                              protocol="5", protocol_fallback=True)
+    settings = BrokerSettings(
+        mosquitto.host,
+        port,
+        "fallback-pub",
+        mosquitto.username,
+        mosquitto.password,
+        protocol="5",
+        protocol_fallback=True,
+    )
     try:
         async with _publisher(settings, tmp_path, 20) as (pub, outbox):
             await _until(lambda: outbox.depth()[0] == 0, 20)

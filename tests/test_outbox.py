@@ -301,8 +301,10 @@ class OutboxModel(RuleBasedStateMachine):
             self.model.pop(0)
             self.dropped += 1
 
-    @rule(sizes=st.lists(st.integers(0, 60), min_size=1, max_size=3),
-          streams=st.lists(st.sampled_from([None, "a", "b"]), min_size=3, max_size=3))
+    @rule(
+        sizes=st.lists(st.integers(0, 60), min_size=1, max_size=3),
+        streams=st.lists(st.sampled_from([None, "a", "b"]), min_size=3, max_size=3),
+    )
     def put(self, sizes: list[int], streams: list[str | None]) -> None:
         self._enforce(sum(sizes) + len(sizes))
         pending = []
@@ -316,8 +318,10 @@ class OutboxModel(RuleBasedStateMachine):
         assert got[0] > self.last_id
         assert got == list(range(got[0], got[0] + len(sizes)))
         self.last_id = got[-1]
-        self.model += [_Row(i, len(p.payload) + 1, self.clock.t, p.stream, p.seq)
-                       for i, p in zip(got, pending, strict=True)]
+        self.model += [
+            _Row(i, len(p.payload) + 1, self.clock.t, p.stream, p.seq)
+            for i, p in zip(got, pending, strict=True)
+        ]
 
     @precondition(lambda self: self.model)
     @rule(data=st.data())
@@ -333,8 +337,11 @@ class OutboxModel(RuleBasedStateMachine):
 
     @rule(stream=st.sampled_from(["a", "b"]), first=st.integers(0, 12), span=st.integers(0, 4))
     def confirm(self, stream: str, first: int, span: int) -> None:
-        hit = [m for m in self.model
-               if m.stream == stream and m.seq is not None and first <= m.seq <= first + span]
+        hit = [
+            m
+            for m in self.model
+            if m.stream == stream and m.seq is not None and first <= m.seq <= first + span
+        ]
         assert self.ob.confirm([(stream, first, first + span)]) == len(hit)
         self.model = [m for m in self.model if m not in hit]
 
@@ -445,8 +452,10 @@ def test_a_version_1_outbox_is_migrated_in_place_with_its_messages(tmp_path: Pat
         "CREATE TABLE stats (key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
         f"PRAGMA application_id={0x52474F42}; PRAGMA user_version=1;"
     )
-    db.execute("INSERT INTO messages (topic, payload, qos, retain, created, size)"
-               " VALUES ('t', x'01', 1, 0, ?, 2)", (time.time(),))
+    db.execute(
+        "INSERT INTO messages (topic, payload, qos, retain, created, size) VALUES ('t', x'01', 1, 0, ?, 2)",
+        (time.time(),),
+    )
     db.commit()
     db.close()
     with Outbox(path, BIG, 3600) as ob:

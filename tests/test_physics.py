@@ -7,15 +7,50 @@ from devices.reading import Value
 from devices.sim.physics import SCENARIOS, DeviceDecl, RoomModel, UnknownScenario
 
 CANONICAL = {
-    "ups": {"output_source", "on_battery", "battery_status", "battery_charge_pct", "runtime_s",
-            "seconds_on_battery_s", "battery_voltage_v", "battery_temp_c", "input_voltage_v", "input_freq_hz",
-            "output_voltage_v", "output_freq_hz", "output_load_pct", "test_result", "battery_replace"},
-    "genset": {"control_mode", "engine_state", "oil_pressure_kpa", "coolant_temp_c", "fuel_level_pct",
-               "battery_voltage_v", "engine_speed_rpm", "gen_freq_hz", "gen_l1n_voltage_v",
-               "gen_l2n_voltage_v", "gen_l3n_voltage_v", "gen_l1_current_a", "gen_power_w", "gen_load_pct",
-               "run_time_s", "starts_count"},
-    "crac": {"unit_state", "return_air_temp_c", "supply_air_temp_c", "return_rh_pct", "temp_setpoint_c",
-             "cooling_capacity_pct", "status"},
+    "ups": {
+        "output_source",
+        "on_battery",
+        "battery_status",
+        "battery_charge_pct",
+        "runtime_s",
+        "seconds_on_battery_s",
+        "battery_voltage_v",
+        "battery_temp_c",
+        "input_voltage_v",
+        "input_freq_hz",
+        "output_voltage_v",
+        "output_freq_hz",
+        "output_load_pct",
+        "test_result",
+        "battery_replace",
+    },
+    "genset": {
+        "control_mode",
+        "engine_state",
+        "oil_pressure_kpa",
+        "coolant_temp_c",
+        "fuel_level_pct",
+        "battery_voltage_v",
+        "engine_speed_rpm",
+        "gen_freq_hz",
+        "gen_l1n_voltage_v",
+        "gen_l2n_voltage_v",
+        "gen_l3n_voltage_v",
+        "gen_l1_current_a",
+        "gen_power_w",
+        "gen_load_pct",
+        "run_time_s",
+        "starts_count",
+    },
+    "crac": {
+        "unit_state",
+        "return_air_temp_c",
+        "supply_air_temp_c",
+        "return_rh_pct",
+        "temp_setpoint_c",
+        "cooling_capacity_pct",
+        "status",
+    },
     "env": {"temp_c", "rh_pct", "dew_point_c"},
     "door": {"door_open", "rex", "lock_engaged"},
     "contact": {"leak", "smoke"},
@@ -298,8 +333,16 @@ def test_unknown_scenario_and_wrong_device_are_clear_errors() -> None:
         m.trigger("door_forced", "door9")
     with pytest.raises(ValueError, match="whole room"):
         m.trigger("utility_outage", "ups1")
-    assert set(SCENARIOS) >= {"normal", "utility_outage", "crac_failure", "door_forced", "door_held_open",
-                              "sensor_fault", "device_silent", "generator_monthly_test"}
+    assert set(SCENARIOS) >= {
+        "normal",
+        "utility_outage",
+        "crac_failure",
+        "door_forced",
+        "door_held_open",
+        "sensor_fault",
+        "device_silent",
+        "generator_monthly_test",
+    }
 
 
 def test_clock_going_backwards_does_not_rewind_the_room() -> None:

@@ -52,8 +52,13 @@ class Status:
         self.site, self.state = site, state
 
     def text(self) -> str:
-        out = subprocess.run([sys.executable, "-m", "roomguard", "status", str(self.site), "--state-dir",
-                              str(self.state)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "roomguard", "status", str(self.site), "--state-dir", str(self.state)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, out.stderr
         return out.stdout
 
@@ -182,4 +187,3 @@ async def test_acceptance_everything_killed_in_turn_zero_holes_and_status_right(
     series = _series(influxd_private, t0)
     assert len(series) == DEVICES
     _assert_no_gaps(series, window_start, restarted + 5 * S, allow=(killed, restarted))
-

@@ -32,10 +32,15 @@ HANG_S = 60  # only a hang reaches this
 @pytest.fixture(scope="module")
 def snmpd_v3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """net-snmp snmpd with one authPriv user (SHA-256 / AES-128) serving the rfc1628-ups examples."""
-    agent = Snmpd(tmp_path_factory.mktemp("snmpd-v3"),
-                  [f"createUser {GOOD.user} SHA-256 {GOOD.auth_key} AES {GOOD.priv_key}",
-                   f"rouser {GOOD.user} priv", *profile_overrides("rfc1628-ups")],
-                  ready=v3_args(GOOD.user, GOOD.auth_key, GOOD.priv_key))
+    agent = Snmpd(
+        tmp_path_factory.mktemp("snmpd-v3"),
+        [
+            f"createUser {GOOD.user} SHA-256 {GOOD.auth_key} AES {GOOD.priv_key}",
+            f"rouser {GOOD.user} priv",
+            *profile_overrides("rfc1628-ups"),
+        ],
+        ready=v3_args(GOOD.user, GOOD.auth_key, GOOD.priv_key),
+    )
     yield agent.port
     agent.close()
 

@@ -13,9 +13,10 @@ __all__ = ["snmpsim_port"]
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize(("community", "model"), [("eaton-93e", "rfc1628-ups"),
-                                                   ("liebert-pex", "liebert-gp-crac"),
-                                                   ("geist-wd15", "geist-watchdog15")])
+@pytest.mark.parametrize(
+    ("community", "model"),
+    [("eaton-93e", "rfc1628-ups"), ("liebert-pex", "liebert-gp-crac"), ("geist-wd15", "geist-watchdog15")],
+)
 async def test_probe_names_the_profile(snmpsim_port: int, community: str, model: str) -> None:
     report = await probe_snmp(SnmpTarget("127.0.0.1", snmpsim_port, 3, 1, SnmpV2c(community)))
     assert report.error is None
@@ -28,8 +29,9 @@ async def test_probe_names_the_profile(snmpsim_port: int, community: str, model:
 
 
 async def test_probe_stops_at_limit(snmpsim_port: int) -> None:
-    report = await probe_snmp(SnmpTarget("127.0.0.1", snmpsim_port, 3, 1, SnmpV2c("liebert-pex")), limit=40,
-                              max_repetitions=10)
+    report = await probe_snmp(
+        SnmpTarget("127.0.0.1", snmpsim_port, 3, 1, SnmpV2c("liebert-pex")), limit=40, max_repetitions=10
+    )
     assert report.truncated
     assert 40 <= len(report.values) < 60
     assert "limit reached" in format_snmp_probe(report, [])
@@ -43,7 +45,8 @@ async def test_probe_timeout_is_reported() -> None:
 
 
 def test_match_needs_sys_object_id_and_required_oids() -> None:
-    report = SnmpProbeReport("t", sys_object_id="1.3.6.1.4.1.476.1.42",
-                             values={"1.3.6.1.4.1.476.1.42.2.1.1.0": "Liebert"})
+    report = SnmpProbeReport(
+        "t", sys_object_id="1.3.6.1.4.1.476.1.42", values={"1.3.6.1.4.1.476.1.42.2.1.1.0": "Liebert"}
+    )
     # An IntelliSlot UPS card has the same sysObjectID but no environmental group: no CRAC match.
     assert match_profiles(report, [snmp_profile("liebert-gp-crac")]) == []

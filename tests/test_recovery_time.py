@@ -52,8 +52,12 @@ async def test_broker_and_database_are_used_again_within_seconds_of_their_return
         assert await _seconds_until(lambda: not _snap(state, "collector")["broker"]["connected"]) < 30
         await asyncio.sleep(OUTAGE_S)
         mosquitto_private.start()
-        both = await _seconds_until(lambda: _snap(state, "collector")["broker"]["connected"]
-                                    and _snap(state, "ingest")["broker_connected"])
+        both = await _seconds_until(
+            lambda: (
+                _snap(state, "collector")["broker"]["connected"]
+                and _snap(state, "ingest")["broker_connected"]
+            )
+        )
         assert both <= BACK_WITHIN_S, f"collector and ingest reconnected {both:.1f} s after the broker"
 
         influxd_private.stop()

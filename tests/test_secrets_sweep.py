@@ -53,9 +53,15 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
 @pytest.fixture
 def snmpd_v3(tmp_path: Path) -> Iterator[int]:
     """net-snmp snmpd with a v2c community and a v3 user whose keys are NOT the site's markers."""
-    agent = Snmpd(tmp_path / "snmpd", ["rocommunity right-ro 127.0.0.1",
-                                       "createUser roomguard SHA-256 right-auth-pass AES right-priv-pass",
-                                       "rouser roomguard priv"], ready=["-v2c", "-c", "right-ro"])
+    agent = Snmpd(
+        tmp_path / "snmpd",
+        [
+            "rocommunity right-ro 127.0.0.1",
+            "createUser roomguard SHA-256 right-auth-pass AES right-priv-pass",
+            "rouser roomguard priv",
+        ],
+        ready=["-v2c", "-c", "right-ro"],
+    )
     yield agent.port
     agent.close()
 
@@ -100,8 +106,9 @@ class Witness:
         self.payloads: list[bytes] = []
         self.lock = threading.Lock()
         ready = threading.Event()
-        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                                  client_id=f"witness-{TAG}", clean_session=False)
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"witness-{TAG}", clean_session=False
+        )
         self.client.username_pw_set(broker.username, broker.password)
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe("#", qos=1)
         self.client.on_subscribe = lambda *a: ready.set()
@@ -137,10 +144,20 @@ def test_no_secret_reaches_logs_state_files_mqtt_or_the_database(
         time.sleep(4)
         broker.start()
         time.sleep(8)
-        status = subprocess.run([sys.executable, "-m", "roomguard", "status", str(site), "--state-dir",
-                                 str(state)], cwd=ROOT, env=env, capture_output=True, timeout=60)
-        check = subprocess.run([sys.executable, "-m", "roomguard", "check-config", str(site)], cwd=ROOT,
-                               env=env, capture_output=True, timeout=60)
+        status = subprocess.run(
+            [sys.executable, "-m", "roomguard", "status", str(site), "--state-dir", str(state)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+        check = subprocess.run(
+            [sys.executable, "-m", "roomguard", "check-config", str(site)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
     finally:
         proc.terminate()
         proc.wait(30)

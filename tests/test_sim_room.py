@@ -18,7 +18,6 @@ from tests.manual_clock import Clock
 pytestmark = pytest.mark.integration
 
 
-
 @pytest.fixture
 async def rig():
     registry = ProfileRegistry.builtin()

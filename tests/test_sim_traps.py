@@ -19,7 +19,6 @@ pytestmark = pytest.mark.integration
 UPS = "1.3.6.1.2.1.33.1"
 
 
-
 @pytest.fixture
 async def receiver() -> AsyncIterator[TrapReceiver]:
     """A real receiver on a free port accepting community `traps`."""
@@ -29,16 +28,28 @@ async def receiver() -> AsyncIterator[TrapReceiver]:
     await rx.stop()
 
 
-def make_room(rx: TrapReceiver, ports: Callable[[], int], community: str, clock: Clock,
-              target: tuple[str, int] | None = None) -> SimulatedRoom:
+def make_room(
+    rx: TrapReceiver,
+    ports: Callable[[], int],
+    community: str,
+    clock: Clock,
+    target: tuple[str, int] | None = None,
+) -> SimulatedRoom:
     """An SNMP UPS and an SNMP door on their own agents, plus a Modbus UPS (which has no traps)."""
     specs = [
         SimDeviceSpec("ups-1", "ups", "rfc1628-ups", "snmp", "127.0.0.1", ports(), community="ups1-ro"),
         SimDeviceSpec("door-1", "door", "netbotz-door", "snmp", "127.0.0.1", ports(), community="door1-ro"),
         SimDeviceSpec("ups-2", "ups", "apc-smartups-modbus", "modbus", "127.0.0.1", 0, unit_id=1),
     ]
-    return SimulatedRoom(specs, ProfileRegistry.builtin(), tick_s=0.05, seed=1, clock=clock,
-                         trap_target=target or ("127.0.0.1", rx.port), trap_community=community)
+    return SimulatedRoom(
+        specs,
+        ProfileRegistry.builtin(),
+        tick_s=0.05,
+        seed=1,
+        clock=clock,
+        trap_target=target or ("127.0.0.1", rx.port),
+        trap_community=community,
+    )
 
 
 async def next_event(rx: TrapReceiver, wait_s: float = 5) -> TrapEvent:
@@ -47,7 +58,8 @@ async def next_event(rx: TrapReceiver, wait_s: float = 5) -> TrapEvent:
 
 
 async def test_outage_and_door_traps_reach_the_receiver(
-        receiver: TrapReceiver, unused_udp_port_factory: Callable[[], int]) -> None:
+    receiver: TrapReceiver, unused_udp_port_factory: Callable[[], int]
+) -> None:
     clock = Clock(1_000_000.0)
     room = make_room(receiver, unused_udp_port_factory, "traps", clock)
     await room.start()
@@ -97,7 +109,8 @@ async def test_outage_and_door_traps_reach_the_receiver(
 
 
 async def test_wrong_community_is_not_accepted(
-        receiver: TrapReceiver, unused_udp_port_factory: Callable[[], int]) -> None:
+    receiver: TrapReceiver, unused_udp_port_factory: Callable[[], int]
+) -> None:
     room = make_room(receiver, unused_udp_port_factory, "guess", Clock(1_000_000.0))
     await room.start()
     try:
@@ -111,8 +124,8 @@ async def test_wrong_community_is_not_accepted(
 
 
 async def test_trap_failure_is_logged_once_and_ticks_go_on(
-        receiver: TrapReceiver, unused_udp_port_factory: Callable[[], int],
-        caplog: pytest.LogCaptureFixture) -> None:
+    receiver: TrapReceiver, unused_udp_port_factory: Callable[[], int], caplog: pytest.LogCaptureFixture
+) -> None:
     clock = Clock(1_000_000.0)
     # Agents not started: every trap send fails (network-level failures such as an unreachable receiver
     # never raise at all; asyncio hands them to the protocol's error_received).

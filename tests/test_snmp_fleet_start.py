@@ -33,8 +33,11 @@ HANG_S = 120
 @pytest.fixture
 def snmpd_ups(tmp_path: Path) -> Iterator[int]:
     """net-snmp snmpd serving the rfc1628-ups examples, one read community per device."""
-    agent = Snmpd(tmp_path / "snmpd", [*(f"rocommunity dev{i} 127.0.0.1" for i in range(FLEET)),
-                                       *profile_overrides("rfc1628-ups")], ready=["-v2c", "-c", "dev0"])
+    agent = Snmpd(
+        tmp_path / "snmpd",
+        [*(f"rocommunity dev{i} 127.0.0.1" for i in range(FLEET)), *profile_overrides("rfc1628-ups")],
+        ready=["-v2c", "-c", "dev0"],
+    )
     yield agent.port
     agent.close()
 

@@ -39,20 +39,26 @@ async def agent() -> AsyncIterator[SnmpSimAgent]:
 
 # ------------------------------------------------------------------------------- snmpsim, real walks
 
-@pytest.mark.parametrize(("community", "model", "case"), [
-    ("eaton-93e", "rfc1628-ups", "eaton-93e"),
-    ("liebert-pex", "liebert-gp-crac", "liebert-pex"),
-])
-async def test_reader_against_snmpsim_matches_golden(snmpsim_port: int, community: str, model: str,
-                                                     case: str) -> None:
+
+@pytest.mark.parametrize(
+    ("community", "model", "case"),
+    [
+        ("eaton-93e", "rfc1628-ups", "eaton-93e"),
+        ("liebert-pex", "liebert-gp-crac", "liebert-pex"),
+    ],
+)
+async def test_reader_against_snmpsim_matches_golden(
+    snmpsim_port: int, community: str, model: str, case: str
+) -> None:
     reader = SnmpReader(snmp_profile(model), SnmpTarget("127.0.0.1", snmpsim_port, 3, 1, SnmpV2c(community)))
     assert_matches_golden(await reader.read(), GOLDEN / model / case)
 
 
 async def test_reader_against_snmpsim_geist_within_numeric_ranges(snmpsim_port: int) -> None:
     # The recording uses the numeric variation (wrap=1: min..min+max tenths), so values move with time.
-    reader = SnmpReader(snmp_profile("geist-watchdog15"),
-                        SnmpTarget("127.0.0.1", snmpsim_port, 3, 1, SnmpV2c("geist-wd15")))
+    reader = SnmpReader(
+        snmp_profile("geist-watchdog15"), SnmpTarget("127.0.0.1", snmpsim_port, 3, 1, SnmpV2c("geist-wd15"))
+    )
     m = by_name(await reader.read())
     assert all(x.quality is Quality.GOOD for x in m.values()), m
     assert 10.0 <= m["temp_c"].value <= 40.0  # type: ignore[operator]
@@ -63,6 +69,7 @@ async def test_reader_against_snmpsim_geist_within_numeric_ranges(snmpsim_port: 
 
 
 # ------------------------------------------------------------------------------- our simulator
+
 
 @pytest.mark.parametrize("model", snmp_profiles())
 async def test_reader_against_sim_agent_returns_examples(agent: SnmpSimAgent, model: str) -> None:
@@ -82,16 +89,19 @@ async def test_reader_against_sim_agent_returns_examples(agent: SnmpSimAgent, mo
 async def test_sim_set_values_sentinel_and_silence(agent: SnmpSimAgent) -> None:
     target = SnmpTarget("127.0.0.1", agent.port, 0.5, 0, SnmpV2c("rfc1628-ups"))
     reader = SnmpReader(snmp_profile("rfc1628-ups"), target)
-    await agent.set_values("rfc1628-ups", {"output_source": "battery", "battery_charge_pct": None,
-                                           "runtime_s": 600, "output_load_pct": 77})
+    await agent.set_values(
+        "rfc1628-ups",
+        {"output_source": "battery", "battery_charge_pct": None, "runtime_s": 600, "output_load_pct": 77},
+    )
     m = by_name(await reader.read())
     assert m["on_battery"].value is True
     assert m["output_source"].value == "battery"
     assert m["battery_charge_pct"].quality is Quality.UNAVAILABLE
     assert m["runtime_s"].value == 600
     assert m["output_load_pct"].value == 77
-    door = SnmpReader(snmp_profile("netbotz-door"), SnmpTarget("127.0.0.1", agent.port, 1, 0,
-                                                               SnmpV2c("netbotz-door")))
+    door = SnmpReader(
+        snmp_profile("netbotz-door"), SnmpTarget("127.0.0.1", agent.port, 1, 0, SnmpV2c("netbotz-door"))
+    )
     await agent.set_values("netbotz-door", {"door_open": None})  # -1 null sentinel
     assert by_name(await door.read())["door_open"].quality is Quality.UNAVAILABLE
     await agent.set_values("netbotz-door", {"door_open": True})
@@ -108,11 +118,15 @@ async def test_sim_set_values_sentinel_and_silence(agent: SnmpSimAgent) -> None:
 
 # ------------------------------------------------------------------------------- net-snmp as a peer
 
+
 async def run_tool(*argv: str, wait_s: float = 60) -> str:
     """Run a peer tool without blocking the loop (our agent lives on it); fail on non-zero exit."""
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "MIBS": "", "MIBDIRS": "/nonexistent"})
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "MIBS": "", "MIBDIRS": "/nonexistent"},
+    )
     out, err = await asyncio.wait_for(proc.communicate(), wait_s)
     assert proc.returncode == 0, f"{argv[0]} failed: {err.decode()}"
     return out.decode()
@@ -141,13 +155,25 @@ async def test_net_snmp_agrees_with_reader(agent: SnmpSimAgent, model: str) -> N
     peer: dict[str, SnmpValue] = {}
     addr = f"127.0.0.1:{agent.port}"
     if plan.get_oids:
-        out = await run_tool(require_tool("snmpget"), "-v2c", "-c", model, "-On", "-Oqv", "-Ot", "-Oe",
-                             addr, *plan.get_oids)
+        out = await run_tool(
+            require_tool("snmpget"), "-v2c", "-c", model, "-On", "-Oqv", "-Ot", "-Oe", addr, *plan.get_oids
+        )
         values = out.strip("\n").split("\n")
         assert len(values) == len(plan.get_oids), out
         peer.update({oid: parse_net_snmp(v) for oid, v in zip(plan.get_oids, values, strict=True)})
-    out = await run_tool(require_tool("snmpbulkwalk"), "-v2c", "-c", model, "-On", "-Oq", "-Ot", "-Oe",
-                         "-Cr25", addr, "1.3.6.1")
+    out = await run_tool(
+        require_tool("snmpbulkwalk"),
+        "-v2c",
+        "-c",
+        model,
+        "-On",
+        "-Oq",
+        "-Ot",
+        "-Oe",
+        "-Cr25",
+        addr,
+        "1.3.6.1",
+    )
     walked = {}
     for line in out.splitlines():
         oid, _, value = line.partition(" ")

@@ -35,12 +35,23 @@ def odd_profile(model: str = "odd-scalars", with_second_row: bool = True) -> Snm
     ]
     if with_second_row:
         scalars.append({"name": "row2", "oid": f"{BASE}.2.2", "example": 12})  # .2.1 comes first
-    return SnmpProfile.model_validate({
-        "model": model, "vendor": "test", "title": "odd scalars", "device_class": "env",
-        "protocol": "snmp", "scalars": scalars,
-        "tables": [{"name": "t", "rows": {"1": "", "2": ""},
-                    "columns": [{"oid": f"{BASE}.5.1.2", "metric": "col{index}", "example": 3}]}],
-    })
+    return SnmpProfile.model_validate(
+        {
+            "model": model,
+            "vendor": "test",
+            "title": "odd scalars",
+            "device_class": "env",
+            "protocol": "snmp",
+            "scalars": scalars,
+            "tables": [
+                {
+                    "name": "t",
+                    "rows": {"1": "", "2": ""},
+                    "columns": [{"oid": f"{BASE}.5.1.2", "metric": "col{index}", "example": 3}],
+                }
+            ],
+        }
+    )
 
 
 @pytest.fixture
@@ -74,11 +85,14 @@ async def pdus_per_poll(reader: SnmpReader, polls: int) -> list[int]:
 
 def pair(profile: SnmpProfile, port: int, key: str, **kw: Any) -> tuple[SnmpReader, SnmpReader]:
     """A combined-path reader and a GET + walk reader for the same device."""
-    return (SnmpReader(profile, SnmpTarget("127.0.0.1", port, 3, 1, SnmpV2c(key)), **kw),
-            SnmpReader(profile, SnmpTarget("127.0.0.1", port, 3, 1, SnmpV2c(key)), combine=False, **kw))
+    return (
+        SnmpReader(profile, SnmpTarget("127.0.0.1", port, 3, 1, SnmpV2c(key)), **kw),
+        SnmpReader(profile, SnmpTarget("127.0.0.1", port, 3, 1, SnmpV2c(key)), combine=False, **kw),
+    )
 
 
 # ------------------------------------------------------------------------------- one PDU per poll
+
 
 @pytest.mark.parametrize("model", snmp_profiles())
 async def test_steady_state_poll_sends_one_pdu(agent: SnmpSimAgent, model: str) -> None:
@@ -101,6 +115,7 @@ async def test_two_request_path_still_sends_two(agent: SnmpSimAgent) -> None:
 
 # ------------------------------------------------------------------------------- same results
 
+
 @pytest.mark.parametrize("model", snmp_profiles())
 async def test_combined_equals_two_request_path_on_sim_agent(agent: SnmpSimAgent, model: str) -> None:
     combined, split = pair(snmp_profile(model), agent.port, model)
@@ -117,12 +132,16 @@ async def test_table_outgrowing_the_hint_is_walked_on(agent: SnmpSimAgent, model
         assert await combined.read_raw() == await split.read_raw()
 
 
-@pytest.mark.parametrize(("community", "model", "case"), [
-    ("eaton-93e", "rfc1628-ups", "eaton-93e"),
-    ("liebert-pex", "liebert-gp-crac", "liebert-pex"),
-])
-async def test_combined_equals_two_request_path_on_snmpsim(snmpsim_port: int, community: str, model: str,
-                                                           case: str) -> None:
+@pytest.mark.parametrize(
+    ("community", "model", "case"),
+    [
+        ("eaton-93e", "rfc1628-ups", "eaton-93e"),
+        ("liebert-pex", "liebert-gp-crac", "liebert-pex"),
+    ],
+)
+async def test_combined_equals_two_request_path_on_snmpsim(
+    snmpsim_port: int, community: str, model: str, case: str
+) -> None:
     combined, split = pair(snmp_profile(model), snmpsim_port, community)
     for _ in range(3):
         assert await combined.read_raw() == await split.read_raw()
@@ -133,6 +152,7 @@ async def test_combined_equals_two_request_path_on_snmpsim(snmpsim_port: int, co
 
 
 # ------------------------------------------------------------------------------- awkward scalars
+
 
 async def test_not_first_instance_and_missing_scalars_decode_as_before(agent: SnmpSimAgent) -> None:
     combined, split = pair(odd_profile(), agent.port, "odd")
@@ -148,8 +168,10 @@ async def test_not_first_instance_and_missing_scalars_decode_as_before(agent: Sn
 
 
 async def test_missing_scalars_need_no_get_once_confirmed(agent: SnmpSimAgent) -> None:
-    reader = SnmpReader(odd_profile("odd-first-only", with_second_row=False),
-                        SnmpTarget("127.0.0.1", agent.port, 2, 1, SnmpV2c("odd-first-only")))
+    reader = SnmpReader(
+        odd_profile("odd-first-only", with_second_row=False),
+        SnmpTarget("127.0.0.1", agent.port, 2, 1, SnmpV2c("odd-first-only")),
+    )
     # First poll: a GET confirms what GETNEXT skipped is missing; afterwards one PDU says so.
     assert await pdus_per_poll(reader, 3) == [2, 1, 1]
     m = by_name(await reader.read())
@@ -168,11 +190,13 @@ async def test_missing_scalars_need_no_get_once_confirmed(agent: SnmpSimAgent) -
 
 # ------------------------------------------------------------------------------- fallback
 
+
 class _NoBulkTarget(SnmpTarget):
     """An agent that answers tooBig to the combined request (as some embedded agents do)."""
 
-    async def bulk(self, non_repeaters: Sequence[str], repeaters: Sequence[str],
-                   max_repetitions: int) -> BulkResponse:
+    async def bulk(
+        self, non_repeaters: Sequence[str], repeaters: Sequence[str], max_repetitions: int
+    ) -> BulkResponse:
         self.requests += 1
         raise BulkUnsupported(f"{self}: tooBig")
 
@@ -193,8 +217,9 @@ class _GenErrTarget(SnmpTarget):
         super().__init__(*args, **kw)
         self.get_fails = get_fails
 
-    async def bulk(self, non_repeaters: Sequence[str], repeaters: Sequence[str],
-                   max_repetitions: int) -> BulkResponse:
+    async def bulk(
+        self, non_repeaters: Sequence[str], repeaters: Sequence[str], max_repetitions: int
+    ) -> BulkResponse:
         self.requests += 1
         raise BulkUnsupported(f"{self}: genErr", definite=False)
 
@@ -207,8 +232,9 @@ class _GenErrTarget(SnmpTarget):
 
 async def test_other_error_status_falls_back_only_when_separate_requests_work(agent: SnmpSimAgent) -> None:
     profile = snmp_profile("rfc1628-ups")
-    broken = SnmpReader(profile, _GenErrTarget("127.0.0.1", agent.port, 2, 1, SnmpV2c("rfc1628-ups"),
-                                               get_fails=True))
+    broken = SnmpReader(
+        profile, _GenErrTarget("127.0.0.1", agent.port, 2, 1, SnmpV2c("rfc1628-ups"), get_fails=True)
+    )
     with pytest.raises(DeviceProtocolError, match="genErr at"):  # the plain GET's error, as before
         await broken.read()
     assert broken.combined  # the device is broken, not the combined request

@@ -26,8 +26,13 @@ TRAP_USER = SnmpV3("trapuser", "sha256", "authpass123", "aes128", "privpass123")
 async def receiver() -> AsyncIterator[TrapReceiver]:
     """A receiver on a free port accepting community `traps` and v3 user trapuser."""
     seen: list[TrapEvent] = []
-    rx = TrapReceiver("127.0.0.1", 0, communities=["traps"],
-                      v3_users=[TrapV3User(TRAP_USER, ENGINE_ID)], callback=seen.append)
+    rx = TrapReceiver(
+        "127.0.0.1",
+        0,
+        communities=["traps"],
+        v3_users=[TrapV3User(TRAP_USER, ENGINE_ID)],
+        callback=seen.append,
+    )
     await rx.start()
     rx.seen = seen  # type: ignore[attr-defined]
     yield rx
@@ -41,27 +46,39 @@ async def next_event(rx: TrapReceiver, wait_s: float = 5) -> TrapEvent:
 
 async def snmptrap(*args: str) -> None:
     """net-snmp snmptrap, without blocking the loop the receiver runs on."""
-    proc = await asyncio.create_subprocess_exec(require_tool("snmptrap"), *args,
-                                                env={**os.environ, "MIBS": ""},
-                                                stderr=asyncio.subprocess.PIPE)
+    proc = await asyncio.create_subprocess_exec(
+        require_tool("snmptrap"), *args, env={**os.environ, "MIBS": ""}, stderr=asyncio.subprocess.PIPE
+    )
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
 
 
 async def test_pysnmp_ups_traps_are_decoded(receiver: TrapReceiver) -> None:
     sender = SnmpSimAgent()
-    await sender.send_trap("127.0.0.1", receiver.port, "traps", "1.3.6.1.2.1.33.2.1",
-                           {f"{UPS}.2.3.0": 17, f"{UPS}.2.2.0": 42, f"{UPS}.9.7.0": 3})
+    await sender.send_trap(
+        "127.0.0.1",
+        receiver.port,
+        "traps",
+        "1.3.6.1.2.1.33.2.1",
+        {f"{UPS}.2.3.0": 17, f"{UPS}.2.2.0": 42, f"{UPS}.9.7.0": 3},
+    )
     ev = await next_event(receiver)
     assert ev.name == "upsTrapOnBattery"
     assert ev.device_class is DeviceClass.UPS
     assert ev.event == {"on_battery": True, "runtime_s": 1020, "seconds_on_battery_s": 42}
     assert ev.source.startswith("127.0.0.1:")
-    await sender.send_trap("127.0.0.1", receiver.port, "traps", "1.3.6.1.2.1.33.2.3",
-                           {f"{UPS}.6.2.1.1.7": 7, f"{UPS}.6.2.1.2.7": Oid(f"{UPS}.6.3.5")})
+    await sender.send_trap(
+        "127.0.0.1",
+        receiver.port,
+        "traps",
+        "1.3.6.1.2.1.33.2.3",
+        {f"{UPS}.6.2.1.1.7": 7, f"{UPS}.6.2.1.2.7": Oid(f"{UPS}.6.3.5")},
+    )
     ev = await next_event(receiver)
-    assert (ev.name, ev.event) == ("upsTrapAlarmEntryAdded",
-                                   {"alarm": "temp_bad", "alarm_id": 7, "active": True})
+    assert (ev.name, ev.event) == (
+        "upsTrapAlarmEntryAdded",
+        {"alarm": "temp_bad", "alarm_id": 7, "active": True},
+    )
     assert len(receiver.seen) == 2  # type: ignore[attr-defined]
 
 
@@ -73,29 +90,91 @@ async def test_wrong_community_is_ignored(receiver: TrapReceiver) -> None:
 
 async def test_net_snmp_traps_v2c_and_v3(receiver: TrapReceiver) -> None:
     addr = f"127.0.0.1:{receiver.port}"
-    await snmptrap("-v2c", "-c", "traps", addr, "", "1.3.6.1.2.1.33.2.2",
-                   f"{UPS}.7.3.0", "i", "3", f"{UPS}.7.4.0", "s", "battery weak")
+    await snmptrap(
+        "-v2c",
+        "-c",
+        "traps",
+        addr,
+        "",
+        "1.3.6.1.2.1.33.2.2",
+        f"{UPS}.7.3.0",
+        "i",
+        "3",
+        f"{UPS}.7.4.0",
+        "s",
+        "battery weak",
+    )
     ev = await next_event(receiver)
-    assert (ev.name, ev.event) == ("upsTrapTestCompleted", {"test_result": "failed",
-                                                            "test_detail": "battery weak"})
+    assert (ev.name, ev.event) == (
+        "upsTrapTestCompleted",
+        {"test_result": "failed", "test_detail": "battery weak"},
+    )
     # NetBotz door switch change: decoded from the doorSwitchSensorValue varbind (0 = open).
-    await snmptrap("-v2c", "-c", "traps", addr, "", "1.3.6.1.4.1.5528.100.10.2.1",
-                   "1.3.6.1.4.1.5528.100.4.2.2.1.2.1", "i", "0")
+    await snmptrap(
+        "-v2c",
+        "-c",
+        "traps",
+        addr,
+        "",
+        "1.3.6.1.4.1.5528.100.10.2.1",
+        "1.3.6.1.4.1.5528.100.4.2.2.1.2.1",
+        "i",
+        "0",
+    )
     ev = await next_event(receiver)
     assert ev.device_class is DeviceClass.DOOR
     assert ev.event == {"door_open": True}
-    await snmptrap("-v3", "-e", f"0x{ENGINE_ID}", "-u", TRAP_USER.user, "-l", "authPriv", "-a", "SHA-256",
-                   "-A", TRAP_USER.auth_key, "-x", "AES", "-X", TRAP_USER.priv_key, addr, "",
-                   "1.3.6.1.2.1.33.2.4", f"{UPS}.6.2.1.2.3", "o", f"{UPS}.6.3.2")
+    await snmptrap(
+        "-v3",
+        "-e",
+        f"0x{ENGINE_ID}",
+        "-u",
+        TRAP_USER.user,
+        "-l",
+        "authPriv",
+        "-a",
+        "SHA-256",
+        "-A",
+        TRAP_USER.auth_key,
+        "-x",
+        "AES",
+        "-X",
+        TRAP_USER.priv_key,
+        addr,
+        "",
+        "1.3.6.1.2.1.33.2.4",
+        f"{UPS}.6.2.1.2.3",
+        "o",
+        f"{UPS}.6.3.2",
+    )
     ev = await next_event(receiver)
-    assert (ev.name, ev.event) == ("upsTrapAlarmEntryRemoved",
-                                   {"alarm": "on_battery", "alarm_id": 3, "active": False})
+    assert (ev.name, ev.event) == (
+        "upsTrapAlarmEntryRemoved",
+        {"alarm": "on_battery", "alarm_id": 3, "active": False},
+    )
 
 
 async def test_v3_trap_with_wrong_key_is_dropped(receiver: TrapReceiver) -> None:
-    await snmptrap("-v3", "-e", f"0x{ENGINE_ID}", "-u", TRAP_USER.user, "-l", "authPriv", "-a", "SHA-256",
-                   "-A", "wrongauth123", "-x", "AES", "-X", TRAP_USER.priv_key,
-                   f"127.0.0.1:{receiver.port}", "", "1.3.6.1.2.1.33.2.1")
+    await snmptrap(
+        "-v3",
+        "-e",
+        f"0x{ENGINE_ID}",
+        "-u",
+        TRAP_USER.user,
+        "-l",
+        "authPriv",
+        "-a",
+        "SHA-256",
+        "-A",
+        "wrongauth123",
+        "-x",
+        "AES",
+        "-X",
+        TRAP_USER.priv_key,
+        f"127.0.0.1:{receiver.port}",
+        "",
+        "1.3.6.1.2.1.33.2.1",
+    )
     with pytest.raises(TimeoutError):
         await next_event(receiver, wait_s=1)
 

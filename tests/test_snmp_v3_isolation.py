@@ -58,15 +58,24 @@ AGENT_KEYS = [
 ]
 WRONG_AUTH = "MARKER-auth-wrong-0a0b"
 WRONG_PRIV = "MARKER-priv-wrong-0c0d"
-SECRETS = [COMMUNITY_OK, COMMUNITY_WRONG, WRONG_AUTH, WRONG_PRIV,
-           *(key for auth, priv, _ in AGENT_KEYS for key in (auth, priv))]
+SECRETS = [
+    COMMUNITY_OK,
+    COMMUNITY_WRONG,
+    WRONG_AUTH,
+    WRONG_PRIV,
+    *(key for auth, priv, _ in AGENT_KEYS for key in (auth, priv)),
+]
 
 
 def _snmpd(d: Path, auth_key: str, priv_key: str, charge: int) -> Snmpd:
     """snmpd serving the rfc1628-ups examples (battery charge `charge`) to user roomguard and COMMUNITY_OK."""
-    conf = [f"createUser {USER} SHA-256 {auth_key} AES {priv_key}", f"rouser {USER} priv",
-            f"rocommunity {COMMUNITY_OK} 127.0.0.1", "sysDescr roomguard v3 isolation peer",
-            *profile_overrides("rfc1628-ups", {CHARGE: charge})]
+    conf = [
+        f"createUser {USER} SHA-256 {auth_key} AES {priv_key}",
+        f"rouser {USER} priv",
+        f"rocommunity {COMMUNITY_OK} 127.0.0.1",
+        "sysDescr roomguard v3 isolation peer",
+        *profile_overrides("rfc1628-ups", {CHARGE: charge}),
+    ]
     return Snmpd(d, conf, ready=v3_args(USER, auth_key, priv_key))
 
 
@@ -88,9 +97,12 @@ def agents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Agent]]:
 
 def _target(name: str, port: int, creds: SnmpV2c | SnmpV3, timeout_s: float = 1.0) -> PollTarget:
     profile = snmp_profile("rfc1628-ups")
-    return PollTarget(ref=DeviceRef("s", "r", name, profile.device_class, profile.model),
-                      reader=SnmpReader(profile, SnmpTarget("127.0.0.1", port, timeout_s, 0, creds)),
-                      interval_s=1, timeout_s=6)
+    return PollTarget(
+        ref=DeviceRef("s", "r", name, profile.device_class, profile.model),
+        reader=SnmpReader(profile, SnmpTarget("127.0.0.1", port, timeout_s, 0, creds)),
+        interval_s=1,
+        timeout_s=6,
+    )
 
 
 def _value(result: PollResult, name: str) -> object:
@@ -98,6 +110,7 @@ def _value(result: PollResult, name: str) -> object:
 
 
 # ------------------------------------------------------------------------------- key isolation
+
 
 async def test_same_user_different_keys_only_misconfigured_devices_fail(agents: list[Agent]) -> None:
     """Five correct devices and three misconfigured ones, same user everywhere, 15 concurrent rounds.
@@ -140,9 +153,13 @@ async def test_two_agents_same_user_different_correct_keys_are_both_good(agents:
     tc = SnmpTarget("127.0.0.1", c.port, 1.0, 0, c.creds())
     charge_oid = "1.3.6.1.2.1.33.1.2.4.0"
     for _ in range(ROUNDS):
-        gb, gc, wb, wc = await asyncio.gather(tb.get([charge_oid]), tc.get([charge_oid]),
-                                              tb.walk("1.3.6.1.2.1.33.1.2"), tc.walk("1.3.6.1.2.1.33.1.2"),
-                                              return_exceptions=True)
+        gb, gc, wb, wc = await asyncio.gather(
+            tb.get([charge_oid]),
+            tc.get([charge_oid]),
+            tb.walk("1.3.6.1.2.1.33.1.2"),
+            tc.walk("1.3.6.1.2.1.33.1.2"),
+            return_exceptions=True,
+        )
         assert gb == {charge_oid: b.charge}, gb
         assert gc == {charge_oid: c.charge}, gc
         assert isinstance(wb, dict), wb
@@ -159,13 +176,15 @@ async def test_misconfigured_device_first_does_not_lock_out_the_right_one(agents
     with pytest.raises(AuthFailure):
         await wrong.get([SYS_UPTIME])
     for _ in range(3):
-        got_right, got_wrong = await asyncio.gather(right.get([SYS_DESCR]), wrong.get([SYS_DESCR]),
-                                                    return_exceptions=True)
+        got_right, got_wrong = await asyncio.gather(
+            right.get([SYS_DESCR]), wrong.get([SYS_DESCR]), return_exceptions=True
+        )
         assert got_right == {SYS_DESCR: "roomguard v3 isolation peer"}, got_right
         assert isinstance(got_wrong, AuthFailure), got_wrong
 
 
 # ------------------------------------------------------------------------------- no secret in texts
+
 
 def _assert_clean(text: str) -> None:
     leaked = [s for s in SECRETS if s in text]
@@ -251,9 +270,14 @@ async def test_error_texts_show_no_secret(agents: list[Agent]) -> None:
     assert f"user={USER}" in str(errors[1])
     assert "genErr" in str(errors[-1])
     # What the collector logs and publishes for such devices: PollResult.error.
-    poller = Poller([_target("v2c-wrong", a.port, SnmpV2c(COMMUNITY_WRONG), 0.5),
-                     _target("v3-wrong-priv", a.port, a.creds(priv_key=WRONG_PRIV), 0.5)],
-                    lambda r: asyncio.sleep(0), seed=1)
+    poller = Poller(
+        [
+            _target("v2c-wrong", a.port, SnmpV2c(COMMUNITY_WRONG), 0.5),
+            _target("v3-wrong-priv", a.port, a.creds(priv_key=WRONG_PRIV), 0.5),
+        ],
+        lambda r: asyncio.sleep(0),
+        seed=1,
+    )
     for r in await poller.poll_once():
         assert r.error
         _assert_clean(r.error)

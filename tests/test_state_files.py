@@ -41,7 +41,14 @@ async def test_collector_and_ingest_state_is_private_under_umask_022(
         await ingest.stop()
         await collect.stop()
     assert state.stat().st_mode & 0o777 == 0o700
-    for expected in ("outbox.db", "outbox.db-wal", "seq.db", "ingest.db", "ingest.db-wal", "collector.json",
-                     "ingest.json"):
+    for expected in (
+        "outbox.db",
+        "outbox.db-wal",
+        "seq.db",
+        "ingest.db",
+        "ingest.db-wal",
+        "collector.json",
+        "ingest.json",
+    ):
         assert expected in modes, modes
     assert {name: oct(mode) for name, mode in modes.items() if mode != 0o600} == {}

@@ -34,14 +34,34 @@ def test_a_killed_process_is_dead_at_once_not_running_from_its_last_snapshot(tmp
     """Before: `running` for up to 15 s after a SIGKILL, from the last snapshot written."""
     now = datetime.now(UTC)
     identity = {**process_identity(), "pid": _dead_pid()}
-    write_snapshot(tmp_path, "collector", {"running": True, **identity, "collector_id": "c1",
-                                           "broker": {"connected": True, "host": "127.0.0.1", "port": 1},
-                                           "outbox": {}, "devices": {}}, now=now)
-    write_snapshot(tmp_path, "ingest", {"running": True, **process_identity(), "broker_connected": True,
-                                        "broker_since": (now - timedelta(seconds=90)).isoformat(),
-                                        "db_state": "retrying", "db_error": "HTTP None: timeout",
-                                        "db_state_since": (now - timedelta(seconds=12)).isoformat(),
-                                        "missing": 3}, now=now)
+    write_snapshot(
+        tmp_path,
+        "collector",
+        {
+            "running": True,
+            **identity,
+            "collector_id": "c1",
+            "broker": {"connected": True, "host": "127.0.0.1", "port": 1},
+            "outbox": {},
+            "devices": {},
+        },
+        now=now,
+    )
+    write_snapshot(
+        tmp_path,
+        "ingest",
+        {
+            "running": True,
+            **process_identity(),
+            "broker_connected": True,
+            "broker_since": (now - timedelta(seconds=90)).isoformat(),
+            "db_state": "retrying",
+            "db_error": "HTTP None: timeout",
+            "db_state_since": (now - timedelta(seconds=12)).isoformat(),
+            "missing": 3,
+        },
+        now=now,
+    )
     text = format_status(tmp_path, "s1", now, TAIPEI)
     collector = next(line for line in text.splitlines() if line.startswith("collector"))
     assert "DEAD 已終止" in collector

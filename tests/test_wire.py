@@ -39,10 +39,16 @@ REF = DeviceRef("tpe1", "機房A", "ups-1", DeviceClass.UPS, "eaton-93e", {"zone
 
 def _poll(**kw: object) -> PollResult:
     base: dict[str, object] = {
-        "ref": REF, "ts": TS, "duration_s": 0.0125,
-        "metrics": (Metric("battery_charge_pct", 97.5), Metric("on_battery", False),
-                    Metric("output_source", "normal"), Metric("runtime_s", 5400),
-                    Metric("battery_temp_c", None, Quality.UNAVAILABLE)),
+        "ref": REF,
+        "ts": TS,
+        "duration_s": 0.0125,
+        "metrics": (
+            Metric("battery_charge_pct", 97.5),
+            Metric("on_battery", False),
+            Metric("output_source", "normal"),
+            Metric("runtime_s", 5400),
+            Metric("battery_temp_c", None, Quality.UNAVAILABLE),
+        ),
     }
     base.update(kw)
     return PollResult(**base)  # type: ignore[arg-type]
@@ -119,8 +125,11 @@ def test_non_finite_becomes_decode_error(value: float) -> None:
 
 
 def test_failed_poll_round_trip() -> None:
-    failed = _poll(metrics=(Metric("temp_c", None, Quality.COMM_ERROR),), quality=Quality.COMM_ERROR,
-                   error="timeout after 2.0 s")
+    failed = _poll(
+        metrics=(Metric("temp_c", None, Quality.COMM_ERROR),),
+        quality=Quality.COMM_ERROR,
+        error="timeout after 2.0 s",
+    )
     _same(decode_poll(encode_poll(failed, 7))[0], failed)
 
 
@@ -139,44 +148,50 @@ def _mutated(mutate: object) -> bytes:
     return json.dumps(obj).encode()
 
 
-@pytest.mark.parametrize(("mutate", "reason"), [
-    (lambda o: o.pop("seq"), "missing field 'seq'"),
-    (lambda o: o.update(schema="roomguard.readings/2"), "supported: roomguard.readings/1"),
-    (lambda o: o.pop("schema"), "unsupported schema None"),
-    (lambda o: o.update(seq="3"), "'seq' must be int"),
-    (lambda o: o.update(seq=True), "'seq' must be int"),
-    (lambda o: o.update(seq=-4), "non-negative"),
-    (lambda o: o.update(ts="2026-11-03T10:15:00+08:00"), "not UTC"),
-    (lambda o: o.update(ts="2026-11-03T02:15:00"), "not UTC"),
-    (lambda o: o.update(ts="yesterday"), "not an RFC 3339"),
-    (lambda o: o.update(ts=1762136100), "must be int|must be str"),
-    (lambda o: o.update(quality="meh"), "valid: good, stale, comm_error"),
-    (lambda o: o["metrics"][0].update(quality="fine"), r"metrics\[0\].quality: unknown value 'fine'"),
-    (lambda o: o["metrics"][1].pop("value"), r"metrics\[1\]: missing field 'value'"),
-    (lambda o: o["metrics"][1].update(value=[1]), "must be a number, bool, string or null"),
-    (lambda o: o["metrics"][4].update(value=3), "must be null when quality is 'unavailable'"),
-    (lambda o: o.update(metrics={}), "'metrics' must be list"),
-    (lambda o: o["device"].update({"class": "toaster"}), "valid: ups, genset"),
-    (lambda o: o["device"].pop("site"), "missing field 'site'"),
-    (lambda o: o["device"]["tags"].update(zone=1), "tags: must be an object of string values"),
-    (lambda o: o.update(error=5), "'error' must be a string or null"),
-    (lambda o: o.update(duration_s=None), "'duration_s' must be int or float"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda o: o.pop("seq"), "missing field 'seq'"),
+        (lambda o: o.update(schema="roomguard.readings/2"), "supported: roomguard.readings/1"),
+        (lambda o: o.pop("schema"), "unsupported schema None"),
+        (lambda o: o.update(seq="3"), "'seq' must be int"),
+        (lambda o: o.update(seq=True), "'seq' must be int"),
+        (lambda o: o.update(seq=-4), "non-negative"),
+        (lambda o: o.update(ts="2026-11-03T10:15:00+08:00"), "not UTC"),
+        (lambda o: o.update(ts="2026-11-03T02:15:00"), "not UTC"),
+        (lambda o: o.update(ts="yesterday"), "not an RFC 3339"),
+        (lambda o: o.update(ts=1762136100), "must be int|must be str"),
+        (lambda o: o.update(quality="meh"), "valid: good, stale, comm_error"),
+        (lambda o: o["metrics"][0].update(quality="fine"), r"metrics\[0\].quality: unknown value 'fine'"),
+        (lambda o: o["metrics"][1].pop("value"), r"metrics\[1\]: missing field 'value'"),
+        (lambda o: o["metrics"][1].update(value=[1]), "must be a number, bool, string or null"),
+        (lambda o: o["metrics"][4].update(value=3), "must be null when quality is 'unavailable'"),
+        (lambda o: o.update(metrics={}), "'metrics' must be list"),
+        (lambda o: o["device"].update({"class": "toaster"}), "valid: ups, genset"),
+        (lambda o: o["device"].pop("site"), "missing field 'site'"),
+        (lambda o: o["device"]["tags"].update(zone=1), "tags: must be an object of string values"),
+        (lambda o: o.update(error=5), "'error' must be a string or null"),
+        (lambda o: o.update(duration_s=None), "'duration_s' must be int or float"),
+    ],
+)
 def test_decode_poll_rejects_with_reason(mutate: object, reason: str) -> None:
     with pytest.raises(WireError, match=reason):
         decode_poll(_mutated(mutate))
 
 
-@pytest.mark.parametrize(("payload", "reason"), [
-    (b"\xff\xfe", "not UTF-8 JSON"),
-    (b"", "not UTF-8 JSON"),
-    (b"[1, 2]", "must be a JSON object"),
-    (b'{"schema": "roomguard.readings/1", "seq": NaN}', "not UTF-8 JSON"),
-    (b'{"schema": "roomguard.readings/1", "seq": 1e999}', "out of float range"),
-    (b"[" * 100_000, "nested too deeply|not UTF-8 JSON"),
-    (b'{"seq": ' + b"9" * 5000 + b"}", "not UTF-8 JSON"),
-    (encode_status(DeviceStatus("online", TS)), "supported: roomguard.readings/1"),
-])
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"\xff\xfe", "not UTF-8 JSON"),
+        (b"", "not UTF-8 JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b'{"schema": "roomguard.readings/1", "seq": NaN}', "not UTF-8 JSON"),
+        (b'{"schema": "roomguard.readings/1", "seq": 1e999}', "out of float range"),
+        (b"[" * 100_000, "nested too deeply|not UTF-8 JSON"),
+        (b'{"seq": ' + b"9" * 5000 + b"}", "not UTF-8 JSON"),
+        (encode_status(DeviceStatus("online", TS)), "supported: roomguard.readings/1"),
+    ],
+)
 def test_decode_poll_rejects_garbage(payload: bytes, reason: str) -> None:
     with pytest.raises(WireError, match=reason):
         decode_poll(payload)
@@ -188,9 +203,12 @@ def test_decode_poll_rejects_garbage(payload: bytes, reason: str) -> None:
 def test_status_round_trip_and_exact() -> None:
     status = DeviceStatus("offline", TS, "collector connection lost (last will)")
     payload = encode_status(status)
-    assert json.loads(payload) == {"schema": STATUS_SCHEMA, "state": "offline",
-                                   "ts": "2026-11-03T02:15:00.123456Z",
-                                   "reason": "collector connection lost (last will)"}
+    assert json.loads(payload) == {
+        "schema": STATUS_SCHEMA,
+        "state": "offline",
+        "ts": "2026-11-03T02:15:00.123456Z",
+        "reason": "collector connection lost (last will)",
+    }
     assert decode_status(payload) == status
     with pytest.raises(WireError, match="valid: online, offline"):
         decode_status(b'{"schema":"roomguard.status/1","state":"up","ts":"2026-11-03T02:15:00Z"}')
@@ -199,10 +217,23 @@ def test_status_round_trip_and_exact() -> None:
 
 
 def test_event_round_trip_and_rules() -> None:
-    trap = WireEvent(TS, "tpe1", "trap", "upsTrapOnBattery", source="10.0.0.5",
-                     fields={"seconds_on_battery_s": 12, "alarm": "on_battery", "big": 2**70})
-    door = WireEvent(TS, "tpe1", "door", "forced_open", room="機房A", device="door-1",
-                     fields={"open_since": 1.5, "reason": "無授權開啟"})
+    trap = WireEvent(
+        TS,
+        "tpe1",
+        "trap",
+        "upsTrapOnBattery",
+        source="10.0.0.5",
+        fields={"seconds_on_battery_s": 12, "alarm": "on_battery", "big": 2**70},
+    )
+    door = WireEvent(
+        TS,
+        "tpe1",
+        "door",
+        "forced_open",
+        room="機房A",
+        device="door-1",
+        fields={"open_since": 1.5, "reason": "無授權開啟"},
+    )
     for event in (trap, door):
         assert json.loads(encode_event(event))["schema"] == EVENTS_SCHEMA
         assert decode_event(encode_event(event)) == event
@@ -219,17 +250,34 @@ def test_event_round_trip_and_rules() -> None:
 
 # --- properties ---------------------------------------------------------------------------------------
 
-_values = (st.none() | st.booleans() | st.integers(min_value=-(2**100), max_value=2**100)
-           | st.floats(allow_nan=False, allow_infinity=False) | st.text())
+_values = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**100), max_value=2**100)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
 _metrics = st.builds(Metric, name=st.text(), value=_values, quality=st.sampled_from(Quality))
 _zones = [UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5))]
 _ts = st.datetimes(datetime(1971, 1, 1), datetime(2200, 1, 1), timezones=st.sampled_from(_zones))
-_refs = st.builds(DeviceRef, site=st.text(), room=st.text(), device=st.text(),
-                  device_class=st.sampled_from(DeviceClass), model=st.text(),
-                  tags=st.dictionaries(st.text(), st.text(), max_size=5))
-_polls = st.builds(PollResult, ref=_refs, ts=_ts, metrics=st.lists(_metrics, max_size=8).map(tuple),
-                   duration_s=st.floats(min_value=0, max_value=1e6), error=st.none() | st.text(),
-                   quality=st.sampled_from(Quality))
+_refs = st.builds(
+    DeviceRef,
+    site=st.text(),
+    room=st.text(),
+    device=st.text(),
+    device_class=st.sampled_from(DeviceClass),
+    model=st.text(),
+    tags=st.dictionaries(st.text(), st.text(), max_size=5),
+)
+_polls = st.builds(
+    PollResult,
+    ref=_refs,
+    ts=_ts,
+    metrics=st.lists(_metrics, max_size=8).map(tuple),
+    duration_s=st.floats(min_value=0, max_value=1e6),
+    error=st.none() | st.text(),
+    quality=st.sampled_from(Quality),
+)
 
 
 @settings(max_examples=300)
@@ -274,10 +322,30 @@ def test_decode_arbitrary_json(obj: object) -> None:
     _only_wire_error(json.dumps(obj).encode())
 
 
-@given(st.sampled_from([READINGS_SCHEMA, STATUS_SCHEMA, EVENTS_SCHEMA]),
-       st.dictionaries(st.sampled_from(["seq", "ts", "device", "quality", "metrics", "duration_s", "error",
-                                        "state", "reason", "kind", "name", "site", "source", "fields"]),
-                       _json))
+@given(
+    st.sampled_from([READINGS_SCHEMA, STATUS_SCHEMA, EVENTS_SCHEMA]),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "seq",
+                "ts",
+                "device",
+                "quality",
+                "metrics",
+                "duration_s",
+                "error",
+                "state",
+                "reason",
+                "kind",
+                "name",
+                "site",
+                "source",
+                "fields",
+            ]
+        ),
+        _json,
+    ),
+)
 def test_decode_json_with_our_schema(schema: str, obj: dict[str, object]) -> None:
     obj["schema"] = schema
     _only_wire_error(json.dumps(obj).encode())

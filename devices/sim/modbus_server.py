@@ -199,4 +199,3 @@ def _encode(unit: _Unit, wp: WirePoint) -> list[int] | list[bool]:
             return encode_point(wp, None)
         return encode_point(wp, group)
     return encode_point(wp, unit.values[p.name])
-

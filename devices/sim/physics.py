@@ -56,19 +56,27 @@ SCENARIOS: dict[str, ScenarioInfo] = {
     s.name: s
     for s in (
         ScenarioInfo("normal", None, "恢復正常：清除所有情境", "Back to normal: clear every scenario"),
-        ScenarioInfo("utility_outage", None, "市電中斷：UPS 轉電池、發電機自動啟動並接載",
-                     "Utility outage: UPS on battery, generator starts and takes the load"),
-        ScenarioInfo("crac_failure", "crac", "空調故障：機房溫度上升",
-                     "CRAC failure: room temperature rises"),
-        ScenarioInfo("door_forced", "door", "門被強行開啟（無授權刷卡）",
-                     "Door forced open (no access grant)"),
-        ScenarioInfo("door_held_open", "door", "授權開門後門未關閉",
-                     "Door held open after an access grant"),
+        ScenarioInfo(
+            "utility_outage",
+            None,
+            "市電中斷：UPS 轉電池、發電機自動啟動並接載",
+            "Utility outage: UPS on battery, generator starts and takes the load",
+        ),
+        ScenarioInfo(
+            "crac_failure", "crac", "空調故障：機房溫度上升", "CRAC failure: room temperature rises"
+        ),
+        ScenarioInfo(
+            "door_forced", "door", "門被強行開啟（無授權刷卡）", "Door forced open (no access grant)"
+        ),
+        ScenarioInfo("door_held_open", "door", "授權開門後門未關閉", "Door held open after an access grant"),
         ScenarioInfo("sensor_fault", "env", "感測器故障：數值無效", "Sensor fault: values unavailable"),
         ScenarioInfo("device_silent", "*", "設備無回應", "Device stops answering"),
-        ScenarioInfo("generator_monthly_test", "genset",
-                     "發電機月測：帶載 ≥30 % 運轉 ≥30 分鐘後冷機停機",
-                     "Generator monthly test: >=30 min at >=30 % load, then cool-down and stop"),
+        ScenarioInfo(
+            "generator_monthly_test",
+            "genset",
+            "發電機月測：帶載 ≥30 % 運轉 ≥30 分鐘後冷機停機",
+            "Generator monthly test: >=30 min at >=30 % load, then cool-down and stop",
+        ),
         ScenarioInfo("water_leak", "contact", "漏水偵測", "Water leak detected"),
     )
 }
@@ -110,8 +118,9 @@ class _Door:
 class RoomModel:
     """All simulated devices of one room, stepped with `step(now)`; deterministic for a given seed."""
 
-    def __init__(self, devices: Sequence[DeviceDecl], seed: int = 0, speed: float = 1.0,
-                 start: float = 0.0) -> None:
+    def __init__(
+        self, devices: Sequence[DeviceDecl], seed: int = 0, speed: float = 1.0, start: float = 0.0
+    ) -> None:
         """`start` is the caller's clock reading at which simulated time 0 begins."""
         ids = [d.id for d in devices]
         if len(set(ids)) != len(ids):
@@ -128,16 +137,25 @@ class RoomModel:
         self._active: dict[tuple[str, str], float] = {}  # (scenario, device or "") -> sim start time
         self._pending: list[tuple[float, str, str | None]] = []
         self._events: list[SimEvent] = []
-        self._ups = {d.id: UpsModel(load_pct=30.0 + round(10 * self._rng.random(), 1))
-                     for d in devices if d.device_class == "ups"}
+        self._ups = {
+            d.id: UpsModel(load_pct=30.0 + round(10 * self._rng.random(), 1))
+            for d in devices
+            if d.device_class == "ups"
+        }
         self._gensets = {d.id: GensetModel() for d in devices if d.device_class == "genset"}
         self._cracs = {d.id: CracModel() for d in devices if d.device_class == "crac"}
-        self._envs = {d.id: EnvModel(base_c=round(21.0 + 3.0 * self._rng.random(), 1),
-                                     base_rh=round(43.0 + 4.0 * self._rng.random(), 1))
-                      for d in devices if d.device_class == "env"}
+        self._envs = {
+            d.id: EnvModel(
+                base_c=round(21.0 + 3.0 * self._rng.random(), 1),
+                base_rh=round(43.0 + 4.0 * self._rng.random(), 1),
+            )
+            for d in devices
+            if d.device_class == "env"
+        }
         self._doors = {d.id: _Door() for d in devices if d.device_class == "door"}
-        self._contacts = {d.id: {"leak": False, "smoke": False}
-                          for d in devices if d.device_class == "contact"}
+        self._contacts = {
+            d.id: {"leak": False, "smoke": False} for d in devices if d.device_class == "contact"
+        }
         self._ats = "mains"
         self._mains_off_s = 0.0
         self._mains_on_s = RETRANSFER_DELAY_S
@@ -170,8 +188,11 @@ class RoomModel:
         """Active scenarios with their target and how long (simulated seconds) they have run."""
         out: list[dict[str, Value]] = []
         for (name, dev), since in sorted(self._active.items()):
-            item: dict[str, Value] = {"scenario": name, "device": dev or None,
-                                      "elapsed_s": round(self.sim_time - since, 1)}
+            item: dict[str, Value] = {
+                "scenario": name,
+                "device": dev or None,
+                "elapsed_s": round(self.sim_time - since, 1),
+            }
             if name == "generator_monthly_test":
                 item["on_load_s"] = round(self._test_on_load_s.get(dev, 0.0), 1)
             out.append(item)
@@ -283,8 +304,11 @@ class RoomModel:
         elif not (self._ats == "genset" and self._mains_on_s < RETRANSFER_DELAY_S and ready):
             self._ats = "mains"
         connected = ready if self._ats == "genset" else []
-        room_w = ROOM_BASE_LOAD_W + sum(u.input_w for u in self._ups.values()) + CRAC_LOAD_W * sum(
-            not c.failed for c in self._cracs.values())
+        room_w = (
+            ROOM_BASE_LOAD_W
+            + sum(u.input_w for u in self._ups.values())
+            + CRAC_LOAD_W * sum(not c.failed for c in self._cracs.values())
+        )
         if testing:
             rated = sum(self._gensets[g].rated_w for g in connected)
             room_w = max(room_w, rated * LOAD_BANK_PCT / 100.0)
@@ -346,7 +370,8 @@ class RoomModel:
             held_since = self._active.get(("door_held_open", did))
             held_for = None if held_since is None else self.sim_time - held_since
             door.open = self._is("door_forced", did) or (
-                held_for is not None and held_for >= DOOR_OPEN_AFTER_GRANT_S)
+                held_for is not None and held_for >= DOOR_OPEN_AFTER_GRANT_S
+            )
             door.lock_engaged = held_for is None or held_for >= LOCK_RELEASE_S
             door.rex = False
         for cid, contact in self._contacts.items():

@@ -107,8 +107,9 @@ class UpsModel:
             "online": not self.on_battery,
             "input_bad": self.on_battery,
             "on_bypass": False,
-            "output_current_a": 0.0 if self.depleted else round(
-                self.rated_w * self.load_pct / 100.0 / (3 * GRID_V * POWER_FACTOR), 1),
+            "output_current_a": 0.0
+            if self.depleted
+            else round(self.rated_w * self.load_pct / 100.0 / (3 * GRID_V * POWER_FACTOR), 1),
         }
 
 
@@ -179,8 +180,10 @@ class GensetModel:
             self.rpm = 0.0
         target_w = load_w if self.connected else 0.0
         step_w = LOAD_RAMP_W_PER_S * dt
-        self.power_w = min(self.power_w + step_w, target_w) if target_w > self.power_w else max(
-            self.power_w - 4 * step_w, target_w
+        self.power_w = (
+            min(self.power_w + step_w, target_w)
+            if target_w > self.power_w
+            else max(self.power_w - 4 * step_w, target_w)
         )
         # Coolant: thermostat ~82 °C under load, block heater 40 °C at rest; first-order lag.
         coolant_target = 70.0 + 12.0 * min(1.0, self.load_pct / 50.0) if turning else 40.0

@@ -110,8 +110,13 @@ class _Served:
                     choice = candidate
                     break
             if choice is _SKIP:
-                log.warning("%s (%s): cannot serve %s=%r; keeping the previous value",
-                            self.spec.id, self.profile.model, metric, value)
+                log.warning(
+                    "%s (%s): cannot serve %s=%r; keeping the previous value",
+                    self.spec.id,
+                    self.profile.model,
+                    metric,
+                    value,
+                )
             self.adapted[key] = choice
         return self.adapted[key]
 
@@ -146,9 +151,18 @@ def _encodable(profile: ModbusProfile | SnmpProfile, metric: str, value: Value) 
 class SimulatedRoom:
     """Serves a RoomModel over real Modbus TCP and SNMP endpoints, with scenario control."""
 
-    def __init__(self, specs: Sequence[SimDeviceSpec], registry: ProfileRegistry, tick_s: float = 1.0,
-                 speed: float = 1.0, seed: int = 0, clock: Callable[[], float] = time.time, *,
-                 trap_target: tuple[str, int] | None = None, trap_community: str | None = None) -> None:
+    def __init__(
+        self,
+        specs: Sequence[SimDeviceSpec],
+        registry: ProfileRegistry,
+        tick_s: float = 1.0,
+        speed: float = 1.0,
+        seed: int = 0,
+        clock: Callable[[], float] = time.time,
+        *,
+        trap_target: tuple[str, int] | None = None,
+        trap_community: str | None = None,
+    ) -> None:
         """`clock`: the time the model follows (wall clock by default); `trap_target`: SNMP trap receiver.
 
         With `trap_target` set, SNMP devices send the traps their profiles declare there (community
@@ -158,8 +172,12 @@ class SimulatedRoom:
         self.registry = registry
         self.tick_s = tick_s
         self._clock = clock
-        self.model = RoomModel([DeviceDecl(s.id, str(s.device_class), s.zone) for s in self.specs],
-                               seed=seed, speed=speed, start=clock())
+        self.model = RoomModel(
+            [DeviceDecl(s.id, str(s.device_class), s.zone) for s in self.specs],
+            seed=seed,
+            speed=speed,
+            start=clock(),
+        )
         self._served: list[_Served] = []
         self._servers: list[ModbusSimServer | SnmpSimAgent] = []
         self._task: asyncio.Task[None] | None = None
@@ -178,13 +196,18 @@ class SimulatedRoom:
         for spec in self.specs:
             profile = self.registry.get(spec.profile_model)
             if profile.protocol != spec.protocol:
-                raise ValueError(f"device {spec.id}: profile {profile.model} speaks {profile.protocol}, "
-                                 f"not {spec.protocol}")
+                raise ValueError(
+                    f"device {spec.id}: profile {profile.model} speaks {profile.protocol}, "
+                    f"not {spec.protocol}"
+                )
             where = (spec.protocol, spec.host, spec.port)
             server = endpoints.get(where)
             if server is None:
-                server = ModbusSimServer(spec.host, spec.port) if spec.protocol == "modbus" else SnmpSimAgent(
-                    spec.host, spec.port)
+                server = (
+                    ModbusSimServer(spec.host, spec.port)
+                    if spec.protocol == "modbus"
+                    else SnmpSimAgent(spec.host, spec.port)
+                )
                 endpoints[where] = server
             served = _Served(spec, profile, server, _served_names(profile))
             values = self._servable(served, initial[spec.id])
@@ -283,11 +306,22 @@ class SimulatedRoom:
 
     async def _send_traps(self, served: _Served, values: dict[str, Value]) -> None:
         """Traps this device owes after the tick (a silent device sends none, as a dead card would)."""
-        if (self._traps is None or served.silent or not isinstance(served.server, SnmpSimAgent)
-                or not isinstance(served.profile, SnmpProfile)):
+        if (
+            self._traps is None
+            or served.silent
+            or not isinstance(served.server, SnmpSimAgent)
+            or not isinstance(served.profile, SnmpProfile)
+        ):
             return
-        await self._traps.device_tick(served.spec.id, served.server, _snmp_key(served.spec), served.profile,
-                                      values, served.pushed, self.model.sim_time)
+        await self._traps.device_tick(
+            served.spec.id,
+            served.server,
+            _snmp_key(served.spec),
+            served.profile,
+            values,
+            served.pushed,
+            self.model.sim_time,
+        )
 
     def drain_events(self) -> list[SimEvent]:
         """Access-granted events since the last call, at most the newest 200 (for a door tracker)."""
@@ -329,8 +363,9 @@ class SimulatedRoom:
             "active": self.model.active(),
             "silent": sorted(self.model.silent_devices),
             "devices": devices,
-            "events": [{"ts": e.ts, "device": e.device, "kind": e.kind, **e.detail}
-                       for e in self.recent_events],
+            "events": [
+                {"ts": e.ts, "device": e.device, "kind": e.kind, **e.detail} for e in self.recent_events
+            ],
         }
 
     # --- HTTP control ------------------------------------------------------------------------------
@@ -356,11 +391,18 @@ class SimulatedRoom:
 
     async def _h_scenarios(self, request: web.Request) -> web.Response:
         active = {a["scenario"] for a in self.model.active()}
-        return _json([
-            {"name": s.name, "target_class": s.target_class, "zh": s.zh, "en": s.en,
-             "active": s.name in active}
-            for s in SCENARIOS.values()
-        ])
+        return _json(
+            [
+                {
+                    "name": s.name,
+                    "target_class": s.target_class,
+                    "zh": s.zh,
+                    "en": s.en,
+                    "active": s.name in active,
+                }
+                for s in SCENARIOS.values()
+            ]
+        )
 
     async def _h_trigger(self, request: web.Request) -> web.Response:
         try:

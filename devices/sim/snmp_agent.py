@@ -76,8 +76,11 @@ class _Device:
             SYS_NAME: ("string", self.key),
         }
         encoded.update(encode_profile(self.profile, self.values))
-        by_oid = {tuple(int(x) for x in oid.split(".")): to_pysnmp(enc)
-                  for oid, enc in encoded.items() if enc[0] != "nosuch"}
+        by_oid = {
+            tuple(int(x) for x in oid.split(".")): to_pysnmp(enc)
+            for oid, enc in encoded.items()
+            if enc[0] != "nosuch"
+        }
         self.oids = sorted(by_oid)
         self.by_oid = by_oid
 
@@ -122,8 +125,9 @@ class _SilenceMixin:
 
     cbCtx: Any
 
-    def handle_management_operation(self, snmpEngine: Any, stateReference: Any, contextName: Any,
-                                    PDU: Any) -> None:
+    def handle_management_operation(
+        self, snmpEngine: Any, stateReference: Any, contextName: Any, PDU: Any
+    ) -> None:
         agent: SnmpSimAgent = self.cbCtx
         dev = agent._device_for(snmpEngine)
         if dev is not None and dev.silent:
@@ -176,8 +180,13 @@ class SnmpSimAgent:
         """UDP port served (the real one after start when 0 was given)."""
         return self._port
 
-    def add_device(self, key: str, profile: SnmpProfile, values: Mapping[str, Value] | None = None,
-                   v3: SnmpV3 | None = None) -> None:
+    def add_device(
+        self,
+        key: str,
+        profile: SnmpProfile,
+        values: Mapping[str, Value] | None = None,
+        v3: SnmpV3 | None = None,
+    ) -> None:
         """Serve `profile` under community/context `key` (and v3 user `v3.user` if given)."""
         if key in self._devices:
             raise ValueError(f"device {key!r} already added")
@@ -216,9 +225,12 @@ class SnmpSimAgent:
         config.add_v1_system(self._engine, dev.key, dev.key, contextName=dev.key, securityName=dev.key)
         if dev.v3 is not None:
             config.add_v3_user(
-                self._engine, dev.v3.user,
-                AUTH_PROTOCOLS[dev.v3.auth_protocol], dev.v3.auth_key,
-                PRIV_PROTOCOLS[dev.v3.priv_protocol], dev.v3.priv_key,
+                self._engine,
+                dev.v3.user,
+                AUTH_PROTOCOLS[dev.v3.auth_protocol],
+                dev.v3.auth_key,
+                PRIV_PROTOCOLS[dev.v3.priv_protocol],
+                dev.v3.priv_key,
             )
 
     async def stop(self) -> None:
@@ -242,8 +254,14 @@ class SnmpSimAgent:
             return rfc1902.TimeTicks(int((time.monotonic() - self._started) * 100) % (2**32))
         return value
 
-    async def send_trap(self, target_host: str, target_port: int, community: str, trap_oid: str,
-                        varbinds: Mapping[str, int | str | Oid] | Sequence[tuple[str, Encoded]] = ()) -> None:
+    async def send_trap(
+        self,
+        target_host: str,
+        target_port: int,
+        community: str,
+        trap_oid: str,
+        varbinds: Mapping[str, int | str | Oid] | Sequence[tuple[str, Encoded]] = (),
+    ) -> None:
         """Send an SNMPv2c trap (e.g. upsTrapOnBattery, a door switch change) to a receiver.
 
         Once the agent is started the trap leaves from its own socket: a real card's traps come from
@@ -256,11 +274,14 @@ class SnmpSimAgent:
             uptime = int((time.monotonic() - self._started) * 100) % (2**32)  # the agent's sysUpTime
             pdu = v2c.TrapPDU()
             v2c.apiTrapPDU.set_defaults(pdu)
-            v2c.apiTrapPDU.set_varbinds(pdu, [
-                (rfc1902.ObjectName(SYS_UPTIME), rfc1902.TimeTicks(uptime)),
-                (rfc1902.ObjectName(SNMP_TRAP_OID), rfc1902.ObjectName(trap_oid)),
-                *binds,
-            ])
+            v2c.apiTrapPDU.set_varbinds(
+                pdu,
+                [
+                    (rfc1902.ObjectName(SYS_UPTIME), rfc1902.TimeTicks(uptime)),
+                    (rfc1902.ObjectName(SNMP_TRAP_OID), rfc1902.ObjectName(trap_oid)),
+                    *binds,
+                ],
+            )
             msg = v2c.Message()
             v2c.apiMessage.set_defaults(msg)
             v2c.apiMessage.set_community(msg, community)
@@ -269,9 +290,14 @@ class SnmpSimAgent:
             eng.transport_dispatcher.send_message(encoder.encode(msg), udp.DOMAIN_NAME, target)
             return
         err, *_ = await send_notification(
-            shared_engine(), CommunityData(community, mpModel=1),  # noqa: S508 - door/UPS cards send v2c
-            await UdpTransportTarget.create((target_host, target_port)), ContextData(), "trap",
-            NotificationType(ObjectIdentity(trap_oid)).add_varbinds(*binds), lookupMib=False)
+            shared_engine(),
+            CommunityData(community, mpModel=1),  # noqa: S508 - door/UPS cards send v2c
+            await UdpTransportTarget.create((target_host, target_port)),
+            ContextData(),
+            "trap",
+            NotificationType(ObjectIdentity(trap_oid)).add_varbinds(*binds),
+            lookupMib=False,
+        )
         if err:
             raise RuntimeError(f"trap to {target_host}:{target_port} failed: {err}")
 
