@@ -34,6 +34,7 @@ from devices.reading import DeviceClass, DeviceRef, Metric, PollResult, Quality,
 from devices.registry import ProfileRegistry
 from devices.traps import TrapEvent
 from devices.wire import (
+    COLLECTOR_DEVICE_PREFIX,
     DeviceStatus,
     WireEvent,
     encode_event,
@@ -102,7 +103,7 @@ class Collector:
         self.self_ref = DeviceRef(
             site=site.site.id,
             room=metrics_room or site.rooms[0].id,
-            device=f"collector-{collector_id}",
+            device=f"{COLLECTOR_DEVICE_PREFIX}{collector_id}",
             device_class=DeviceClass.SYSTEM,
             model="roomguard-collector",
         )

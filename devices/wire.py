@@ -28,6 +28,8 @@ SUPPORTED_CONFIRM = (CONFIRM_SCHEMA,)
 DEFAULT_PREFIX = "roomguard/v1"
 # Rooms of these names would make collector-status or ingest topics ambiguous with device topics.
 COLLECTOR_LEVEL = "_collector"
+# Device id prefix of a collector's own health readings (class `system`): `collector-<collector id>`.
+COLLECTOR_DEVICE_PREFIX = "collector-"
 INGEST_LEVEL = "_ingest"
 
 StatusState = Literal["online", "offline"]

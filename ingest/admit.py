@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from devices.wire import decode_poll_epoch
+from devices.reading import DeviceClass, DeviceRef
+from devices.wire import COLLECTOR_DEVICE_PREFIX, decode_poll_epoch
 from ingest.lineproto import LineEncoder
 
 Key = tuple[str, str, str]  # (site, room, device)
@@ -23,13 +24,30 @@ MAX_IDENTIFIER = 256
 
 @dataclass(frozen=True, slots=True)
 class AdmissionRules:
-    """Limits on what is written; `known` maps (site, device) to its room when only those are accepted."""
+    """Limits on what is written; `known` maps (site, device) to its room when only those are accepted.
+
+    With `known`, a collector's own health readings (class `system`, device `collector-<id>`: the id is
+    the host name unless set, so no site file lists it) are accepted in the rooms of `system_rooms`."""
 
     max_payload_bytes: int = 256 * 1024
     max_metrics: int = 1000
     max_past_s: float = 7 * 86_400.0
     max_future_s: float = 300.0
     known: Mapping[tuple[str, str], str] | None = field(default=None)
+    system_rooms: frozenset[tuple[str, str]] = frozenset()  # (site, room)
+
+    def knows(self, ref: DeviceRef) -> str | None:
+        """None if the device may be written, else why not."""
+        if self.known is None:
+            return None
+        if ref.device_class is DeviceClass.SYSTEM and ref.device.startswith(COLLECTOR_DEVICE_PREFIX):
+            if (ref.site, ref.room) in self.system_rooms:
+                return None
+            return f"collector {ref.site}/{ref.device} reports from room {ref.room}, not a room of the site"
+        room = self.known.get((ref.site, ref.device))
+        if room == ref.room:
+            return None
+        return "not in the site file" if room is None else f"configured in room {room}, not {ref.room}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +112,9 @@ def _admit(
     if bad:
         # One such line would make the database refuse the whole batch, good points and all.
         return Rejected(bad, key, seq)
-    if rules.known is not None and rules.known.get((ref.site, ref.device)) != ref.room:
-        room = rules.known.get((ref.site, ref.device))
-        why = "not in the site file" if room is None else f"configured in room {room}, not {ref.room}"
-        return Rejected(f"device {ref.site}/{ref.device} is {why} (ingest.known_devices_only)", key, seq)
+    unknown = rules.knows(ref)
+    if unknown is not None:
+        return Rejected(f"device {ref.site}/{ref.device}: {unknown} (ingest.known_devices_only)", key, seq)
     if poll.ts < now - timedelta(seconds=rules.max_past_s):
         return Rejected(
             f"poll time {poll.ts.isoformat()} is older than {rules.max_past_s:g} s (ingest.max_past_s)",

@@ -58,6 +58,7 @@ def admission_rules(site: SiteConfig) -> AdmissionRules:
         max_past_s=limits.max_past_s or site.outbox.max_age_s,
         max_future_s=limits.max_future_s,
         known=known,
+        system_rooms=frozenset((site.site.id, r.id) for r in site.rooms),
     )
 
 

@@ -171,3 +171,29 @@ def test_huge_numbers_anywhere_never_raise(digits: int, where: str) -> None:
     else:
         text = re.sub(rf'"{where}":[0-9.]+', f'"{where}":{big}', text)
     _check(_admit(text.encode()))
+
+
+def test_known_devices_only_still_accepts_the_collectors_own_health_readings() -> None:
+    # The soak of the example site (known_devices_only: true) dead-lettered every collector self-reading:
+    # its device id is `collector-<host name>`, which no site file lists.
+    rules = AdmissionRules(known={("s1", "th-1"): "r1"}, system_rooms=frozenset({("s1", "r1")}))
+
+    def health(room: str, device: str, device_class: DeviceClass = DeviceClass.SYSTEM) -> bytes:
+        ref = DeviceRef("s1", room, device, device_class, "roomguard")
+        return encode_poll(PollResult(ref, NOW, (Metric("outbox_depth", 0),)), 1)
+
+    own = _admit(
+        health("r1", "collector-edge-1"), rules, topic="roomguard/v1/s1/r1/collector-edge-1/readings"
+    )
+    assert isinstance(own, Accepted)
+    elsewhere = _admit(
+        health("r9", "collector-edge-1"), rules, topic="roomguard/v1/s1/r9/collector-edge-1/readings"
+    )
+    assert isinstance(elsewhere, Rejected)
+    assert "not a room of the site" in elsewhere.reason
+    # Only the collector's system readings: an unknown sensor named like one is still refused.
+    fake = _admit(
+        health("r1", "collector-x", DeviceClass.ENV), rules, topic="roomguard/v1/s1/r1/collector-x/readings"
+    )
+    assert isinstance(fake, Rejected)
+    assert "not in the site file" in fake.reason
