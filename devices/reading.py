@@ -47,7 +47,7 @@ class Metric:
     quality: Quality = Quality.GOOD
 
     def __post_init__(self) -> None:
-        # A sentinel, auth failure or decode failure is never a value (DESIGN: data model).
+        # A sentinel, auth failure or decode failure is never a value (docs/architecture.md, data model).
         if self.quality is not Quality.GOOD and self.value is not None:
             object.__setattr__(self, "value", None)
 

@@ -18,7 +18,7 @@ from pydantic_core import PydanticCustomError
 from devices.yamlload import Issue, issues_error
 from siteconfig.secrets import SecretRef
 
-# Tags every reading already carries (DESIGN: InfluxDB tags); a device tag may not shadow them.
+# Tags every reading already carries (docs/influx-schema.md); a device tag may not shadow them.
 RESERVED_TAGS = frozenset({"site", "room", "device", "device_class", "model", "zone", "rack", "quality"})
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -221,7 +221,7 @@ class InfluxDb(StrictModel):
     password: SecretRef | None = Field(None, description="Password (api v1).")
     gzip: bool = Field(
         False,
-        description="Gzip each batch: worth it toward a remote database, a cost on loopback (DESIGN.md).",
+        description="Gzip each batch: worth it toward a remote database, a cost on loopback.",
     )
     retry_max_s: Seconds = Field(
         3.0,
