@@ -1,4 +1,4 @@
-"""Asyncio SNMP trap receiver (v2c communities, v3 users) decoding traps into TrapEvents.
+"""Asyncio SNMP trap receiver (v1/v2c communities, v3 users) decoding traps into TrapEvents.
 
 What a trap means is not written here: each device profile declares the traps its model sends
 (`traps:` in the YAML, schema in devices/trap_spec.py) and `TrapDecoder` is built from those.
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pysnmp.entity import config, engine
 from pysnmp.entity.rfc3413 import ntfrcv
+from pysnmp.proto import rfc1902
 
 from devices.profile_metrics import profile_metrics
 from devices.reading import DeviceClass, Value
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 
 SNMP_TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+# RFC 3584 §3.1 (4): a v1 trap converted to v2 carries the community it came with as snmpTrapCommunity.0;
+# that is a credential, so it never reaches an event (screen, MQTT).
+SNMP_TRAP_COMMUNITY = "1.3.6.1.6.3.18.1.4.0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +41,7 @@ class TrapEvent:
 
     ts: datetime
     source: str
-    trap_oid: str
+    trap_oid: str  # snmpTrapOID as received; a v1 trap's is enterprise.0.specific (RFC 3584 §3.1)
     name: str
     varbinds: dict[str, SnmpValue]
     device_class: DeviceClass | None = None
@@ -100,15 +104,21 @@ class TrapDecoder:
 
     def models(self, trap_oid: str) -> tuple[str, ...]:
         """The profiles that declare `trap_oid` (empty when none does)."""
-        k = self._by_oid.get(trap_oid)
+        k = self._lookup(trap_oid)
         return k.models if k else ()
+
+    def _lookup(self, trap_oid: str) -> _Known | None:
+        k = self._by_oid.get(trap_oid)
+        if k is None and (smiv2 := smiv2_trap_oid(trap_oid)) is not None:
+            k = self._by_oid.get(smiv2)
+        return k
 
     def decode(
         self, trap_oid: str, varbinds: dict[str, SnmpValue], source: str, ts: datetime | None = None
     ) -> TrapEvent:
         """Name and decode a trap from its snmpTrapOID and varbinds; an unknown trap keeps its OID as name."""
         ts = ts or datetime.now(UTC)
-        k = self._by_oid.get(trap_oid) or next(
+        k = self._lookup(trap_oid) or next(
             (k for k in self._by_varbind if (kv := k.trap.key_varbind) and kv.find(varbinds)), None
         )
         if k is None:
@@ -116,6 +126,17 @@ class TrapDecoder:
         return TrapEvent(
             ts, source, trap_oid, k.trap.name, varbinds, k.device_class, k.trap.decode(varbinds), k.trap.means
         )
+
+
+def smiv2_trap_oid(trap_oid: str) -> str | None:
+    """The SMIv2 notification OID E.N a v1-converted trap OID E.0.N stands for; None if not of that form."""
+    # RFC 3584 §3.1 (2) turns a v1 trap (enterprise E, specific-trap N) into snmpTrapOID E.0.N, and
+    # §3.2 (1) sends an SMIv2 notification E.N whose next-to-last arc is not 0 as that same v1 trap.
+    # So E.0.N from a v1 agent is E.N when the MIB puts its notifications directly under E (UPS-MIB:
+    # upsTrapOnBattery is upsTraps.1 = 1.3.6.1.2.1.33.2.1, a v1 UPS card sends upsTraps/1).
+    head, _, specific = trap_oid.rpartition(".")
+    enterprise, _, zero = head.rpartition(".")
+    return f"{enterprise}.{specific}" if zero == "0" and enterprise and specific else None
 
 
 def _meaning(k: _Known) -> tuple[DeviceClass, dict[str, Any]]:
@@ -154,6 +175,14 @@ def trap_problems(profile: SnmpProfile) -> list[str]:
     return out
 
 
+def _plain(value: Any) -> SnmpValue:
+    # pysnmp's v1→v2 conversion (RFC 3584 §3.1 (4)) appends snmpTrapAddress.0 as a v1 IpAddress, which
+    # is not the SNMPv2 class from_pysnmp knows: recognise the address by its ASN.1 tag instead.
+    if getattr(value, "tagSet", None) == rfc1902.IpAddress.tagSet:
+        return ".".join(str(b) for b in value.asOctets())
+    return from_pysnmp(value)
+
+
 TrapCallback = Callable[[TrapEvent], None]
 
 
@@ -189,6 +218,8 @@ class TrapReceiver:
     async def start(self) -> None:
         """Bind and start receiving."""
         eng, self._port, listening = listening_engine(self.host, self._port)
+        # A community system accepts v1 and v2c alike; pysnmp turns a v1 Trap-PDU into a v2 notification
+        # (RFC 3584 §3.1), so v1 traps arrive here with an snmpTrapOID like any other.
         for i, community in enumerate(self.communities):
             config.add_v1_system(eng, f"trap-area-{i}", community)
         for u in self.v3_users:
@@ -212,9 +243,10 @@ class TrapReceiver:
         exec_ctx = snmp_engine.observer.get_execution_context("rfc3412.receiveMessage:request")
         addr = exec_ctx.get("transportAddress")
         source = f"{addr[0]}:{addr[1]}" if addr else "?"
-        vbs = {str(o): from_pysnmp(v) for o, v in var_binds}
+        vbs = {str(o): _plain(v) for o, v in var_binds}
         trap_oid = str(vbs.pop(SNMP_TRAP_OID, ""))
         vbs.pop(SYS_UPTIME, None)
+        vbs.pop(SNMP_TRAP_COMMUNITY, None)
         ev = self.decoder.decode(trap_oid, vbs, source)
         try:
             self.queue.put_nowait(ev)

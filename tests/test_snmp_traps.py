@@ -12,7 +12,7 @@ from devices.reading import DeviceClass
 from devices.sim.snmp_agent import SnmpSimAgent
 from devices.snmp_codec import Oid
 from devices.snmp_transport import SnmpV3
-from devices.traps import TrapEvent, TrapReceiver, TrapV3User, decode_trap
+from devices.traps import TrapEvent, TrapReceiver, TrapV3User, decode_trap, smiv2_trap_oid
 from tests.snmp_fixtures import require_tool
 
 pytestmark = pytest.mark.integration
@@ -183,3 +183,41 @@ def test_decode_trap_door_null_is_unknown() -> None:
     ev = decode_trap("1.3.6.1.4.1.5528.100.10.2.1", {"1.3.6.1.4.1.5528.100.4.2.2.1.2.4": -1}, "x")
     assert ev.event == {"door_open": None}
     assert decode_trap("1.2.3", {}, "x").device_class is None
+
+
+async def test_net_snmp_v1_ups_traps_decode_by_the_profile(receiver: TrapReceiver) -> None:
+    # A v1 UPS card sends enterprise upsTraps with specific-trap N (RFC 3584 §3.2 (1) for upsTraps.N);
+    # pysnmp converts it to snmpTrapOID upsTraps.0.N (§3.1 (2)), which must name the same trap.
+    addr = f"127.0.0.1:{receiver.port}"
+    ups_traps = "1.3.6.1.2.1.33.2"
+    await snmptrap(
+        "-v1", "-c", "traps", addr, ups_traps, "192.0.2.7", "6", "1", "",
+        f"{UPS}.2.3.0", "i", "17", f"{UPS}.2.2.0", "i", "42", f"{UPS}.9.7.0", "i", "3",
+    )  # fmt: skip
+    ev = await next_event(receiver)
+    assert ev.trap_oid == f"{ups_traps}.0.1"
+    assert (ev.name, ev.device_class, ev.means) == ("upsTrapOnBattery", DeviceClass.UPS, "on_battery")
+    assert ev.event == {"on_battery": True, "runtime_s": 1020, "seconds_on_battery_s": 42}
+    # snmpTrapAddress (the agent-addr field) is kept; the community that came with it is not.
+    assert ev.varbinds["1.3.6.1.6.3.18.1.3.0"] == "192.0.2.7"
+    assert "1.3.6.1.6.3.18.1.4.0" not in ev.varbinds
+    assert "traps" not in ev.varbinds.values()
+    await snmptrap(
+        "-v1", "-c", "traps", addr, ups_traps, "192.0.2.7", "6", "3", "",
+        f"{UPS}.6.2.1.2.7", "o", f"{UPS}.6.3.5",
+    )  # fmt: skip
+    ev = await next_event(receiver)
+    assert ev.name == "upsTrapAlarmEntryAdded"
+    assert ev.event == {"alarm": "temp_bad", "alarm_id": 7, "active": True}
+    # A generic v1 trap (coldStart) becomes snmpTraps.1 (RFC 3584 §3.1 (2)): known to no profile.
+    await snmptrap("-v1", "-c", "traps", addr, ups_traps, "192.0.2.7", "0", "0", "")
+    ev = await next_event(receiver)
+    assert (ev.trap_oid, ev.name, ev.device_class) == ("1.3.6.1.6.3.1.1.5.1",) * 2 + (None,)
+
+
+def test_v1_converted_trap_oid_names_the_smiv2_notification() -> None:
+    ev = decode_trap("1.3.6.1.2.1.33.2.0.2", {f"{UPS}.7.3.0": 1}, "x")
+    assert (ev.name, ev.event["test_result"]) == ("upsTrapTestCompleted", "passed")
+    assert smiv2_trap_oid("1.3.6.1.2.1.33.2.0.2") == "1.3.6.1.2.1.33.2.2"
+    assert smiv2_trap_oid("1.3.6.1.6.3.1.1.5.1") is None
+    assert smiv2_trap_oid("0.1") is None
