@@ -82,6 +82,8 @@ def compile_decoder(wp: WirePoint) -> Decoder:
     apply = p.apply
     enum = p.enum
     identity = p.is_identity and p.enum is None and p.valid_range is None and fmt is None
+    # A masked point is a bit field of an unsigned register: cut it out after the sentinel check.
+    mask, shift = (p.mask, p.mask_shift) if p.mask is not None else (-1, 0)
     errors = (IndexError, DecodeError, TypeError, ValueError, struct.error)
 
     # Decoding is pure, so the Metric of the last raw pattern is reused: most registers do not change
@@ -112,8 +114,10 @@ def compile_decoder(wp: WirePoint) -> Decoder:
             if not math.isfinite(raw):
                 out.append(Metric(name, None, _UNAVAILABLE))
                 return
+        elif signed:
+            raw = u - full if u >= half else u
         else:
-            raw = u - full if signed and u >= half else u
+            raw = (u & mask) >> shift
         if identity:
             out.append(Metric(name, raw))
         elif enum is not None and type(raw) is int:
@@ -295,7 +299,9 @@ def encode_point(wp: WirePoint, value: Value | Mapping[str, Value]) -> list[int]
     # Transform.invert works in float, which loses 64-bit integers beyond 2**53: pass ints through.
     raw: int | float = value if p.is_identity and p.enum is None and type(value) is int else p.invert(value)
     fmt = _FLOAT.get(t)
-    if fmt is not None:
+    if p.mask is not None:
+        u = _field_bits(p.name, round(raw), p.mask, p.mask_shift)
+    elif fmt is not None:
         u = int.from_bytes(struct.pack(fmt, float(raw)), "big")
     else:
         n = round(raw)
@@ -305,6 +311,14 @@ def encode_point(wp: WirePoint, value: Value | Mapping[str, Value]) -> list[int]
             raise ValueError(f"{p.name}: {value!r} → raw {n} does not fit {t} ({lo}..{hi})")
         u = n & mask
     return _words(u, wp.width, wp.word_order, wp.byte_order)
+
+
+def _field_bits(name: str, n: int, mask: int, shift: int) -> int:
+    """A bit field's value placed at its bits; the other fields of the register stay 0 (ORed in later)."""
+    top = mask >> shift
+    if not 0 <= n <= top:
+        raise ValueError(f"{name}: raw {n} does not fit the bit field {mask:#x} (0..{top})")
+    return n << shift
 
 
 def _encode_nibbles(wp: WirePoint, value: Value | Mapping[str, Value]) -> list[int]:

@@ -26,6 +26,8 @@ TYPE_WIDTH: dict[str, int] = {
     "float32": 2, "float64": 4, "bool": 1,
 }  # fmt: skip
 COUNTED_TYPES: frozenset[str] = frozenset({"string", "bitfield", "nibbles"})
+# Types a `mask` may cut a field out of: the field is a bit pattern, so only unsigned integers make sense.
+MASKABLE_TYPES: frozenset[str] = frozenset({"uint16", "uint32", "uint64"})
 
 # DSE GenComm 4-bit alarm states (GenComm "alarm conditions" page 8; Victron dse-modbus-simulator dse.py).
 DSE_NIBBLE_STATES: dict[int, str] = {
@@ -86,6 +88,13 @@ class ModbusPoint(Transform):
         None, description="nibbles: alarm names in register order, first in the high nibble; null = spare."
     )
     nibble_states: dict[int, str] = Field(default_factory=lambda: dict(DSE_NIBBLE_STATES))
+    mask: int | None = Field(
+        None,
+        ge=1,
+        description="Bit field: the value is (raw & mask) shifted down to bit 0 (0x01C0 = bits 6-8), then "
+        "enum/scale apply; sentinels still compare the whole register. Several masked points may share "
+        "one register (APC ReplaceBatteryTestStatus_BF: result, source, modifier).",
+    )
     example: Value | None = Field(None, description="Typical value the simulator serves.")
 
     @field_validator("name")
@@ -126,7 +135,23 @@ class ModbusPoint(Transform):
             raise ValueError(f"count: type {t} has a fixed width of {TYPE_WIDTH[t]} register(s)")
         if self.table in BIT_TABLES and t != "bool":
             raise ValueError(f"table {self.table} holds single bits: type must be bool (got {t})")
+        if self.mask is not None:
+            self._check_mask(self.mask)
         return self
+
+    def _check_mask(self, mask: int) -> None:
+        if self.type not in MASKABLE_TYPES:
+            raise ValueError(f"mask: only for {sorted(MASKABLE_TYPES)} (got {self.type})")
+        if mask >> (16 * self.width):
+            raise ValueError(f"mask: {mask:#x} has bits beyond the {16 * self.width}-bit {self.type}")
+        field = mask >> self.mask_shift
+        if field & (field + 1):
+            raise ValueError(f"mask: {mask:#x} must be one run of adjacent bits (e.g. 0x01C0)")
+
+    @property
+    def mask_shift(self) -> int:
+        """Bit position of the lowest bit of `mask` (0 without a mask): the field's right shift."""
+        return (self.mask & -self.mask).bit_length() - 1 if self.mask else 0
 
     @property
     def width(self) -> int:
@@ -198,7 +223,23 @@ class ModbusProfile(ProfileBase):
                 if m in seen:
                     raise ValueError(f"metric {m!r} produced by both point {seen[m]} and point {p.name}")
                 seen[m] = p.name
+        self._check_shared_registers()
         return self
+
+    def _check_shared_registers(self) -> None:
+        """Masked points on one register must agree on its type and cut disjoint bits out of it."""
+        fields: dict[tuple[Table, int], tuple[ModbusPoint, int]] = {}
+        for p in self.points:
+            if p.mask is None:
+                continue
+            key = self._resolve(p)
+            first, used = fields.get(key, (p, 0))
+            if first.type != p.type:
+                raise ValueError(f"point {p.name}: shares its register with {first.name} but is {p.type}")
+            if used & p.mask:
+                where = f"register {key[1]}"
+                raise ValueError(f"point {p.name}: mask {p.mask:#x} overlaps another field of {where}")
+            fields[key] = (first, used | p.mask)
 
     def _resolve(self, p: ModbusPoint) -> tuple[Table, int]:
         if self.modbus.addressing == "wire":

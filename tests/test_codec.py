@@ -210,6 +210,67 @@ def test_nibbles_first_alarm_in_high_nibble():
     }
 
 
+# APC ReplaceBatteryTestStatus_BF (NUT apc_modbus.h): result bits 0-5, source bits 6-8, modifier bits 9-11.
+SOURCE = {0: "none", 1: "protocol", 2: "local_ui", 4: "internal"}
+
+
+def test_mask_cuts_a_field_out_of_the_register():
+    result = wire_point(type="uint16", mask=0x003F, enum={4: "passed", 8: "failed"})
+    source = wire_point(type="uint16", mask=0x01C0, enum=SOURCE)
+    assert one(result, [0x0104]).value == "passed"  # 0x0104 whole would be state 260
+    assert one(source, [0x0104]).value == "internal"  # (0x0104 & 0x01C0) >> 6 = 4
+    assert one(source, [0x0044]).value == "protocol"
+    assert one(wire_point(type="uint32", mask=0x000F0000), [0x0003, 0xFFFF]).value == 3
+
+
+def test_mask_applies_after_the_sentinel_check():
+    wp = wire_point(type="uint16", mask=0x00F0, sentinels=[0xFFFF])
+    assert one(wp, [0xFFFF]) == Metric("x", None, Quality.UNAVAILABLE)
+    assert one(wp, [0xFF3F]).value == 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 7))
+def test_mask_round_trip(n):
+    wp = wire_point(type="uint16", mask=0x0E00)
+    regs = encode_point(wp, n)
+    assert regs == [n << 9]
+    assert one(wp, regs).value == n
+
+
+def test_mask_encode_rejects_what_the_field_cannot_hold():
+    with pytest.raises(ValueError, match="does not fit the bit field"):
+        encode_point(wire_point(type="uint16", mask=0x01C0), 8)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"type": "int16", "mask": 0x00F0}, "only for"),
+        ({"type": "float32", "mask": 0x00F0}, "only for"),
+        ({"type": "uint16", "mask": 0x10000}, "beyond the 16-bit"),
+        ({"type": "uint16", "mask": 0x0105}, "adjacent bits"),
+        ({"type": "uint16", "mask": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_mask_schema_errors(fields, message):
+    with pytest.raises(ValidationError, match=message):
+        wire_point(**fields)
+
+
+def test_masked_points_on_one_register_must_not_overlap():
+    def prof(second: dict[str, object]) -> ModbusProfile:
+        first = {"name": "result", "table": "holding", "address": 23, "mask": 0x003F}
+        return ModbusProfile.model_validate(base(addressing="wire") | {"points": [first, second]})
+
+    ok = prof({"name": "source", "table": "holding", "address": 23, "mask": 0x01C0})
+    assert [p.point.mask_shift for p in ok.wire_points()] == [0, 6]
+    with pytest.raises(ValidationError, match="overlaps another field of register 23"):
+        prof({"name": "source", "table": "holding", "address": 23, "mask": 0x0030})
+    with pytest.raises(ValidationError, match="shares its register with result but is uint32"):
+        prof({"name": "source", "table": "holding", "address": 23, "mask": 0x01C0, "type": "uint32"})
+
+
 # ---------------------------------------------------------------------------------------------- errors
 
 

@@ -95,6 +95,17 @@ async def test_set_values_changes_what_is_read(sim, transport):
     assert door_values == {"door_open": True, "rex": False, "lock_engaged": False}
 
 
+async def test_masked_fields_share_one_register(sim, transport):
+    # APC register 23 carries result, source and modifier (NUT apc_modbus.h): setting one keeps the others.
+    unit = UNITS["apc-smartups-modbus"]
+    reader = ModbusReader(profile("apc-smartups-modbus"), transport, unit)
+    await sim.set_values(unit, {"test_source": "local_ui"})
+    got = {m.name: m.value for m in await reader.read()}
+    assert (got["test_result"], got["test_source"], got["test_modifier"]) == ("passed", "local_ui", "none")
+    raw = await transport.read("holding", 23, 1, unit)
+    assert list(raw) == [0x0084]  # bit 2 passed | bit 7 local UI
+
+
 async def test_set_values_rejects_unknown_metric(sim):
     with pytest.raises(KeyError, match="no metric"):
         await sim.set_values(UNITS["sht20-xy-md02"], {"tmp_c": 1})

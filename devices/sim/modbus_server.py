@@ -93,7 +93,7 @@ class ModbusSimServer:
         unit.writing = True
         try:
             for wp in touched.values():
-                data = _encode(unit, wp)
+                data = _encode_register(unit, wp)
                 result = await context.async_setValues(unit_id, _FC[wp.table], wp.address, data)
                 if result is not None:
                     where = f"unit {unit_id} {wp.table} {wp.address}"
@@ -118,7 +118,7 @@ class ModbusSimServer:
     def _sim_device(self, unit: _Unit) -> SimDevice:
         cells: dict[str, dict[int, int | bool]] = {t: {} for t in _TABLES}
         for wp in unit.points:
-            for i, v in enumerate(_encode(unit, wp)):
+            for i, v in enumerate(_encode_register(unit, wp)):
                 cells[wp.table][wp.address + i] = v
         gap = unit.profile.modbus.max_gap
         blocks = tuple(_blocks(t, cells[t], gap) for t in _TABLES)
@@ -199,3 +199,14 @@ def _encode(unit: _Unit, wp: WirePoint) -> list[int] | list[bool]:
             return encode_point(wp, None)
         return encode_point(wp, group)
     return encode_point(wp, unit.values[p.name])
+
+
+def _encode_register(unit: _Unit, wp: WirePoint) -> list[int] | list[bool]:
+    """A point's registers; masked points sharing them are ORed in (one register, several bit fields)."""
+    if wp.point.mask is None:
+        return _encode(unit, wp)
+    regs = [0] * wp.width
+    for other in unit.points:
+        if other.point.mask is not None and (other.table, other.address) == (wp.table, wp.address):
+            regs = [r | int(v) for r, v in zip(regs, _encode(unit, other), strict=True)]
+    return regs
