@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from devices.probe_snmp import SnmpProbeReport, format_snmp_probe, match_profiles, probe_snmp
+from devices.probe_snmp import SYS_OBJECT_ID, SnmpProbeReport, format_snmp_probe, match_profiles, probe_snmp
 from devices.snmp_transport import SnmpTarget, SnmpV2c
-from tests.snmp_fixtures import snmp_profile, snmp_profiles, snmpsim_port
+from tests.snmp_fixtures import GOLDEN, case_values, snmp_profile, snmp_profiles, snmpsim_port
 
 __all__ = ["snmpsim_port"]
 
@@ -50,3 +50,19 @@ def test_match_needs_sys_object_id_and_required_oids() -> None:
     )
     # An IntelliSlot UPS card has the same sysObjectID but no environmental group: no CRAC match.
     assert match_profiles(report, [snmp_profile("liebert-gp-crac")]) == []
+
+
+@pytest.mark.parametrize(
+    ("case", "models"),
+    [
+        # CyberPower cards report several sysObjectIDs (.3808.1.1.1, .1.1.3, bare .3808): the enterprise
+        # prefix plus the ups subtree names the UPS.
+        ("cyberpower-ups/rmcard-online", ["cyberpower-ups"]),
+        ("cyberpower-ups/rmcard-on-battery", ["cyberpower-ups"]),
+        ("cyberpower-ups/powerpanel-buck", ["cyberpower-ups"]),
+    ],
+)
+def test_match_names_the_profile_of_a_golden_walk(case: str, models: list[str]) -> None:
+    values = case_values(GOLDEN / case)
+    report = SnmpProbeReport("golden", sys_object_id=str(values[SYS_OBJECT_ID]), values=values)
+    assert [m for m, _ in match_profiles(report, [snmp_profile(m) for m in snmp_profiles()])] == models
