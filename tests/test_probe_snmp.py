@@ -56,10 +56,12 @@ def test_match_needs_sys_object_id_and_required_oids() -> None:
     ("case", "models"),
     [
         # CyberPower cards report several sysObjectIDs (.3808.1.1.1, .1.1.3, bare .3808): the enterprise
-        # prefix plus the ups subtree names the UPS.
+        # prefix plus the ups subtree names the UPS; an EMD's envir objects name the probe as well.
         ("cyberpower-ups/rmcard-online", ["cyberpower-ups"]),
         ("cyberpower-ups/rmcard-on-battery", ["cyberpower-ups"]),
         ("cyberpower-ups/powerpanel-buck", ["cyberpower-ups"]),
+        ("cyberpower-envir/emd-door-open", ["cyberpower-ups", "cyberpower-envir"]),
+        ("cyberpower-envir/temp-only-below-zero", ["cyberpower-envir"]),
     ],
 )
 def test_match_names_the_profile_of_a_golden_walk(case: str, models: list[str]) -> None:
