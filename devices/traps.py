@@ -23,11 +23,13 @@ from devices.snmp_codec import SnmpValue
 from devices.snmp_profile import SnmpProfile
 from devices.snmp_server import listening_engine
 from devices.snmp_transport import AUTH_PROTOCOLS, PRIV_PROTOCOLS, SnmpV3, from_pysnmp
+from devices.trap_rejects import TrapRejects, refusal
 from devices.trap_spec import TrapDef
 
 if TYPE_CHECKING:
     from devices.registry import Profile
 
+USM, AUTH_PRIV = 3, 3  # securityModel and securityLevel numbers (RFC 3411 §5)
 SNMP_TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 # RFC 3584 §3.1 (4): a v1 trap converted to v2 carries the community it came with as snmpTrapCommunity.0;
@@ -198,8 +200,12 @@ class TrapReceiver:
         callback: TrapCallback | None = None,
         queue_size: int = 10_000,
         decoder: TrapDecoder | None = None,
+        rejects: TrapRejects | None = None,
     ) -> None:
-        """`decoder`: how traps are named and decoded (default: by the shipped profiles)."""
+        """`decoder`: how traps are named and decoded (default: by the shipped profiles).
+
+        `rejects` counts what is refused (wrong credentials, malformed) per source; default a new one.
+        """
         self.host = host
         self.decoder = decoder or builtin_trap_decoder()
         self._port = port
@@ -208,6 +214,7 @@ class TrapReceiver:
         self.callback = callback
         self.queue: asyncio.Queue[TrapEvent] = asyncio.Queue(queue_size)
         self.dropped = 0
+        self.rejects = rejects or TrapRejects()
         self._engine: engine.SnmpEngine | None = None
 
     @property
@@ -224,15 +231,25 @@ class TrapReceiver:
             config.add_v1_system(eng, f"trap-area-{i}", community)
         for u in self.v3_users:
             c = u.credentials
-            config.add_v3_user(
-                eng,
-                c.user,
-                AUTH_PROTOCOLS[c.auth_protocol],
-                c.auth_key,
-                PRIV_PROTOCOLS[c.priv_protocol],
-                c.priv_key,
-                securityEngineId=bytes.fromhex(u.engine_id.removeprefix("0x")),
-            )
+            # A trap's authoritative engine is its sender, an inform's the receiver (RFC 3414 §1.5.1): the
+            # user's keys are localised to both (None: this engine), so a device can send either.
+            for engine_id in (bytes.fromhex(u.engine_id.removeprefix("0x")), None):
+                config.add_v3_user(
+                    eng,
+                    c.user,
+                    AUTH_PROTOCOLS[c.auth_protocol],
+                    c.auth_key,
+                    PRIV_PROTOCOLS[c.priv_protocol],
+                    c.priv_key,
+                    securityEngineId=engine_id,
+                )
+        # pysnmp drops a message its security model refuses without a word; this observer point is where
+        # it can be seen (the wrong community, v3 user, key or engine id of a misconfigured card).
+        eng.observer.register_observer(
+            self._on_refused,
+            "rfc2576.prepareDataElements:sm-failure",
+            "rfc3412.prepareDataElements:sm-failure",
+        )
         ntfrcv.NotificationReceiver(eng, self._on_trap)
         self._engine = eng
         await listening
@@ -243,6 +260,13 @@ class TrapReceiver:
         exec_ctx = snmp_engine.observer.get_execution_context("rfc3412.receiveMessage:request")
         addr = exec_ctx.get("transportAddress")
         source = f"{addr[0]}:{addr[1]}" if addr else "?"
+        if exec_ctx.get("securityModel") == USM and exec_ctx.get("securityLevel") != AUTH_PRIV:
+            # USM accepts any level the user supports (RFC 3414 §3.2 step 5); every trap user here has
+            # auth and priv keys, and user name and engine id travel in clear, so anything less is forged
+            # as easily as it is sent.
+            user = str(exec_ctx.get("securityName", ""))[:64]
+            self.rejects.note(str(addr[0]) if addr else "?", "security_level", f"user {user!r}")
+            return
         vbs = {str(o): _plain(v) for o, v in var_binds}
         trap_oid = str(vbs.pop(SNMP_TRAP_OID, ""))
         vbs.pop(SYS_UPTIME, None)
@@ -254,6 +278,16 @@ class TrapReceiver:
             self.dropped += 1
         if self.callback is not None:
             self.callback(ev)
+
+    def _on_refused(self, snmp_engine: Any, execpoint: str, variables: dict[str, Any], cb_ctx: Any) -> None:
+        found = refusal(
+            variables.get("statusInformation") or {},
+            variables.get("securityParameters"),
+            {u.credentials.user for u in self.v3_users},
+        )
+        if found is not None:
+            addr = variables.get("transportAddress")
+            self.rejects.note(str(addr[0]) if addr else "?", *found)
 
     async def stop(self) -> None:
         """Close the port."""

@@ -44,10 +44,10 @@ async def next_event(rx: TrapReceiver, wait_s: float = 5) -> TrapEvent:
     return await asyncio.wait_for(rx.queue.get(), wait_s)
 
 
-async def snmptrap(*args: str) -> None:
-    """net-snmp snmptrap, without blocking the loop the receiver runs on."""
+async def snmptrap(*args: str, tool: str = "snmptrap") -> None:
+    """net-snmp snmptrap (or snmpinform), without blocking the loop the receiver runs on."""
     proc = await asyncio.create_subprocess_exec(
-        require_tool("snmptrap"), *args, env={**os.environ, "MIBS": ""}, stderr=asyncio.subprocess.PIPE
+        require_tool(tool), *args, env={**os.environ, "MIBS": ""}, stderr=asyncio.subprocess.PIPE
     )
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
@@ -152,6 +152,28 @@ async def test_net_snmp_traps_v2c_and_v3(receiver: TrapReceiver) -> None:
         "upsTrapAlarmEntryRemoved",
         {"alarm": "on_battery", "alarm_id": 3, "active": False},
     )
+
+
+async def test_net_snmp_informs_v2c_and_v3(receiver: TrapReceiver) -> None:
+    # snmpinform exits 0 only when the receiver acknowledged the inform with a Response-PDU.
+    addr = f"127.0.0.1:{receiver.port}"
+    await snmptrap(
+        "-v2c", "-c", "traps", "-t", "2", "-r", "0", addr, "", "1.3.6.1.2.1.33.2.1", f"{UPS}.2.3.0", "i", "4",
+        tool="snmpinform",
+    )  # fmt: skip
+    ev = await next_event(receiver)
+    assert (ev.name, ev.event["runtime_s"]) == ("upsTrapOnBattery", 240)
+    # A v3 inform is authoritative at the receiver (RFC 3414 §1.5.1): snmpinform discovers its engine id
+    # first, and the user must be known under it too.
+    await snmptrap(
+        "-v3", "-u", TRAP_USER.user, "-l", "authPriv", "-a", "SHA-256", "-A", TRAP_USER.auth_key,
+        "-x", "AES", "-X", TRAP_USER.priv_key, "-t", "2", "-r", "0",
+        addr, "", "1.3.6.1.2.1.33.2.2", f"{UPS}.7.3.0", "i", "1",
+        tool="snmpinform",
+    )  # fmt: skip
+    ev = await next_event(receiver)
+    assert (ev.name, ev.event["test_result"]) == ("upsTrapTestCompleted", "passed")
+    assert receiver.rejects.total() == 0  # engine id discovery is protocol, not a refused credential
 
 
 async def test_v3_trap_with_wrong_key_is_dropped(receiver: TrapReceiver) -> None:
