@@ -9,6 +9,7 @@ from typing import Final
 from devices.reading import Metric, Quality, Value
 from devices.snmp_profile import (
     Derived,
+    Polarity,
     SnmpColumn,
     SnmpProfile,
     SnmpTable,
@@ -83,6 +84,7 @@ def _table_roots(t: SnmpTable) -> list[str]:
     if t.kind == "entity_sensor":
         return [f"{t.root}.{c}" for c in (1, 2, 3, 4, 5)]  # type, scale, precision, value, operStatus
     roots = [c.oid for c in t.columns]
+    roots.extend(c.polarity.oid for c in t.columns if c.polarity is not None)
     if t.key_column:
         roots.insert(0, t.key_column)
     return roots
@@ -176,6 +178,11 @@ class _Decoder:
             per_row = [
                 self.value(_name(col, idx, keys.get(idx, "")), col, cells[col.oid].get(idx)) for idx in rows
             ]
+            if col.polarity is not None:
+                flips = column_cells(self.values, col.polarity.oid)
+                per_row = [
+                    _polarised(m, col.polarity, flips.get(idx)) for m, idx in zip(per_row, rows, strict=True)
+                ]
             if col.metric is not None:
                 out.extend(per_row)
             if col.aggregate is not None:
@@ -222,6 +229,18 @@ def decode(profile: SnmpProfile, values: Mapping[str, SnmpValue]) -> list[Metric
 def _name(col: SnmpColumn, index: str, key: str) -> str:
     template = col.metric or (col.aggregate.name + "_{index}" if col.aggregate else "{index}")
     return template.format(index=index.replace(".", "_"), key=key)
+
+
+def _polarised(m: Metric, polarity: Polarity, raw: SnmpValue | None) -> Metric:
+    """A bool reading through its row's polarity cell; a missing or unknown polarity is unavailable."""
+    if m.quality is not Quality.GOOD:
+        return m
+    code = _as_int(raw)
+    if code in polarity.normal:
+        return m
+    if code in polarity.inverted:
+        return Metric(m.name, not m.value)
+    return Metric(m.name, None, Quality.UNAVAILABLE)
 
 
 def _aggregate(name: str, func: str, rows: list[Metric]) -> Metric:
@@ -355,6 +374,8 @@ def _encode_table(t: SnmpTable, vals: Mapping[str, Value]) -> dict[str, Encoded]
             enc = _encode_value(col, value, explicit)
             if enc is not None and enc[0] != "nosuch":
                 out[f"{col.oid}.{idx}"] = enc
+                if col.polarity is not None:  # served as configured the normal way round
+                    out[f"{col.polarity.oid}.{idx}"] = ("integer", col.polarity.normal[0])
     return out
 
 

@@ -98,6 +98,25 @@ class Aggregate(_Strict):
     func: Aggregation = "max"
 
 
+class Polarity(_Strict):
+    """Which way a bool column reads, set per row by another column (a configured normal state)."""
+
+    oid: str = Field(description="Column OID (same row index) holding the row's configured polarity.")
+    normal: list[int] = Field(min_length=1, description="Its raw values: the bool reads as decoded.")
+    inverted: list[int] = Field(min_length=1, description="Its raw values: the bool is negated.")
+
+    @field_validator("oid")
+    @classmethod
+    def _oid(cls, v: str) -> str:
+        return _check_oid(v, "polarity oid")
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Polarity:
+        if set(self.normal) & set(self.inverted):
+            raise ValueError("polarity: a raw value cannot be both normal and inverted")
+        return self
+
+
 class SnmpColumn(_SnmpValueSpec):
     """One table column; `metric` is a template using `{index}` (row index) and/or `{key}`."""
 
@@ -105,6 +124,9 @@ class SnmpColumn(_SnmpValueSpec):
     metric: str | None = Field(None, description="Per-row metric name template; None = aggregate only.")
     aggregate: Aggregate | None = None
     example: Value = None
+    polarity: Polarity | None = Field(
+        None, description="Bool columns: negate per row by another column; unknown polarity = unavailable."
+    )
 
     @field_validator("oid")
     @classmethod
@@ -122,6 +144,8 @@ class SnmpColumn(_SnmpValueSpec):
     def _some_output(self) -> SnmpColumn:
         if self.metric is None and self.aggregate is None:
             raise ValueError("a column needs a metric template, an aggregate, or both")
+        if self.polarity is not None and not self.is_bool:
+            raise ValueError("polarity applies to bool columns (true_values/false_values)")
         return self
 
 

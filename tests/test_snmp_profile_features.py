@@ -1,0 +1,71 @@
+"""Generic SNMP profile features the shipped profiles rely on: per-row polarity of bool columns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from devices.reading import Quality
+from devices.snmp_codec import decode, encode_profile, encoded_values
+from devices.snmp_profile import SnmpProfile
+
+BASE = "1.3.6.1.4.1.99999.7"
+
+
+def profile(column: dict[str, Any]) -> SnmpProfile:
+    """A fixture door profile with one table column (row 1) aggregated into door_open."""
+    col = {"oid": f"{BASE}.1.3", "aggregate": {"name": "door_open", "func": "first"}, **column}
+    return SnmpProfile.model_validate(
+        {
+            "model": "acme-door",
+            "vendor": "ACME",
+            "title": "fixture",
+            "device_class": "door",
+            "protocol": "snmp",
+            "tables": [{"name": "t", "columns": [col]}],
+        }
+    )
+
+
+POLAR = {
+    "true_values": [4],
+    "false_values": [2],
+    "polarity": {"oid": f"{BASE}.1.7", "normal": [0], "inverted": [1]},
+    "example": False,
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "polarity", "expected"),
+    [(4, 0, True), (2, 0, False), (4, 1, False), (2, 1, True), (4, None, None), (4, 5, None)],
+)
+def test_polarity_negates_per_row_and_unknown_is_unavailable(
+    status: int, polarity: int | None, expected: bool | None
+) -> None:
+    values: dict[str, Any] = {f"{BASE}.1.3.1": status}
+    if polarity is not None:
+        values[f"{BASE}.1.7.1"] = polarity
+    (m,) = decode(profile(POLAR), values)
+    assert (m.value, m.quality) == (expected, Quality.GOOD if expected is not None else Quality.UNAVAILABLE)
+
+
+def test_polarity_column_is_served_the_normal_way_round() -> None:
+    p = profile(POLAR)
+    enc = encode_profile(p, {"door_open": True})
+    assert enc[f"{BASE}.1.7.1"] == ("integer", 0)
+    assert [m.value for m in decode(p, encoded_values(enc))] == [True]
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        ({"polarity": POLAR["polarity"]}, "bool columns"),
+        ({**POLAR, "polarity": {"oid": f"{BASE}.1.7", "normal": [0], "inverted": [0]}}, "both normal"),
+        ({**POLAR, "polarity": {"oid": f"{BASE}.1.7", "normal": [], "inverted": [1]}}, "at least 1"),
+    ],
+)
+def test_polarity_schema_errors(column: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        profile(column)
