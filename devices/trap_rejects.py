@@ -58,6 +58,7 @@ class TrapRejects:
     ) -> None:
         """`clock`: monotonic seconds (tests pass their own); `max_sources`: addresses counted apart."""
         self.counts: Counter[tuple[str, str]] = Counter()
+        self.noted = 0  # all refusals so far (cheap to compare around one datagram)
         self._clock = clock
         self._log_every_s = log_every_s
         self._max_sources = max_sources
@@ -70,6 +71,7 @@ class TrapRejects:
             # Spoofed source addresses must grow neither memory nor the log without bound.
             source = OVERFLOW_SOURCE
         self.counts[(source, kind)] += 1
+        self.noted += 1
         self._unlogged[source] += 1
         now = self._clock()
         last = self._last_log.get(source)

@@ -7,6 +7,7 @@ What a trap means is not written here: each device profile declares the traps it
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from devices.trap_spec import TrapDef
 if TYPE_CHECKING:
     from devices.registry import Profile
 
+_LOG = logging.getLogger(__name__)
 USM, AUTH_PRIV = 3, 3  # securityModel and securityLevel numbers (RFC 3411 §5)
 SNMP_TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
@@ -216,6 +218,7 @@ class TrapReceiver:
         self.dropped = 0
         self.rejects = rejects or TrapRejects()
         self._engine: engine.SnmpEngine | None = None
+        self._garbage_counters: list[Any] = []
 
     @property
     def port(self) -> int:
@@ -251,8 +254,35 @@ class TrapReceiver:
             "rfc3412.prepareDataElements:sm-failure",
         )
         ntfrcv.NotificationReceiver(eng, self._on_trap)
+        # Every datagram goes through _on_datagram, which catches what pysnmp lets escape on garbage.
+        eng.transport_dispatcher.unregister_recv_callback()
+        eng.transport_dispatcher.register_recv_callback(self._on_datagram)
+        mib = eng.get_mib_builder()
+        self._garbage_counters = [
+            *mib.import_symbols("__SNMPv2-MIB", "snmpInASNParseErrs", "snmpInBadVersions"),
+            *mib.import_symbols("__SNMP-MPD-MIB", "snmpInvalidMsgs", "snmpUnknownSecurityModels"),
+        ]
         self._engine = eng
         await listening
+
+    def _on_datagram(self, dispatcher: Any, domain: Any, address: Any, message: bytes) -> None:
+        eng = self._engine
+        if eng is None:
+            return
+        noted, garbage = self.rejects.noted, self._garbage()
+        try:
+            eng.message_dispatcher.receive_message(eng, domain, address, message)
+        except Exception:
+            # pysnmp and pyasn1 raise on some garbage (plain ASCII: a TypeError in the BER decoder); left to
+            # asyncio, each would log a 28-line traceback, and a hostile sender could flood the log.
+            garbage = -1
+        # What pysnmp drops quietly it counts in its MIB (snmpInASNParseErrs, RFC 3418; snmpInvalidMsgs,
+        # RFC 3412): either way the datagram was no SNMP message, unless a refusal was noted for it already.
+        if self.rejects.noted == noted and self._garbage() != garbage:
+            self.rejects.note(str(address[0]) if address else "?", "malformed")
+
+    def _garbage(self) -> int:
+        return sum(int(c.syntax) for c in self._garbage_counters)
 
     def _on_trap(
         self, snmp_engine: Any, state_ref: Any, ctx_engine_id: Any, ctx_name: Any, var_binds: Any, cb_ctx: Any
@@ -271,13 +301,21 @@ class TrapReceiver:
         trap_oid = str(vbs.pop(SNMP_TRAP_OID, ""))
         vbs.pop(SYS_UPTIME, None)
         vbs.pop(SNMP_TRAP_COMMUNITY, None)
-        ev = self.decoder.decode(trap_oid, vbs, source)
+        # A failure of ours is logged here: escaping into pysnmp it would be counted as a malformed datagram.
+        try:
+            ev = self.decoder.decode(trap_oid, vbs, source)
+        except Exception:
+            _LOG.exception("trap %s from %s could not be decoded", trap_oid, source)
+            return
         try:
             self.queue.put_nowait(ev)
         except asyncio.QueueFull:  # a trap storm must not grow memory without bound; counted
             self.dropped += 1
         if self.callback is not None:
-            self.callback(ev)
+            try:
+                self.callback(ev)
+            except Exception:
+                _LOG.exception("trap callback failed on %s from %s", ev.name, source)
 
     def _on_refused(self, snmp_engine: Any, execpoint: str, variables: dict[str, Any], cb_ctx: Any) -> None:
         found = refusal(
