@@ -29,13 +29,16 @@ COUNTED_TYPES: frozenset[str] = frozenset({"string", "bitfield", "nibbles"})
 # Types a `mask` may cut a field out of: the field is a bit pattern, so only unsigned integers make sense.
 MASKABLE_TYPES: frozenset[str] = frozenset({"uint16", "uint32", "uint64"})
 
-# DSE GenComm 4-bit alarm states (GenComm "alarm conditions" page 8; Victron dse-modbus-simulator dse.py).
+# DSE GenComm 4-bit alarm states (GenComm "alarm condition codes", pages 8 and 154; Victron
+# dse-modbus-simulator dse.py). 5 "controlled shutdown alarm" (the set offloads and cools down before it
+# stops) came with later GenComm revisions: 55xx GenComm 1.29 still lists 5-7 as reserved.
 DSE_NIBBLE_STATES: dict[int, str] = {
     0: "disabled",
     1: "not_active",
     2: "warning",
     3: "shutdown",
     4: "electrical_trip",
+    5: "controlled_shutdown",
     8: "inactive_indication",
     9: "inactive_indication",
     10: "active_indication",
