@@ -14,17 +14,22 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize(
-    ("community", "model"),
-    [("eaton-93e", "rfc1628-ups"), ("liebert-pex", "liebert-gp-crac"), ("geist-wd15", "geist-watchdog15")],
+    ("community", "models"),
+    [
+        # The 93E's Network-MS card serves XUPS-MIB and UPS-MIB: both profiles fit, the vendor MIB first.
+        ("eaton-93e", ["eaton-xups", "rfc1628-ups"]),
+        ("liebert-pex", ["liebert-gp-crac"]),
+        ("geist-wd15", ["geist-watchdog15"]),
+    ],
 )
-async def test_probe_names_the_profile(snmpsim_port: int, community: str, model: str) -> None:
+async def test_probe_names_the_profile(snmpsim_port: int, community: str, models: list[str]) -> None:
     report = await probe_snmp(SnmpTarget("127.0.0.1", snmpsim_port, 3, 1, SnmpV2c(community)))
     assert report.error is None
     assert len(report.values) > 50
     matches = match_profiles(report, [snmp_profile(m) for m in snmp_profiles()])
-    assert [m for m, _ in matches] == [model]
+    assert [m for m, _ in matches] == models
     text = format_snmp_probe(report, matches)
-    assert model in text
+    assert all(model in text for model in models)
     assert (report.sys_object_id or "") in text
 
 
@@ -62,6 +67,10 @@ def test_match_needs_sys_object_id_and_required_oids() -> None:
         ("cyberpower-ups/powerpanel-buck", ["cyberpower-ups"]),
         ("cyberpower-envir/emd-door-open", ["cyberpower-ups", "cyberpower-envir"]),
         ("cyberpower-envir/temp-only-below-zero", ["cyberpower-envir"]),
+        # Eaton: ConnectUPS/Network-M2 cards under .534, Network-MS/M2 cards under MGE's .705.1.
+        ("eaton-xups/eaton-9px", ["eaton-xups"]),
+        ("eaton-xups/network-m2-on-battery", ["eaton-xups"]),
+        ("eaton-xups/network-m2-ess-battery-bad", ["eaton-xups"]),
     ],
 )
 def test_match_names_the_profile_of_a_golden_walk(case: str, models: list[str]) -> None:

@@ -44,6 +44,7 @@ async def agent() -> AsyncIterator[SnmpSimAgent]:
     ("community", "model", "case"),
     [
         ("eaton-93e", "rfc1628-ups", "eaton-93e"),
+        ("eaton-93e", "eaton-xups", "eaton-93e"),
         ("liebert-pex", "liebert-gp-crac", "liebert-pex"),
     ],
 )
