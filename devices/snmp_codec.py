@@ -58,6 +58,8 @@ ENTITY_TYPES: Final = {
     12: "truthvalue",
 }
 _ENTITY_CODES: Final = {v: k for k, v in ENTITY_TYPES.items()}
+# Decimal places a simulator serves per sensor type (RFC 3433: percentRH is not a fixed-point type).
+_ENTITY_PRECISION: Final = {"percentRH": 0}
 _ENTITY_LIMIT: Final = 1_000_000_000  # RFC 3433: ±1e9 mean underflow/overflow, not a value
 
 
@@ -260,9 +262,10 @@ def _entity_metric(
     name: str, scale: int | None, precision: int | None, value: int | None, oper: int | None
 ) -> Metric:
     # RFC 3433: value * 10^(3*(scale-9)) / 10^precision; operStatus 1 = ok, else no usable value.
+    # EntitySensorPrecision 1..9 counts decimal places; -8..-1 counts accurate digits and scales nothing.
     if oper != 1 or value is None or abs(value) >= _ENTITY_LIMIT:
         return Metric(name, None, Quality.UNAVAILABLE)
-    exp10 = 3 * ((scale if scale is not None else 9) - 9) - (precision or 0)
+    exp10 = 3 * ((scale if scale is not None else 9) - 9) - max(precision or 0, 0)
     v = value * 10.0**exp10
     return Metric(name, round(v, max(0, -exp10) + 1) if exp10 < 0 else v)
 
@@ -345,12 +348,16 @@ def _encode_table(t: SnmpTable, vals: Mapping[str, Value]) -> dict[str, Encoded]
             names = t.sensor_names[kind]
             name = names.first if seen[kind] == 1 else names.more.format(n=seen[kind])
             v = vals.get(name, t.examples.get(name))
-            reading = round(float(v) * 10) if isinstance(v, int | float) else None
-            # Served as precision 1, scale units(9); no value → operStatus unavailable(2).
+            # Served with scale units(9): celsius as precision 1 (tenths); percentRH as precision 0, which
+            # RFC 3433 entPhySensorPrecision asks for ("SHOULD be set to '0' when the associated
+            # entPhySensorType value is not a fixed-point type: e.g., 'percentRH(9)'"). No value →
+            # operStatus unavailable(2).
+            precision = _ENTITY_PRECISION.get(kind, 1)
+            reading = round(float(v) * 10**precision) if isinstance(v, int | float) else None
             for n, raw in (
                 (1, _ENTITY_CODES[kind]),
                 (2, 9),
-                (3, 1),
+                (3, precision),
                 (4, reading or 0),
                 (5, 1 if reading is not None else 2),
             ):

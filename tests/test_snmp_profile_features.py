@@ -1,4 +1,4 @@
-"""Generic SNMP profile features the shipped profiles rely on: per-row polarity of bool columns."""
+"""Generic SNMP profile features the shipped profiles rely on: per-row polarity, ENTITY-SENSOR serving."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from devices.reading import Quality
 from devices.snmp_codec import decode, encode_profile, encoded_values
-from devices.snmp_profile import SnmpProfile
+from devices.snmp_profile import ENTITY_SENSOR_TABLE, SnmpProfile
+from tests.snmp_fixtures import snmp_profile
 
 BASE = "1.3.6.1.4.1.99999.7"
 
@@ -69,3 +70,13 @@ def test_polarity_column_is_served_the_normal_way_round() -> None:
 def test_polarity_schema_errors(column: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         profile(column)
+
+
+def test_simulated_entity_sensors_follow_rfc3433_precision() -> None:
+    """percentRH is served with precision 0 (RFC 3433: not a fixed-point type), celsius in tenths."""
+    p = snmp_profile("entity-sensor")
+    enc = encode_profile(p, {"temp_c": 21.7, "rh_pct": 48.0})
+    assert [enc[f"{ENTITY_SENSOR_TABLE}.{c}.1"][1] for c in (1, 3, 4)] == [8, 1, 217]
+    assert [enc[f"{ENTITY_SENSOR_TABLE}.{c}.2"][1] for c in (1, 3, 4)] == [9, 0, 48]
+    got = {m.name: m.value for m in decode(p, encoded_values(enc))}
+    assert got == {"temp_c": 21.7, "rh_pct": 48}
