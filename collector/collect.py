@@ -241,8 +241,10 @@ class Collector:
         device = trap_sender(self.site, event)
         if device is not None and event.event.get("access_granted") is True:
             self.poller.note_access_granted(device, event.ts)
-        fields: dict[str, Value] = dict(event.event) or {
-            k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in event.varbinds.items()
+        # The decoded fields, and by OID every varbind none is decoded from (all of an unknown trap's).
+        fields: dict[str, Value] = {
+            **{k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in event.carried.items()},
+            **event.event,
         }
         wire = WireEvent(
             event.ts,

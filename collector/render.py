@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from devices.reading import PollResult, Quality, Value
 
 if TYPE_CHECKING:
+    from devices.snmp_codec import SnmpValue
     from devices.traps import TrapEvent
 
 
@@ -104,11 +105,29 @@ def format_poll_line(result: PollResult, tz_name: str = "Asia/Taipei") -> str:
     return f"{head} " + "  ".join(parts)
 
 
+# Objects RFC 3584 §3.1 (4) appends to a converted v1 trap: named, as a bare OID would not say what they are.
+VARBIND_LABELS = {
+    "1.3.6.1.6.3.18.1.3.0": "snmpTrapAddress.0",
+    "1.3.6.1.6.3.1.1.4.3.0": "snmpTrapEnterprise.0",
+}
+
+
+def format_varbind(value: SnmpValue) -> str:
+    """A received varbind value on one line: bytes in hex, odd text quoted (a trap's text is the sender's)."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, str):
+        return value if value and value.isprintable() and " " not in value else repr(str(value))
+    return format_value(value) if isinstance(value, int) else str(value)
+
+
 def format_trap(event: TrapEvent, device: str | None, tz_name: str = "Asia/Taipei") -> str:
-    """One line per received trap: time, sender, trap name and its decoded meaning."""
+    """One line per received trap: time, sender, trap name, its decoded fields, then every other varbind."""
     from zoneinfo import ZoneInfo
 
     local = event.ts.astimezone(ZoneInfo(tz_name))
     who = device or event.source
-    detail = "  ".join(f"{k}={format_value(v)}" for k, v in event.event.items())
+    parts = [f"{k}={format_value(v)}" for k, v in event.event.items()]
+    parts += [f"{VARBIND_LABELS.get(oid, oid)}={format_varbind(v)}" for oid, v in event.carried.items()]
+    detail = "  ".join(parts)
     return f"{local:%H:%M:%S} {who:<14} TRAP    {event.name}" + (f"  {detail}" if detail else "")

@@ -233,6 +233,12 @@ class TrapDef(_Strict):
         """The varbind `match_varbind` recognises a trap by: the first one that fills a field."""
         return next((v for v in self.varbinds if v.field is not None), None)
 
+    def decoded_oids(self, varbinds: Mapping[str, SnmpValue]) -> set[str]:
+        """The received varbind OIDs that fill an event field (the rest are only carried)."""
+        return {
+            hit[0] for v in self.varbinds if v.field is not None and (hit := v.find(varbinds)) is not None
+        }
+
     def decode(self, varbinds: Mapping[str, SnmpValue]) -> dict[str, Value]:
         """The event fields of one received trap (pure)."""
         event: dict[str, Value] = dict(self.fields)

@@ -51,6 +51,9 @@ class TrapEvent:
     device_class: DeviceClass | None = None
     event: dict[str, Value] = field(default_factory=dict)
     means: str | None = None  # the profile's `means:` (on_battery, door_change, …); None when unknown
+    # Varbinds no field is decoded from, by OID: all of an unknown trap's, and of a known one what it only
+    # carries (upsConfigLowBattTime) or the profile does not declare; shown and published beside the fields.
+    carried: dict[str, SnmpValue] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +129,18 @@ class TrapDecoder:
             (k for k in self._by_varbind if (kv := k.trap.key_varbind) and kv.find(varbinds)), None
         )
         if k is None:
-            return TrapEvent(ts, source, trap_oid, trap_oid, varbinds)
+            return TrapEvent(ts, source, trap_oid, trap_oid, varbinds, carried=dict(varbinds))
+        used = k.trap.decoded_oids(varbinds)
         return TrapEvent(
-            ts, source, trap_oid, k.trap.name, varbinds, k.device_class, k.trap.decode(varbinds), k.trap.means
+            ts,
+            source,
+            trap_oid,
+            k.trap.name,
+            varbinds,
+            k.device_class,
+            k.trap.decode(varbinds),
+            k.trap.means,
+            {oid: v for oid, v in varbinds.items() if oid not in used},
         )
 
 

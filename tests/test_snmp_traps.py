@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from collector.render import format_trap
 from devices.reading import DeviceClass
 from devices.sim.snmp_agent import SnmpSimAgent
 from devices.snmp_codec import Oid
@@ -243,3 +244,25 @@ def test_v1_converted_trap_oid_names_the_smiv2_notification() -> None:
     assert smiv2_trap_oid("1.3.6.1.2.1.33.2.0.2") == "1.3.6.1.2.1.33.2.2"
     assert smiv2_trap_oid("1.3.6.1.6.3.1.1.5.1") is None
     assert smiv2_trap_oid("0.1") is None
+
+
+async def test_every_varbind_of_known_and_unknown_traps_is_kept(receiver: TrapReceiver) -> None:
+    addr = f"127.0.0.1:{receiver.port}"
+    await snmptrap(
+        "-v2c", "-c", "traps", addr, "", "1.3.6.1.2.1.33.2.1",
+        f"{UPS}.2.3.0", "i", "17", f"{UPS}.2.2.0", "i", "42", f"{UPS}.9.7.0", "i", "3",
+    )  # fmt: skip
+    ev = await next_event(receiver)
+    assert ev.event == {"on_battery": True, "runtime_s": 1020, "seconds_on_battery_s": 42}
+    assert ev.carried == {f"{UPS}.9.7.0": 3}  # upsConfigLowBattTime: carried by the MIB, not a field
+    assert f"  {UPS}.9.7.0=3" in format_trap(ev, "ups-1")
+    await snmptrap(
+        "-v2c", "-c", "traps", addr, "", "1.3.6.1.4.1.99.0.7", "1.3.6.1.4.1.99.1.0", "s", "fan 2 stalled"
+    )
+    ev = await next_event(receiver)
+    assert (ev.name, ev.event, ev.carried) == (
+        "1.3.6.1.4.1.99.0.7",
+        {},
+        {"1.3.6.1.4.1.99.1.0": "fan 2 stalled"},
+    )
+    assert format_trap(ev, None).endswith("TRAP    1.3.6.1.4.1.99.0.7  1.3.6.1.4.1.99.1.0='fan 2 stalled'")

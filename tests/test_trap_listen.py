@@ -49,3 +49,26 @@ def test_trap_line_names_device_time_and_meaning() -> None:
     assert line.startswith("10:00:00 ups-1")
     assert "upsTrapOnBattery" in line
     assert "on_battery=true" in line
+
+
+def test_trap_line_shows_every_varbind_no_field_is_decoded_from() -> None:
+    ev = TrapEvent(
+        ts=datetime(2026, 11, 26, 2, 0, tzinfo=UTC),
+        source="192.0.2.7:162",
+        trap_oid="1.3.6.1.2.1.33.2.0.1",
+        name="upsTrapOnBattery",
+        varbinds={},
+        device_class=DeviceClass.UPS,
+        event={"on_battery": True},
+        carried={
+            "1.3.6.1.2.1.33.1.9.7.0": 3,
+            "1.3.6.1.6.3.18.1.3.0": "192.0.2.7",
+            "1.3.6.1.4.1.99.1.0": "two words",
+            "1.3.6.1.4.1.99.2.0": b"\x00\xff",
+        },
+    )
+    line = format_trap(ev, "ups-1")
+    assert line.endswith(
+        "upsTrapOnBattery  on_battery=true  1.3.6.1.2.1.33.1.9.7.0=3  snmpTrapAddress.0=192.0.2.7"
+        "  1.3.6.1.4.1.99.1.0='two words'  1.3.6.1.4.1.99.2.0=0x00ff"
+    )
