@@ -8,7 +8,12 @@ from modbus_support import profile
 from devices.modbus_profile import ModbusPoint
 
 # Families with GenComm page 154 "Named Alarm Conditions" → their registers (Victron dse.py alarm_count).
-NAMED_ALARM_FAMILIES = {"dse-gencomm-73xx-mkii": 20}
+NAMED_ALARM_FAMILIES = {
+    "dse-gencomm-73xx-mkii": 20,
+    "dse-gencomm-61xx-mkii": 15,
+    "dse-gencomm-8xxx": 39,
+    "dse-gencomm-45xx-mkii": 11,
+}
 PAGE_154 = 154 * 256
 
 
