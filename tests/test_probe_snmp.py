@@ -71,6 +71,10 @@ def test_match_needs_sys_object_id_and_required_oids() -> None:
         ("eaton-xups/eaton-9px", ["eaton-xups"]),
         ("eaton-xups/network-m2-on-battery", ["eaton-xups"]),
         ("eaton-xups/network-m2-ess-battery-bad", ["eaton-xups"]),
+        # Delta InsightPower cards (DeltaUPS-MIB upsv4) report sysObjectID .2254.2.4.
+        ("delta-ups/amplon-online", ["delta-ups"]),
+        ("delta-ups/on-battery-low", ["delta-ups"]),
+        ("delta-ups/three-phase-eco-replace", ["delta-ups"]),
     ],
 )
 def test_match_names_the_profile_of_a_golden_walk(case: str, models: list[str]) -> None:
