@@ -8,6 +8,7 @@ from typing import Final
 
 from devices.reading import Metric, Quality, Value
 from devices.snmp_profile import (
+    Availability,
     Derived,
     Polarity,
     SnmpColumn,
@@ -74,6 +75,7 @@ class SnmpPlan:
 def plan_requests(profile: SnmpProfile) -> SnmpPlan:
     """The GET list and GETBULK subtrees one poll of `profile` needs."""
     gets: list[str] = [p.oid for p in profile.scalars]
+    gets.extend(p.availability.oid for p in profile.scalars if p.availability is not None)
     if profile.temp_unit is not None:
         gets.append(profile.temp_unit.oid)
     roots: list[str] = []
@@ -87,6 +89,7 @@ def _table_roots(t: SnmpTable) -> list[str]:
         return [f"{t.root}.{c}" for c in (1, 2, 3, 4, 5)]  # type, scale, precision, value, operStatus
     roots = [c.oid for c in t.columns]
     roots.extend(c.polarity.oid for c in t.columns if c.polarity is not None)
+    roots.extend(c.availability.oid for c in t.columns if c.availability is not None)
     if t.key_column:
         roots.insert(0, t.key_column)
     return roots
@@ -160,7 +163,13 @@ class _Decoder:
         return hit[1]
 
     def scalars(self) -> list[Metric]:
-        return [self.value(p.name, p, self.values.get(p.oid)) for p in self.profile.scalars]
+        out = []
+        for p in self.profile.scalars:
+            m = self.value(p.name, p, self.values.get(p.oid))
+            if p.availability is not None:
+                m = _if_available(m, p.availability, self.values.get(p.availability.oid))
+            out.append(m)
+        return out
 
     def table(self, t: SnmpTable) -> list[Metric]:
         if t.kind == "entity_sensor":
@@ -180,6 +189,12 @@ class _Decoder:
             per_row = [
                 self.value(_name(col, idx, keys.get(idx, "")), col, cells[col.oid].get(idx)) for idx in rows
             ]
+            if col.availability is not None:
+                flags = column_cells(self.values, col.availability.oid)
+                per_row = [
+                    _if_available(m, col.availability, flags.get(idx))
+                    for m, idx in zip(per_row, rows, strict=True)
+                ]
             if col.polarity is not None:
                 flips = column_cells(self.values, col.polarity.oid)
                 per_row = [
@@ -231,6 +246,13 @@ def decode(profile: SnmpProfile, values: Mapping[str, SnmpValue]) -> list[Metric
 def _name(col: SnmpColumn, index: str, key: str) -> str:
     template = col.metric or (col.aggregate.name + "_{index}" if col.aggregate else "{index}")
     return template.format(index=index.replace(".", "_"), key=key)
+
+
+def _if_available(m: Metric, availability: Availability, raw: SnmpValue | None) -> Metric:
+    """The reading unless its availability flag says unavailable (a missing flag voids nothing)."""
+    if _as_int(raw) in availability.unavailable:
+        return Metric(m.name, None, Quality.UNAVAILABLE)
+    return m
 
 
 def _polarised(m: Metric, polarity: Polarity, raw: SnmpValue | None) -> Metric:
@@ -299,6 +321,7 @@ def encode_profile(profile: SnmpProfile, values: Mapping[str, Value]) -> dict[st
         enc = _encode_value(p, vals.get(p.name, p.example), p.name in vals)
         if enc is not None:
             out[p.oid] = enc
+            _encode_flag(out, p.availability, p.availability.oid if p.availability else "", enc)
     for t in profile.tables:
         out.update(_encode_table(t, vals))
     return dict(sorted(out.items(), key=lambda kv: oid_key(kv[0])))
@@ -379,11 +402,24 @@ def _encode_table(t: SnmpTable, vals: Mapping[str, Value]) -> dict[str, Encoded]
             else:
                 value, explicit = t.examples.get(name, col.example), False
             enc = _encode_value(col, value, explicit)
+            if enc is not None:
+                flag_oid = f"{col.availability.oid}.{idx}" if col.availability else ""
+                _encode_flag(out, col.availability, flag_oid, enc)
             if enc is not None and enc[0] != "nosuch":
                 out[f"{col.oid}.{idx}"] = enc
                 if col.polarity is not None:  # served as configured the normal way round
                     out[f"{col.polarity.oid}.{idx}"] = ("integer", col.polarity.normal[0])
     return out
+
+
+def _encode_flag(out: dict[str, Encoded], availability: Availability | None, oid: str, enc: Encoded) -> None:
+    """Serve a reading's availability flag: available beside a value, unavailable when it has none."""
+    if availability is None:
+        return
+    if enc[0] == "nosuch":  # a flag shared by several readings says available if any of them is
+        out.setdefault(oid, (availability.type, availability.unavailable[0]))
+    else:
+        out[oid] = (availability.type, availability.example)
 
 
 def encoded_values(encoded: Mapping[str, Encoded]) -> dict[str, SnmpValue]:

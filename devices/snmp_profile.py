@@ -33,6 +33,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Availability(_Strict):
+    """The device's own flag saying whether a reading is available (Geist/Vertiv *Avail columns)."""
+
+    oid: str = Field(
+        description="Scalars: the flag's instance OID; table columns: its column OID (same row)."
+    )
+    unavailable: list[int] = Field(min_length=1, description="Flag values that void the reading.")
+    example: int = Field(description="Flag value the simulator serves beside a reading (an available one).")
+    type: Literal["integer", "gauge"] = "integer"
+
+    @field_validator("oid")
+    @classmethod
+    def _oid(cls, v: str) -> str:
+        return _check_oid(v, "availability oid")
+
+    @model_validator(mode="after")
+    def _example_available(self) -> Availability:
+        if self.example in self.unavailable:
+            raise ValueError("availability: example must be an available flag value")
+        return self
+
+
 class _SnmpValueSpec(Transform):
     """Fields shared by scalar points and table columns: how an SNMP value becomes a metric."""
 
@@ -46,6 +68,9 @@ class _SnmpValueSpec(Transform):
     false_values: list[int] = Field(default_factory=list, description="Raw values meaning False.")
     follows_unit: bool = Field(
         False, description="Temperature in the unit named by the profile's temp_unit selector."
+    )
+    availability: Availability | None = Field(
+        None, description="A flag object that voids the reading when it holds an unavailable value."
     )
 
     @field_validator("oid_enum")

@@ -1,4 +1,4 @@
-"""Generic SNMP profile features the shipped profiles rely on: per-row polarity, ENTITY-SENSOR serving."""
+"""Generic SNMP profile features the shipped profiles rely on: polarity, availability flags, ENTITY-SENSOR."""
 
 from __future__ import annotations
 
@@ -80,3 +80,50 @@ def test_simulated_entity_sensors_follow_rfc3433_precision() -> None:
     assert [enc[f"{ENTITY_SENSOR_TABLE}.{c}.2"][1] for c in (1, 3, 4)] == [9, 0, 48]
     got = {m.name: m.value for m in decode(p, encoded_values(enc))}
     assert got == {"temp_c": 21.7, "rh_pct": 48}
+
+
+FLAG = {"oid": f"{BASE}.2.4.1", "unavailable": [0], "example": 1, "type": "gauge"}
+
+
+def flagged() -> SnmpProfile:
+    """Two scalars sharing one availability flag, as Geist's internal sensor row does."""
+    return SnmpProfile.model_validate(
+        {
+            "model": "acme-env",
+            "vendor": "ACME",
+            "title": "fixture",
+            "device_class": "env",
+            "protocol": "snmp",
+            "scalars": [
+                {
+                    "name": "temp_c",
+                    "oid": f"{BASE}.2.5.1",
+                    "scale": 0.1,
+                    "availability": FLAG,
+                    "example": 21.0,
+                },
+                {"name": "rh_pct", "oid": f"{BASE}.2.6.1", "availability": FLAG, "example": 40},
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize(("flag", "good"), [(0, False), (1, True), (2, True), (None, True)])
+def test_availability_flag_voids_readings(flag: int | None, good: bool) -> None:
+    values: dict[str, Any] = {f"{BASE}.2.5.1": 215, f"{BASE}.2.6.1": 41}
+    if flag is not None:
+        values[f"{BASE}.2.4.1"] = flag
+    got = {m.name: m.value for m in decode(flagged(), values)}
+    assert got == ({"temp_c": 21.5, "rh_pct": 41} if good else {"temp_c": None, "rh_pct": None})
+
+
+def test_availability_flag_is_served_available_if_any_reading_is() -> None:
+    p = flagged()
+    assert encode_profile(p, {})[f"{BASE}.2.4.1"] == ("gauge", 1)
+    assert encode_profile(p, {"temp_c": None})[f"{BASE}.2.4.1"] == ("gauge", 1)
+    assert encode_profile(p, {"temp_c": None, "rh_pct": None})[f"{BASE}.2.4.1"] == ("gauge", 0)
+
+
+def test_availability_example_must_be_available() -> None:
+    with pytest.raises(ValidationError, match="available flag value"):
+        profile({**POLAR, "polarity": None, "availability": {**FLAG, "example": 0}})
