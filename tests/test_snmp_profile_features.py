@@ -127,3 +127,10 @@ def test_availability_flag_is_served_available_if_any_reading_is() -> None:
 def test_availability_example_must_be_available() -> None:
     with pytest.raises(ValidationError, match="available flag value"):
         profile({**POLAR, "polarity": None, "availability": {**FLAG, "example": 0}})
+
+
+def test_apc_output_status_maps_every_powernet_state() -> None:
+    """upsBasicOutputStatus 1..28 (PowerNet-MIB v4.5.2) all have a state; none decodes as unknown_<n>."""
+    point = next(p for p in snmp_profile("apc-powernet-ups").scalars if p.name == "output_source")
+    assert point.enum is not None
+    assert sorted(point.enum) == list(range(1, 29))
