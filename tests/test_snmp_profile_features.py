@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from devices.reading import Quality
-from devices.snmp_codec import decode, encode_profile, encoded_values
+from devices.snmp_codec import decode, encode_profile, encoded_values, plan_requests
 from devices.snmp_profile import ENTITY_SENSOR_TABLE, SnmpProfile
-from tests.snmp_fixtures import snmp_profile
+from tests.snmp_fixtures import snmp_profile, snmp_profiles
 
 BASE = "1.3.6.1.4.1.99999.7"
 
@@ -134,3 +134,13 @@ def test_apc_output_status_maps_every_powernet_state() -> None:
     point = next(p for p in snmp_profile("apc-powernet-ups").scalars if p.name == "output_source")
     assert point.enum is not None
     assert sorted(point.enum) == list(range(1, 29))
+
+
+@pytest.mark.parametrize("model", snmp_profiles())
+def test_probe_recognises_a_device_by_objects_the_profile_reads(model: str) -> None:
+    """Every match.requires_oids entry is (under, or above) an object one poll of the profile reads."""
+    profile = snmp_profile(model)
+    plan = plan_requests(profile)
+    read = (*plan.get_oids, *plan.walk_roots)
+    for oid in profile.match.requires_oids:
+        assert any(o == oid or o.startswith(oid + ".") or oid.startswith(o + ".") for o in read), oid
