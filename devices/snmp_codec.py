@@ -12,6 +12,8 @@ from devices.snmp_profile import (
     Derived,
     Polarity,
     SnmpColumn,
+    SnmpFallback,
+    SnmpPoint,
     SnmpProfile,
     SnmpTable,
     _SnmpValueSpec,
@@ -74,8 +76,7 @@ class SnmpPlan:
 
 def plan_requests(profile: SnmpProfile) -> SnmpPlan:
     """The GET list and GETBULK subtrees one poll of `profile` needs."""
-    gets: list[str] = [p.oid for p in profile.scalars]
-    gets.extend(p.availability.oid for p in profile.scalars if p.availability is not None)
+    gets = [oid for p in profile.scalars for oid in _spec_oids(p.oid, p, p.fallback)]
     if profile.temp_unit is not None:
         gets.append(profile.temp_unit.oid)
     roots: list[str] = []
@@ -87,12 +88,21 @@ def plan_requests(profile: SnmpProfile) -> SnmpPlan:
 def _table_roots(t: SnmpTable) -> list[str]:
     if t.kind == "entity_sensor":
         return [f"{t.root}.{c}" for c in (1, 2, 3, 4, 5)]  # type, scale, precision, value, operStatus
-    roots = [c.oid for c in t.columns]
+    roots = [oid for c in t.columns for oid in _spec_oids(c.oid, c, c.fallback)]
     roots.extend(c.polarity.oid for c in t.columns if c.polarity is not None)
-    roots.extend(c.availability.oid for c in t.columns if c.availability is not None)
     if t.key_column:
         roots.insert(0, t.key_column)
     return roots
+
+
+def _spec_oids(oid: str, spec: _SnmpValueSpec, fallback: SnmpFallback | None) -> list[str]:
+    """A point's or column's OID, its fallback's, and their availability flags'."""
+    out = [oid]
+    if spec.availability is not None:
+        out.append(spec.availability.oid)
+    if fallback is not None:
+        out.extend(_spec_oids(fallback.oid, fallback, None))
+    return out
 
 
 def oid_key(oid: str) -> tuple[int, ...]:
@@ -119,6 +129,7 @@ class _Decoder:
     def __init__(self, profile: SnmpProfile, values: Mapping[str, SnmpValue]) -> None:
         self.profile = profile
         self.values = values
+        self._cells: dict[str, dict[str, SnmpValue]] = {}
         self.fahrenheit: bool | None = False
         sel = profile.temp_unit
         if sel is not None:
@@ -163,43 +174,55 @@ class _Decoder:
         return hit[1]
 
     def scalars(self) -> list[Metric]:
-        out = []
-        for p in self.profile.scalars:
-            m = self.value(p.name, p, self.values.get(p.oid))
-            if p.availability is not None:
-                m = _if_available(m, p.availability, self.values.get(p.availability.oid))
-            out.append(m)
-        return out
+        return [self.point(p) for p in self.profile.scalars]
+
+    def point(self, p: SnmpPoint) -> Metric:
+        """A scalar: its own object, or its fallback's when the agent lacks it; then its availability."""
+        spec: _SnmpValueSpec = p
+        raw = self.values.get(p.oid)
+        if p.fallback is not None and (raw is None or raw is NO_SUCH):
+            spec, raw = p.fallback, self.values.get(p.fallback.oid)
+        m = self.value(p.name, spec, raw)
+        if spec.availability is not None:
+            m = _if_available(m, spec.availability, self.values.get(spec.availability.oid))
+        return m
+
+    def cells(self, column_oid: str) -> dict[str, SnmpValue]:
+        """Row index → value of one column (computed once per decode)."""
+        hit = self._cells.get(column_oid)
+        if hit is None:
+            hit = self._cells[column_oid] = column_cells(self.values, column_oid)
+        return hit
+
+    def cell(self, name: str, col: SnmpColumn, idx: str) -> Metric:
+        """One row of a column: its cell, or its fallback column's; then availability and polarity."""
+        spec: _SnmpValueSpec = col
+        raw = self.cells(col.oid).get(idx)
+        if raw is None and col.fallback is not None:
+            spec, raw = col.fallback, self.cells(col.fallback.oid).get(idx)
+        m = self.value(name, spec, raw)
+        if spec.availability is not None:
+            m = _if_available(m, spec.availability, self.cells(spec.availability.oid).get(idx))
+        if col.polarity is not None:
+            m = _polarised(m, col.polarity, self.cells(col.polarity.oid).get(idx))
+        return m
 
     def table(self, t: SnmpTable) -> list[Metric]:
         if t.kind == "entity_sensor":
             return self.entity(t)
         out: list[Metric] = []
-        cells = {c.oid: column_cells(self.values, c.oid) for c in t.columns}
         keys: dict[str, str] = {}
         if t.key_column:
-            for idx, raw in column_cells(self.values, t.key_column).items():
+            for idx, raw in self.cells(t.key_column).items():
                 key = t.key_map.get(str(raw).lstrip("."))
                 if key is not None:  # rows with an unmapped key (e.g. compressor probes) are not ours
                     keys[idx] = key
             rows = list(keys)
         else:
-            rows = sorted({i for c in cells.values() for i in c}, key=oid_key)
+            data = [c.oid for c in t.columns] + [c.fallback.oid for c in t.columns if c.fallback is not None]
+            rows = sorted({i for oid in data for i in self.cells(oid)}, key=oid_key)
         for col in t.columns:
-            per_row = [
-                self.value(_name(col, idx, keys.get(idx, "")), col, cells[col.oid].get(idx)) for idx in rows
-            ]
-            if col.availability is not None:
-                flags = column_cells(self.values, col.availability.oid)
-                per_row = [
-                    _if_available(m, col.availability, flags.get(idx))
-                    for m, idx in zip(per_row, rows, strict=True)
-                ]
-            if col.polarity is not None:
-                flips = column_cells(self.values, col.polarity.oid)
-                per_row = [
-                    _polarised(m, col.polarity, flips.get(idx)) for m, idx in zip(per_row, rows, strict=True)
-                ]
+            per_row = [self.cell(_name(col, idx, keys.get(idx, "")), col, idx) for idx in rows]
             if col.metric is not None:
                 out.extend(per_row)
             if col.aggregate is not None:

@@ -95,6 +95,31 @@ class _SnmpValueSpec(Transform):
         """True when the metric is a boolean (true_values/false_values given)."""
         return bool(self.true_values)
 
+    @property
+    def kind(self) -> str:
+        """What the decoded value is: oid, string, bool, enum or number."""
+        if self.type in ("oid", "string"):
+            return self.type
+        return "bool" if self.is_bool else "enum" if self.enum is not None else "number"
+
+
+class SnmpFallback(_SnmpValueSpec):
+    """An older object read, with its own transform, when the agent lacks the point's own (older firmware)."""
+
+    oid: str = Field(
+        description="Scalars: the fallback's instance OID; table columns: its column OID (same row)."
+    )
+
+    @field_validator("oid")
+    @classmethod
+    def _oid(cls, v: str) -> str:
+        return _check_oid(v, "fallback oid")
+
+
+def _check_fallback(spec: _SnmpValueSpec, fallback: SnmpFallback | None) -> None:
+    if fallback is not None and fallback.kind != spec.kind:
+        raise ValueError(f"fallback decodes to a {fallback.kind}, the point to a {spec.kind}")
+
 
 class SnmpPoint(_SnmpValueSpec):
     """One scalar object (an OID ending in .0, usually) mapped to one metric."""
@@ -102,6 +127,9 @@ class SnmpPoint(_SnmpValueSpec):
     name: str = Field(description="Canonical metric name (unit in the name).")
     oid: str = Field(description="Numeric OID of the instance, e.g. 1.3.6.1.2.1.33.1.2.4.0.")
     example: Value = Field(None, description="Typical value the simulator serves by default.")
+    fallback: SnmpFallback | None = Field(
+        None, description="Object read instead when the agent does not have this one (older firmware)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -114,6 +142,11 @@ class SnmpPoint(_SnmpValueSpec):
     @classmethod
     def _oid(cls, v: str) -> str:
         return _check_oid(v)
+
+    @model_validator(mode="after")
+    def _same_kind(self) -> SnmpPoint:
+        _check_fallback(self, self.fallback)
+        return self
 
 
 class Aggregate(_Strict):
@@ -152,6 +185,9 @@ class SnmpColumn(_SnmpValueSpec):
     polarity: Polarity | None = Field(
         None, description="Bool columns: negate per row by another column; unknown polarity = unavailable."
     )
+    fallback: SnmpFallback | None = Field(
+        None, description="Column read instead, per row, when the agent does not have this one."
+    )
 
     @field_validator("oid")
     @classmethod
@@ -171,6 +207,7 @@ class SnmpColumn(_SnmpValueSpec):
             raise ValueError("a column needs a metric template, an aggregate, or both")
         if self.polarity is not None and not self.is_bool:
             raise ValueError("polarity applies to bool columns (true_values/false_values)")
+        _check_fallback(self, self.fallback)
         return self
 
 
@@ -317,9 +354,8 @@ class SnmpProfile(ProfileBase):
             if d.source not in seen and not any(t.columns for t in self.tables if t.kind == "columns"):
                 raise ValueError(f"derived {d.name!r}: source {d.source!r} is not a metric of this profile")
             seen.add(d.name)
-        follows = any(p.follows_unit for p in self.scalars) or any(
-            c.follows_unit for t in self.tables for c in t.columns
-        )
+        points: list[SnmpPoint | SnmpColumn] = [*self.scalars, *(c for t in self.tables for c in t.columns)]
+        follows = any(p.follows_unit or (p.fallback and p.fallback.follows_unit) for p in points)
         if follows and self.temp_unit is None:
             raise ValueError("follows_unit points need a temp_unit selector")
         return self

@@ -1,4 +1,4 @@
-"""Generic SNMP profile features the shipped profiles rely on: polarity, availability flags, ENTITY-SENSOR."""
+"""SNMP profile features the shipped profiles rely on: polarity, availability, fallbacks, ENTITY-SENSOR."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from devices.reading import Quality
-from devices.snmp_codec import decode, encode_profile, encoded_values, plan_requests
+from devices.snmp_codec import NO_SUCH, decode, encode_profile, encoded_values, plan_requests
 from devices.snmp_profile import ENTITY_SENSOR_TABLE, SnmpProfile
 from tests.snmp_fixtures import snmp_profile, snmp_profiles
 
@@ -144,3 +144,73 @@ def test_probe_recognises_a_device_by_objects_the_profile_reads(model: str) -> N
     read = (*plan.get_oids, *plan.walk_roots)
     for oid in profile.match.requires_oids:
         assert any(o == oid or o.startswith(oid + ".") or oid.startswith(o + ".") for o in read), oid
+
+
+def with_fallbacks() -> SnmpProfile:
+    """A tenths scalar and a tenths column, each falling back to an integer object of older firmware."""
+    return SnmpProfile.model_validate(
+        {
+            "model": "acme-env",
+            "vendor": "ACME",
+            "title": "fixture",
+            "device_class": "env",
+            "protocol": "snmp",
+            "scalars": [
+                {
+                    "name": "temp_c",
+                    "oid": f"{BASE}.3.2.0",
+                    "scale": 0.1,
+                    "example": 21.5,
+                    "fallback": {"oid": f"{BASE}.3.1.0", "sentinels": [255]},
+                }
+            ],
+            "tables": [
+                {
+                    "name": "probes",
+                    "columns": [
+                        {
+                            "oid": f"{BASE}.4.1.50",
+                            "metric": "probe{index}_temp_c",
+                            "scale": 0.1,
+                            "fallback": {"oid": f"{BASE}.4.1.3"},
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+
+
+def test_fallback_is_read_only_where_the_object_is_missing() -> None:
+    values: dict[str, Any] = {
+        f"{BASE}.3.2.0": NO_SUCH,  # newer object absent: the integer one is read
+        f"{BASE}.3.1.0": 22,
+        f"{BASE}.4.1.50.2": 215,  # row 2 has the tenths column: it wins over its integer cell
+        f"{BASE}.4.1.3.2": 21,
+        f"{BASE}.4.1.3.3": 19,  # row 3 only has the integer column
+    }
+    got = {m.name: m.value for m in decode(with_fallbacks(), values)}
+    assert got == {"temp_c": 22, "probe2_temp_c": 21.5, "probe3_temp_c": 19}
+    assert [m.value for m in decode(with_fallbacks(), {f"{BASE}.3.1.0": 255})][:1] == [None]
+
+
+def test_fallback_objects_are_read_with_the_poll() -> None:
+    plan = plan_requests(with_fallbacks())
+    assert plan.get_oids == (f"{BASE}.3.2.0", f"{BASE}.3.1.0")
+    assert plan.walk_roots == (f"{BASE}.4.1.50", f"{BASE}.4.1.3")
+
+
+def test_fallback_must_decode_to_the_same_kind() -> None:
+    with pytest.raises(ValidationError, match="fallback decodes to a enum, the point to a number"):
+        SnmpProfile.model_validate(
+            {
+                "model": "acme-env",
+                "vendor": "ACME",
+                "title": "fixture",
+                "device_class": "env",
+                "protocol": "snmp",
+                "scalars": [
+                    {"name": "x", "oid": f"{BASE}.5.0", "fallback": {"oid": f"{BASE}.6.0", "enum": {1: "on"}}}
+                ],
+            }
+        )
