@@ -123,6 +123,10 @@ def _table(t: SnmpTable, where: Where) -> dict[str, MetricShape]:
     else:
         rows = [(idx.replace(".", "_"), key) for idx, key in (t.rows or {"1": ""}).items()]
     for ci, col in enumerate(t.columns):
+        if col.oid_flags is not None:  # one bool per listed OID, whatever the rows
+            for name in col.oid_flags.flags.values():
+                out[name] = MetricShape("bool", where=(*where, "columns", ci))
+            continue
         shape = _snmp_shape(col, (*where, "columns", ci))
         if col.metric is not None:
             for idx, key in rows:

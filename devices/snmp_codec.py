@@ -10,6 +10,7 @@ from devices.reading import Metric, Quality, Value
 from devices.snmp_profile import (
     Availability,
     Derived,
+    OidFlags,
     Polarity,
     SnmpColumn,
     SnmpFallback,
@@ -79,6 +80,8 @@ def plan_requests(profile: SnmpProfile) -> SnmpPlan:
     gets = [oid for p in profile.scalars for oid in _spec_oids(p.oid, p, p.fallback)]
     if profile.temp_unit is not None:
         gets.append(profile.temp_unit.oid)
+    # An oid_flags column's row count says whether an empty walk is an empty table.
+    gets.extend(c.oid_flags.count for t in profile.tables for c in t.columns if c.oid_flags is not None)
     roots: list[str] = []
     for t in profile.tables:
         roots.extend(_table_roots(t))
@@ -222,12 +225,31 @@ class _Decoder:
             data = [c.oid for c in t.columns] + [c.fallback.oid for c in t.columns if c.fallback is not None]
             rows = sorted({i for oid in data for i in self.cells(oid)}, key=oid_key)
         for col in t.columns:
+            if col.oid_flags is not None:
+                out.extend(self.flags(col.oid, col.oid_flags))
+                continue
             per_row = [self.cell(_name(col, idx, keys.get(idx, "")), col, idx) for idx in rows]
             if col.metric is not None:
                 out.extend(per_row)
             if col.aggregate is not None:
                 out.append(_aggregate(col.aggregate.name, col.aggregate.func, per_row))
         return out
+
+    def flags(self, column_oid: str, spec: OidFlags) -> list[Metric]:
+        """One bool per listed OID: does any row of the column hold it (see OidFlags for unavailable)."""
+        held = {str(v).lstrip(".") for v in self.cells(column_oid).values()}
+        count = _as_int(self.values.get(spec.count))
+        if not held and count != 0:  # no rows, and the agent does not say the table is empty
+            return [Metric(name, None, Quality.UNAVAILABLE) for name in spec.flags.values()]
+        complete = count is None or count <= len(self.cells(column_oid))
+        return [
+            Metric(name, True)
+            if oid in held
+            else Metric(name, False)
+            if complete
+            else Metric(name, None, Quality.UNAVAILABLE)
+            for oid, name in spec.flags.items()
+        ]
 
     def entity(self, t: SnmpTable) -> list[Metric]:
         cols = {c: column_cells(self.values, f"{t.root}.{c}") for c in (1, 2, 3, 4, 5)}
@@ -346,7 +368,7 @@ def encode_profile(profile: SnmpProfile, values: Mapping[str, Value]) -> dict[st
             out[p.oid] = enc
             _encode_flag(out, p.availability, p.availability.oid if p.availability else "", enc)
     for t in profile.tables:
-        out.update(_encode_table(t, vals))
+        out.update(_encode_table(t, vals, out))
     return dict(sorted(out.items(), key=lambda kv: oid_key(kv[0])))
 
 
@@ -384,7 +406,9 @@ def _encode_value(spec: _SnmpValueSpec, value: Value, explicit: bool) -> Encoded
     return (spec.type, round(spec.invert(value)))
 
 
-def _encode_table(t: SnmpTable, vals: Mapping[str, Value]) -> dict[str, Encoded]:
+def _encode_table(
+    t: SnmpTable, vals: Mapping[str, Value], served: Mapping[str, Encoded]
+) -> dict[str, Encoded]:
     rows = t.rows or {"1": ""}
     out: dict[str, Encoded] = {}
     if t.kind == "entity_sensor":
@@ -409,6 +433,9 @@ def _encode_table(t: SnmpTable, vals: Mapping[str, Value]) -> dict[str, Encoded]
             ):
                 out[f"{t.root}.{n}.{idx}"] = ("integer", raw)
         return out
+    flag_col = next((c for c in t.columns if c.oid_flags is not None), None)
+    if flag_col is not None and flag_col.oid_flags is not None:
+        return _encode_flags(flag_col.oid, flag_col.oid_flags, vals, served)
     for idx, key in rows.items():
         if t.key_column:
             raw_key = t.key_raw(key)
@@ -432,6 +459,21 @@ def _encode_table(t: SnmpTable, vals: Mapping[str, Value]) -> dict[str, Encoded]
                 out[f"{col.oid}.{idx}"] = enc
                 if col.polarity is not None:  # served as configured the normal way round
                     out[f"{col.polarity.oid}.{idx}"] = ("integer", col.polarity.normal[0])
+    return out
+
+
+def _encode_flags(
+    column_oid: str, spec: OidFlags, vals: Mapping[str, Value], served: Mapping[str, Encoded]
+) -> dict[str, Encoded]:
+    """One row per true flag (ids 1, 2, … in the flags' order) and the row count beside them."""
+    held = [oid for oid, name in spec.flags.items() if vals.get(name) is True]
+    out: dict[str, Encoded] = {f"{column_oid}.{i}": ("oid", oid) for i, oid in enumerate(held, 1)}
+    # The count is often a scalar of the profile too (alarms_present): with no row it keeps that
+    # scalar's value (a count above 0 and no rows then reads as a table not read); rows set it.
+    scalar = served.get(spec.count)
+    if held or scalar is None:
+        typ = scalar[0] if scalar is not None and scalar[0] in ("integer", "gauge") else "gauge"
+        out[spec.count] = (typ, len(held))
     return out
 
 

@@ -175,6 +175,69 @@ class Polarity(_Strict):
         return self
 
 
+class OidFlags(_Strict):
+    """A column whose cells are OIDs naming conditions (upsAlarmDescr: upsWellKnownAlarms) → one bool each.
+
+    Each listed OID becomes a bool metric: true when any row of the column holds it, false when the
+    table was read and no row does, unavailable when it could not be read. A walk cannot tell an empty
+    table from one the agent does not implement, so `count` names the scalar that counts the table's
+    rows (RFC 1628 upsAlarmsPresent, "The number of rows in the table at any given time is reflected by
+    the value of upsAlarmsPresent"): no rows and a count of 0 is an empty table (all false); no rows and
+    the count missing or above 0 is a table not read (all unavailable); fewer rows than the count leaves
+    the OIDs not seen unavailable (a row may be missing), while those seen are true.
+    """
+
+    count: str = Field(description="Instance OID of the scalar holding the table's row count (…6.1.0).")
+    base: str | None = Field(
+        None, description="OID the integer keys of `flags` are arcs under (upsWellKnownAlarms …6.3)."
+    )
+    flags: dict[str, str] = Field(
+        min_length=1,
+        description="Cell value OID (or an arc under `base`) → bool metric name; other values are ignored.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _full_oids(cls, data: object) -> object:
+        """Integer keys (or digit strings) are arcs under `base`; dotted keys are whole OIDs."""
+        if not isinstance(data, dict) or not isinstance(data.get("flags"), dict):
+            return data
+        base = data.get("base")
+        flags: dict[str, object] = {}
+        for key, name in data["flags"].items():
+            text = str(key).strip().lstrip(".")
+            if text.isdigit():
+                if not isinstance(base, str):
+                    raise ValueError(f"oid_flags: key {key!r} is an arc: it needs base")
+                text = f"{_check_oid(base, 'oid_flags base')}.{int(text)}"
+            full = _check_oid(text, "oid_flags key")
+            if full in flags:
+                raise ValueError(f"oid_flags: {full} is listed twice")
+            flags[full] = name
+        return {**data, "flags": flags}
+
+    @field_validator("count")
+    @classmethod
+    def _count(cls, v: str) -> str:
+        return _check_oid(v, "oid_flags count")
+
+    @field_validator("base")
+    @classmethod
+    def _base(cls, v: str | None) -> str | None:
+        return None if v is None else _check_oid(v, "oid_flags base")
+
+    @field_validator("flags")
+    @classmethod
+    def _names(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = [n for n in v.values() if not _NAME_RE.match(n)]
+        if bad:
+            raise ValueError(f"oid_flags: metric names {bad} must be lower_snake_case")
+        dup = sorted({n for n in v.values() if list(v.values()).count(n) > 1})
+        if dup:
+            raise ValueError(f"oid_flags: metric names {dup} are listed twice")
+        return v
+
+
 class SnmpColumn(_SnmpValueSpec):
     """One table column; `metric` is a template using `{index}` (row index) and/or `{key}`."""
 
@@ -187,6 +250,9 @@ class SnmpColumn(_SnmpValueSpec):
     )
     fallback: SnmpFallback | None = Field(
         None, description="Column read instead, per row, when the agent does not have this one."
+    )
+    oid_flags: OidFlags | None = Field(
+        None, description="OID-valued column (type: oid): one bool per listed OID, true when a row holds it."
     )
 
     @field_validator("oid")
@@ -203,12 +269,33 @@ class SnmpColumn(_SnmpValueSpec):
 
     @model_validator(mode="after")
     def _some_output(self) -> SnmpColumn:
+        if self.oid_flags is not None:
+            _check_oid_flags(self)
+            return self
         if self.metric is None and self.aggregate is None:
             raise ValueError("a column needs a metric template, an aggregate, or both")
         if self.polarity is not None and not self.is_bool:
             raise ValueError("polarity applies to bool columns (true_values/false_values)")
         _check_fallback(self, self.fallback)
         return self
+
+
+def _check_oid_flags(col: SnmpColumn) -> None:
+    """An oid_flags column makes only its flags: an OID-valued column with nothing per row."""
+    if col.type != "oid":
+        raise ValueError("oid_flags needs type: oid (the cells are OIDs)")
+    per_row = {
+        "metric": col.metric,
+        "aggregate": col.aggregate,
+        "polarity": col.polarity,
+        "fallback": col.fallback,
+        "availability": col.availability,
+        "oid_enum": col.oid_enum,
+        "example": col.example,
+    }
+    given = sorted(k for k, v in per_row.items() if v is not None)
+    if given:
+        raise ValueError(f"oid_flags makes only its bool metrics; drop {given}")
 
 
 class EntitySensorNames(_Strict):
@@ -269,6 +356,13 @@ class SnmpTable(_Strict):
             return self
         if not self.columns:
             raise ValueError(f"table {self.name}: needs at least one column")
+        if any(c.oid_flags for c in self.columns) and (
+            len(self.columns) > 1 or self.key_column or self.rows or self.examples
+        ):
+            raise ValueError(
+                f"table {self.name}: an oid_flags column is its table's only column, without key_column, "
+                "rows or examples (the simulator serves one row per true flag)"
+            )
         uses_key = any(c.metric and "{key}" in c.metric for c in self.columns)
         if uses_key and not (self.key_column and self.key_map):
             raise ValueError(f"table {self.name}: {{key}} in a metric template needs key_column and key_map")
@@ -350,6 +444,10 @@ class SnmpProfile(ProfileBase):
             for c in t.columns:
                 if c.aggregate is not None:
                     seen.add(c.aggregate.name)
+                for name in c.oid_flags.flags.values() if c.oid_flags else ():
+                    if name in seen:
+                        raise ValueError(f"oid_flags metric {name!r} is defined twice")
+                    seen.add(name)
         for d in self.derived:
             if d.source not in seen and not any(t.columns for t in self.tables if t.kind == "columns"):
                 raise ValueError(f"derived {d.name!r}: source {d.source!r} is not a metric of this profile")

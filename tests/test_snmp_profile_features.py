@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from devices.reading import Quality
-from devices.snmp_codec import NO_SUCH, decode, encode_profile, encoded_values, plan_requests
-from devices.snmp_profile import ENTITY_SENSOR_TABLE, SnmpProfile
+from devices.snmp_codec import NO_SUCH, Oid, decode, encode_profile, encoded_values, plan_requests
+from devices.snmp_profile import ENTITY_SENSOR_TABLE, SnmpColumn, SnmpProfile
 from tests.snmp_fixtures import snmp_profile, snmp_profiles
 
 BASE = "1.3.6.1.4.1.99999.7"
@@ -214,3 +214,162 @@ def test_fallback_must_decode_to_the_same_kind() -> None:
                 ],
             }
         )
+
+
+# ------------------------------------------------------------------------------- oid_flags
+
+ALARM_COUNT = f"{BASE}.6.1.0"
+ALARM_DESCR = f"{BASE}.6.2.1.2"
+WELL_KNOWN = f"{BASE}.6.3"
+
+
+def alarm_table(**flags_spec: Any) -> SnmpProfile:
+    """A UPS-MIB-like alarm table: upsAlarmsPresent-style count, an OID-valued Descr column."""
+    spec = {
+        "count": ALARM_COUNT,
+        "base": WELL_KNOWN,
+        "flags": {1: "battery_bad", 9: "on_bypass"},
+        **flags_spec,
+    }
+    return SnmpProfile.model_validate(
+        {
+            "model": "acme-ups",
+            "vendor": "ACME",
+            "title": "fixture",
+            "device_class": "ups",
+            "protocol": "snmp",
+            "scalars": [{"name": "alarms_present", "oid": ALARM_COUNT, "type": "gauge", "example": 0}],
+            "tables": [
+                {"name": "alarms", "columns": [{"oid": ALARM_DESCR, "type": "oid", "oid_flags": spec}]}
+            ],
+        }
+    )
+
+
+def flag_values(count: int | None, *rows: tuple[int, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {f"{ALARM_DESCR}.{i}": Oid(oid) for i, oid in rows}
+    if count is not None:
+        values[ALARM_COUNT] = count
+    return values
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # rows present: a flag is true when any row holds it, false otherwise (sparse ids, leading dot)
+        (flag_values(2, (95, f"{WELL_KNOWN}.9"), (203, f".{WELL_KNOWN}.17")), (False, True)),
+        (flag_values(1, (1, f"{WELL_KNOWN}.1")), (True, False)),
+        # the table was read and is empty: all false
+        (flag_values(0), (False, False)),
+        # no count and no rows: the agent may not implement the table; unavailable
+        (flag_values(None), (None, None)),
+        # the count says alarms are present but no row was read: unavailable
+        (flag_values(2), (None, None)),
+        # fewer rows than the count: what is seen is true, the rest unknown
+        (flag_values(2, (4, f"{WELL_KNOWN}.9")), (None, True)),
+        # rows without a count (the walk reached the table's end): read
+        (flag_values(None, (4, f"{WELL_KNOWN}.1")), (True, False)),
+        # the count answered noSuchInstance
+        ({ALARM_COUNT: NO_SUCH}, (None, None)),
+    ],
+)
+def test_oid_flags_true_false_unavailable(values: dict[str, Any], expected: tuple[bool | None, ...]) -> None:
+    got = {m.name: m for m in decode(alarm_table(), values)}
+    for name, want in zip(("battery_bad", "on_bypass"), expected, strict=True):
+        assert got[name].value is want, name
+        assert got[name].quality is (Quality.UNAVAILABLE if want is None else Quality.GOOD), name
+
+
+def test_oid_flags_keys_may_be_whole_oids_outside_base() -> None:
+    vendor = "1.3.6.1.4.1.99999.9.1"  # an implementation-defined alarm in the same table
+    p = alarm_table(flags={1: "battery_bad", vendor: "vendor_alarm"})
+    assert p.tables[0].columns[0].oid_flags is not None
+    assert list(p.tables[0].columns[0].oid_flags.flags) == [f"{WELL_KNOWN}.1", vendor]
+    got = {m.name: m.value for m in decode(p, flag_values(1, (7, vendor)))}
+    assert got == {"alarms_present": 1, "battery_bad": False, "vendor_alarm": True}
+
+
+def test_oid_flags_count_and_column_are_read_with_the_poll() -> None:
+    plan = plan_requests(alarm_table())
+    assert plan.get_oids == (ALARM_COUNT,)
+    assert plan.walk_roots == (ALARM_DESCR,)
+
+
+def test_oid_flags_simulator_serves_one_row_per_true_flag() -> None:
+    p = alarm_table()
+    enc = encode_profile(p, {})
+    assert enc[ALARM_COUNT] == ("gauge", 0)
+    assert not [o for o in enc if o.startswith(ALARM_DESCR + ".")]
+    enc = encode_profile(p, {"on_bypass": True, "battery_bad": True})
+    assert enc[ALARM_COUNT] == ("gauge", 2)
+    assert enc[f"{ALARM_DESCR}.1"] == ("oid", f"{WELL_KNOWN}.1")
+    assert enc[f"{ALARM_DESCR}.2"] == ("oid", f"{WELL_KNOWN}.9")
+    got = {m.name: m.value for m in decode(p, encoded_values(enc))}
+    assert got == {"alarms_present": 2, "battery_bad": True, "on_bypass": True}
+    # an explicit count without rows stays: the table then reads as not read
+    got = {m.name: m.value for m in decode(p, encoded_values(encode_profile(p, {"alarms_present": 3})))}
+    assert got == {"alarms_present": 3, "battery_bad": None, "on_bypass": None}
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        ({"type": "integer"}, "needs type: oid"),
+        ({"metric": "alarm_{index}"}, r"drop \['metric'\]"),
+        ({"example": "x"}, r"drop \['example'\]"),
+    ],
+)
+def test_oid_flags_column_makes_only_flags(column: dict[str, Any], message: str) -> None:
+    col = {
+        "oid": ALARM_DESCR,
+        "type": "oid",
+        "oid_flags": {"count": ALARM_COUNT, "flags": {"1.3.6.1.9": "x"}},
+    }
+    with pytest.raises(ValidationError, match=message):
+        SnmpColumn.model_validate({**col, **column})
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"base": None}, "it needs base"),
+        ({"flags": {1: "a", f"{WELL_KNOWN}.1": "b"}}, "listed twice"),
+        ({"flags": {1: "a", 2: "a"}}, r"names \['a'\] are listed twice"),
+        ({"flags": {}}, "at least 1"),
+        ({"flags": {1: "Bad"}}, "lower_snake_case"),
+    ],
+)
+def test_oid_flags_schema_errors(spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        alarm_table(**spec)
+
+
+def test_oid_flags_column_is_alone_in_its_table() -> None:
+    with pytest.raises(ValidationError, match="only column"):
+        SnmpProfile.model_validate(
+            {
+                "model": "acme-ups",
+                "vendor": "ACME",
+                "title": "fixture",
+                "device_class": "ups",
+                "protocol": "snmp",
+                "tables": [
+                    {
+                        "name": "alarms",
+                        "columns": [
+                            {
+                                "oid": ALARM_DESCR,
+                                "type": "oid",
+                                "oid_flags": {"count": ALARM_COUNT, "flags": {"1.3.6.1.9": "x"}},
+                            },
+                            {"oid": f"{BASE}.6.2.1.3", "metric": "alarm_time_{index}", "type": "timeticks"},
+                        ],
+                    }
+                ],
+            }
+        )
+
+
+def test_oid_flags_metric_names_are_unique_in_the_profile() -> None:
+    with pytest.raises(ValidationError, match="'alarms_present' is defined twice"):
+        alarm_table(flags={1: "alarms_present"})
