@@ -138,6 +138,10 @@ def _sentinel_patterns(wp: WirePoint) -> frozenset[int]:
 def _bool_decoder(wp: WirePoint) -> Decoder:
     name = wp.point.name
     on, off = Metric(name, True), Metric(name, False)
+    enum = wp.point.enum
+    if enum is not None:
+        # A bit that names a state (SmartGen alarm coils: 1 = shutdown): the enum maps 0/1 to it.
+        on, off = (Metric(name, enum.get(bit, f"unknown_{bit}")) for bit in (1, 0))
 
     def decode(d: RawData, o: int, out: list[Metric]) -> None:
         try:
@@ -268,6 +272,8 @@ def encode_point(wp: WirePoint, value: Value | Mapping[str, Value]) -> list[int]
     """
     p = wp.point
     t = p.type
+    if t == "bool" and p.enum is not None and not isinstance(value, Mapping):
+        value = bool(p.invert(value))  # a state name → its bit
     if wp.table in ("coil", "discrete"):
         return [bool(value)]
     if t == "bool":

@@ -375,3 +375,14 @@ def test_duplicate_metric_names_rejected():
     ]
     with pytest.raises(ValidationError, match="produced by both"):
         ModbusProfile.model_validate(base(addressing="wire") | {"points": points})
+
+
+@pytest.mark.parametrize("table", ["coil", "discrete", "holding"])
+def test_bool_point_with_enum_names_its_state(table):
+    # SmartGen HGM6100N alarm coils: 1 = the alarm is active, as the coil's section (shutdown/warning) says.
+    states = {0: "not_active", 1: "shutdown"}
+    wp = wire_point(table=table, type="bool", name="alarm_low_oil_pressure", enum=states)
+    assert decode_point(wp, [True]) == [Metric("alarm_low_oil_pressure", "shutdown")]
+    assert decode_point(wp, [0]) == [Metric("alarm_low_oil_pressure", "not_active")]
+    assert [bool(v) for v in encode_point(wp, "shutdown")] == [True]
+    assert [bool(v) for v in encode_point(wp, "not_active")] == [False]
