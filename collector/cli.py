@@ -140,16 +140,49 @@ def probe_modbus(
     address: Annotated[int, typer.Option(help="First register, 0-based wire address.")] = 0,
     count: Annotated[int, typer.Option(help="Number of registers.")] = 8,
     timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 2.0,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="Read this profile's points instead and suggest the choice of each of its settings "
+            "(e.g. sht20-xy-md02 resolution x10 | x100) for the site file.",
+        ),
+    ] = None,
 ) -> None:
     """Read a register range and show it decoded under all four byte/word orders, with hints."""
     from devices.probe_modbus import format_probe
     from devices.probe_modbus import probe_modbus as run_probe
 
+    if profile is not None:
+        asyncio.run(_probe_profile_settings(host, port, unit, profile, timeout))
+        return
     if table not in ("holding", "input"):
         typer.echo(f"--table: got {table!r}; valid choices: holding, input", err=True)
         raise typer.Exit(2)
     report = asyncio.run(run_probe(host, port, unit, table, address, count, timeout))
     typer.echo(format_probe(report))
+
+
+async def _probe_profile_settings(host: str, port: int, unit: int, model: str, timeout_s: float) -> None:
+    from devices.errors import TransportError
+    from devices.modbus_profile import ModbusProfile
+    from devices.modbus_transport import ModbusTcpTransport
+    from devices.probe_settings import format_setting_probes, probe_settings
+
+    modbus = {p.model: p for p in ProfileRegistry.builtin().all() if isinstance(p, ModbusProfile)}
+    chosen = modbus.get(model)
+    if chosen is None:
+        typer.echo(f"--profile: got {model!r}; valid choices: {', '.join(sorted(modbus))}", err=True)
+        raise typer.Exit(2)
+    transport = ModbusTcpTransport(host, port, timeout_s)
+    try:
+        probes = await probe_settings(chosen, transport, unit)
+    except TransportError as exc:
+        typer.echo(f"{host}:{port} unit {unit}: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        await transport.close()
+    typer.echo(f"{host}:{port} unit {unit} read as {model}")
+    typer.echo(format_setting_probes(chosen, probes), nl=False)
 
 
 def probe_snmp(

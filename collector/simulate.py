@@ -50,6 +50,7 @@ def device_spec(device: DeviceConfig, registry: ProfileRegistry, bind_host: str 
         community=community,
         v3=v3,
         zone=device.zone,
+        settings=tuple(sorted(device.settings.items())),
     )
 
 

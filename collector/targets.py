@@ -43,7 +43,7 @@ class TargetBuilder:
 
     def target(self, device: DeviceConfig) -> PollTarget:
         """The poll target of one device."""
-        profile = self._registry.get(device.profile)
+        profile = self._registry.for_unit(device.profile, device.settings)
         ref = DeviceRef(
             site=self._site.site.id,
             room=device.room,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -202,15 +203,59 @@ def modicon_to_wire(number: int) -> tuple[Table, int]:
     )
 
 
+class PointOverride(BaseModel):
+    """What one choice of a profile setting changes in one point."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    scale: float = Field(description="Multiplier replacing the point's scale under this choice.")
+
+
+class ProfileSetting(BaseModel):
+    """A fact about the unit that its registers cannot tell: the site file names the choice per device.
+
+    Used where guessing would be silently wrong: an SHT20 clone at x100 reading 1000 is 10.00 °C, which
+    x10 would read as a perfectly plausible 100.0 °C. `roomguard probe modbus --profile` suggests a
+    choice from the `probe` ranges while commissioning; the poller never guesses.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = Field(min_length=1, description="What the choice means and how to find it out.")
+    choices: dict[str, dict[str, PointOverride]] = Field(
+        min_length=2, description="Choice name → point name → the override that choice applies."
+    )
+    probe: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="Point → the range a live reading is expected in while commissioning (the room's "
+        "normal conditions, narrower than the sensor's range): only a choice that puts every probed "
+        "point inside is suggested.",
+    )
+
+    @field_validator("choices")
+    @classmethod
+    def _choice_names(cls, v: dict[str, dict[str, PointOverride]]) -> dict[str, dict[str, PointOverride]]:
+        for choice in v:
+            if not _NAME.match(choice):
+                raise ValueError(f"choice {choice!r} must be lower_snake_case (letters, digits, _)")
+        return v
+
+
 class ModbusProfile(ProfileBase):
     """A Modbus device model: options plus its list of points."""
 
     protocol: Literal["modbus"]
     modbus: ModbusOptions
     points: list[ModbusPoint] = Field(min_length=1)
+    settings: dict[str, ProfileSetting] = Field(
+        default_factory=dict,
+        description="Facts the site file must state per device (`settings:` of the device), because "
+        "the registers cannot tell them apart.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ModbusProfile:
+        self._check_settings()
         seen: dict[str, str] = {}
         for p in self.points:
             table, address = self._resolve(p)
@@ -228,6 +273,40 @@ class ModbusProfile(ProfileBase):
                 seen[m] = p.name
         self._check_shared_registers()
         return self
+
+    def _check_settings(self) -> None:
+        points = {p.name for p in self.points}
+        for name, setting in self.settings.items():
+            if not _NAME.match(name):
+                raise ValueError(f"settings: {name!r} must be lower_snake_case")
+            named = set(setting.probe).union(*(set(o) for o in setting.choices.values()))
+            unknown = sorted(named - points)
+            if unknown:
+                have = ", ".join(sorted(points))
+                raise ValueError(f"settings.{name}: no point named {', '.join(unknown)}; points: {have}")
+
+    def configured(self, chosen: Mapping[str, str]) -> ModbusProfile:
+        """This profile with the site's choice applied for every setting (ValueError naming the choices).
+
+        Every setting must be chosen: a setting exists because no default is safe.
+        """
+        unknown = sorted(set(chosen) - set(self.settings))
+        if unknown:
+            valid = ", ".join(sorted(self.settings)) or "none"
+            raise ValueError(f"profile {self.model} has no setting {', '.join(unknown)}; settings: {valid}")
+        overrides: dict[str, PointOverride] = {}
+        for name, setting in sorted(self.settings.items()):
+            choice = chosen.get(name)
+            if choice is None or choice not in setting.choices:
+                valid = " | ".join(setting.choices)
+                what = "needs" if choice is None else f"got {choice!r} for"
+                raise ValueError(f"profile {self.model} {what} setting {name}: {valid}")
+            overrides.update(setting.choices[choice])
+        points = [
+            p.model_copy(update=overrides[p.name].model_dump()) if p.name in overrides else p
+            for p in self.points
+        ]
+        return self.model_copy(update={"points": points, "settings": {}})
 
     def _check_shared_registers(self) -> None:
         """Masked points on one register must agree on its type and cut disjoint bits out of it."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
@@ -73,6 +74,17 @@ class ProfileRegistry:
             return self._profiles[model]
         except KeyError:
             raise KeyError(f"unknown profile {model!r}; valid choices: {', '.join(self.names())}") from None
+
+    def for_unit(self, model: str, settings: Mapping[str, str]) -> Profile:
+        """The profile for `model` with one unit's settings applied (ValueError naming the choices)."""
+        from devices.modbus_profile import ModbusProfile
+
+        profile = self.get(model)
+        if isinstance(profile, ModbusProfile):
+            return profile.configured(settings) if settings or profile.settings else profile
+        if settings:
+            raise ValueError(f"profile {model} has no setting {', '.join(sorted(settings))}; settings: none")
+        return profile
 
     def names(self) -> list[str]:
         """Sorted model names."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -137,6 +137,11 @@ class DeviceConfig(StrictModel):
     timeout_s: Seconds | None = Field(None, description="Overrides defaults.timeout_s.")
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on every reading.")
     door: DoorSettings | None = Field(None, description="Door timers (door-class profiles only).")
+    settings: dict[str, str] = Field(
+        default_factory=dict,
+        description="The profile's settings chosen for this unit, facts its registers cannot tell "
+        "(sht20-xy-md02: resolution x10 | x100); `roomguard probe modbus --profile` suggests them.",
+    )
     modbus: ModbusTcp | None = Field(None, description="Modbus TCP transport.")
     modbus_rtu: ModbusRtu | None = Field(None, description="Modbus RTU (serial) transport.")
     snmp: Snmp | None = Field(None, description="SNMP transport.")
@@ -181,6 +186,8 @@ class DeviceConfig(StrictModel):
                     "msg": f"profile '{self.profile}' speaks {prof.protocol}, not {self.protocol}",
                 }
             )
+        if prof is not None:
+            issues += _settings_issues(self.profile, prof.settings, self.settings)
         if prof is not None and self.door is not None and prof.device_class not in (None, "door"):
             issues.append(
                 {
@@ -213,6 +220,41 @@ class DeviceConfig(StrictModel):
         assert self.snmp is not None
         user = f"{self.snmp.v3.user}@" if self.snmp.v3 is not None else ""
         return f"snmp {self.snmp.version} {user}{self.snmp.host}:{self.snmp.port}"
+
+
+def _settings_issues(
+    profile: str, offered: Mapping[str, tuple[str, ...]], chosen: Mapping[str, str]
+) -> list[Issue]:
+    """Every setting of the profile chosen with one of its choices, and nothing else."""
+    issues: list[Issue] = []
+    for name in sorted(set(chosen) - set(offered)):
+        issues.append(
+            {
+                "loc": ("settings", name),
+                "msg": f"profile '{profile}' has no setting {name!r}",
+                "expected": sorted(offered),
+            }
+        )
+    for name, choices in sorted(offered.items()):
+        if name not in chosen:
+            issues.append(
+                {
+                    "loc": ("settings",),
+                    "msg": f"profile '{profile}' needs setting {name!r} for this unit "
+                    f"(`roomguard probe modbus --profile {profile}` suggests one)",
+                    "expected": list(choices),
+                }
+            )
+        elif chosen[name] not in choices:
+            issues.append(
+                {
+                    "loc": ("settings", name),
+                    "input": chosen[name],
+                    "msg": f"not a choice of setting {name!r}",
+                    "expected": list(choices),
+                }
+            )
+    return issues
 
 
 def _profile_names(info: ValidationInfo) -> Iterable[str]:

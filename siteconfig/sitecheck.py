@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,10 +19,11 @@ PROFILE_DIR = Path(__file__).resolve().parent.parent / "devices" / "profiles"
 
 @dataclass(frozen=True, slots=True)
 class ProfileInfo:
-    """What site validation needs from a profile file: its protocol and device class."""
+    """What site validation needs from a profile file: protocol, device class and settings to choose."""
 
     protocol: str | None
     device_class: str | None
+    settings: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 ProfileNames = Callable[[], Iterable[str]]
@@ -44,7 +45,22 @@ def builtin_profile_info(name: str) -> ProfileInfo | None:
     if not isinstance(raw, dict):
         return None
     proto, cls = raw.get("protocol"), raw.get("device_class")
-    return ProfileInfo(proto if isinstance(proto, str) else None, cls if isinstance(cls, str) else None)
+    return ProfileInfo(
+        proto if isinstance(proto, str) else None,
+        cls if isinstance(cls, str) else None,
+        _setting_choices(raw.get("settings")),
+    )
+
+
+def _setting_choices(raw: Any) -> dict[str, tuple[str, ...]]:
+    """`settings:` of a profile file → {setting: its choice names} (the profile loader validates)."""
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        str(name): tuple(str(c) for c in setting.get("choices", {}))
+        for name, setting in raw.items()
+        if isinstance(setting, dict) and isinstance(setting.get("choices"), dict)
+    }
 
 
 def site_issues(site: SiteConfig) -> list[Issue]:

@@ -225,7 +225,8 @@ async def test_collector_and_ingest_work_through_the_acl_with_their_own_accounts
 rooms: [{{id: r1, name: R}}]
 defaults: {{poll_interval_s: 0.5}}
 devices:
-  - {{id: th-1, name: T, room: r1, profile: sht20-xy-md02, modbus: {{host: 127.0.0.1, port: {sensor}}}}}
+  - {{id: th-1, name: T, room: r1, profile: sht20-xy-md02, settings: {{resolution: x10}},
+     modbus: {{host: 127.0.0.1, port: {sensor}}}}}
 mqtt:
   host: 127.0.0.1
   port: {broker.port}

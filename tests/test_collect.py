@@ -45,6 +45,7 @@ def _site_yaml(
     name: sensor {u}
     room: r1
     profile: sht20-xy-md02
+    settings: {{resolution: x10}}
     modbus: {{host: 127.0.0.1, port: {modbus_port}, unit_id: {u}}}
 """
         for u in (1, 2)

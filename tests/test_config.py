@@ -8,6 +8,7 @@ import subprocess
 import sys
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -29,14 +30,15 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "deploy" / "examples" / "site.yaml"
 BAD = Path(__file__).resolve().parent / "data" / "bad_configs"
 
-# The profiles the example names (written in parallel by other engineers): name → (protocol, class).
-KNOWN = {
+# The profiles the example names (written in parallel by other engineers): name → (protocol, class[,
+# settings and their choices]).
+KNOWN: dict[str, tuple[Any, ...]] = {
     "rfc1628-ups": ("snmp", "ups"),
     "apc-smartups-modbus": ("modbus", "ups"),
     "dse-gencomm": ("modbus", "genset"),
     "liebert-gp-crac": ("snmp", "crac"),
     "schneider-inrow-sc": ("modbus", "crac"),
-    "sht20-xy-md02": ("modbus", "env"),
+    "sht20-xy-md02": ("modbus", "env", {"resolution": ("x10", "x100")}),
     "geist-watchdog15": ("snmp", "env"),
     "netbotz-env": ("snmp", "env"),
     "netbotz-door": ("snmp", "door"),

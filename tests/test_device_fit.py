@@ -82,7 +82,7 @@ def _site(tmp: Path, modbus_port: int, snmp_port: int, broker: Mosquitto) -> tup
 rooms: [{{id: r1, name: room}}]
 defaults: {{poll_interval_s: 0.5, timeout_s: 1, retries: 0}}
 devices:
-  - {{id: th-1, name: probe, room: r1, profile: sht20-xy-md02,
+  - {{id: th-1, name: probe, room: r1, profile: sht20-xy-md02, settings: {{resolution: x10}},
      modbus: {{host: 127.0.0.1, port: {modbus_port}, unit_id: 1}}}}
   - {{id: ups-modbus, name: UPS, room: r1, profile: apc-smartups-modbus,
      modbus: {{host: 127.0.0.1, port: {modbus_port}, unit_id: 2}}}}

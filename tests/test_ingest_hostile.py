@@ -63,6 +63,7 @@ async def test_hostile_messages_are_dead_lettered_and_ingest_goes_on(
                     "name": "sensor",
                     "room": "r1",
                     "profile": "sht20-xy-md02",
+                    "settings": {"resolution": "x10"},
                     "modbus": {"host": "127.0.0.1", "port": 1502, "unit_id": 1},
                 }
             ],

@@ -30,6 +30,7 @@ async def test_a_silent_modbus_device_logs_one_warning_and_no_hex_dumps(tmp_path
         "defaults: {poll_interval_s: 0.5, timeout_s: 0.3, retries: 0, backoff_max_s: 0.5}\ndevices:\n"
         + "".join(
             f"  - {{id: th-{u}, name: T, room: r1, profile: sht20-xy-md02,"
+            " settings: {resolution: x10},"
             f" modbus: {{host: 127.0.0.1, port: {server.port}, unit_id: {u}}}}}\n"
             for u in (1, 2)
         )

@@ -52,6 +52,7 @@ async def modbus_room() -> AsyncIterator[int]:
 def _site(tmp: Path, modbus_port: int, broker: Mosquitto, db: Influxd) -> Path:
     devices = "\n".join(
         f"  - {{id: th-{u:02d}, name: Sensor {u}, room: r1, profile: sht20-xy-md02,"
+        " settings: {resolution: x10},"
         f" modbus: {{host: 127.0.0.1, port: {modbus_port}, unit_id: {u}}}}}"
         for u in range(1, DEVICES + 1)
     )

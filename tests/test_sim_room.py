@@ -24,7 +24,17 @@ async def rig():
     clock = Clock(1_000_000.0)
     specs = [
         SimDeviceSpec("gen-1", "genset", "dse-gencomm", "modbus", "127.0.0.1", 0, unit_id=10),
-        SimDeviceSpec("th-a01", "env", "sht20-xy-md02", "modbus", "127.0.0.1", 0, unit_id=1, zone="row-a"),
+        SimDeviceSpec(
+            "th-a01",
+            "env",
+            "sht20-xy-md02",
+            "modbus",
+            "127.0.0.1",
+            0,
+            unit_id=1,
+            zone="row-a",
+            settings=(("resolution", "x10"),),
+        ),
         SimDeviceSpec("ups-1", "ups", "rfc1628-ups", "snmp", "127.0.0.1", 0, community="ups1-ro"),
     ]
     gen_profile, env_profile = registry.get("dse-gencomm"), registry.get("sht20-xy-md02")

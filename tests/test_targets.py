@@ -24,6 +24,7 @@ devices:
 """
 SHT = (
     "  - {{id: {id}, name: {id}, room: r1, profile: sht20-xy-md02, {timeout}"
+    "settings: {{resolution: x10}}, "
     "modbus: {{host: 127.0.0.1, port: 5020, unit_id: {unit}}}}}"
 )
 UPS = (

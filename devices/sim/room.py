@@ -68,6 +68,7 @@ class SimDeviceSpec:
     community: str | None = None
     v3: dict[str, Any] | None = field(default=None, repr=False)
     zone: str | None = None
+    settings: tuple[tuple[str, str], ...] = ()  # the site file's profile settings (e.g. resolution x100)
 
 
 @dataclass
@@ -194,7 +195,8 @@ class SimulatedRoom:
         endpoints: dict[tuple[str, str, int], ModbusSimServer | SnmpSimAgent] = {}
         initial = self.model.snapshot()
         for spec in self.specs:
-            profile = self.registry.get(spec.profile_model)
+            # A unit configured x100 is served at x100: the simulator speaks what the site file says.
+            profile = self.registry.for_unit(spec.profile_model, dict(spec.settings))
             if profile.protocol != spec.protocol:
                 raise ValueError(
                     f"device {spec.id}: profile {profile.model} speaks {profile.protocol}, "
