@@ -67,7 +67,7 @@ def test_known_gaps_are_declared_with_reasons() -> None:
     declared = {p.stem: set(load_profile(p).absent) for p in SHIPPED}
     assert declared["apc-smartups-modbus"] == {"battery_status", "output_source"}
     assert declared["liebert-gp-crac"] == {"status"}
-    assert declared["rfc1628-ups"] == {"battery_replace"}
+    assert declared["rfc1628-ups"] == set()  # battery_replace: upsAlarmBatteryBad (oid_flags)
     assert declared["schneider-inrow-sc"] == {"cooling_capacity_pct"}
 
 
