@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from devices.profile import ProfileBase
-from devices.reading import Value
+from devices.reading import Metric, Quality, Value
 from devices.transform import Transform
 
 Table = Literal["holding", "input", "coil", "discrete"]
@@ -203,6 +203,36 @@ def modicon_to_wire(number: int) -> tuple[Table, int]:
     )
 
 
+class ModbusDerived(BaseModel):
+    """A metric computed from other metrics of the same poll (no register of its own)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Metric name.")
+    one_of: dict[str, str] = Field(
+        min_length=2,
+        description="Bool metric → the state it stands for; the value is the state of the one that is "
+        "true (SmartGen reports its panel mode as four coils, not a mode register). None or several "
+        "true, or any of them unavailable, is no reading.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _snake(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"{v!r} must be lower_snake_case (letters, digits, _)")
+        return v
+
+    def compute(self, by_name: Mapping[str, Metric]) -> Metric:
+        """The derived metric from this poll's metrics (pure)."""
+        sources = [by_name.get(source) for source in self.one_of]
+        if any(m is None or m.quality is not Quality.GOOD for m in sources):
+            return Metric(self.name, None, Quality.UNAVAILABLE)
+        on = [state for source, state in self.one_of.items() if by_name[source].value is True]
+        # A unit that shows no mode, or two at once, is in no state a rule could trust.
+        return Metric(self.name, on[0]) if len(on) == 1 else Metric(self.name, None, Quality.UNAVAILABLE)
+
+
 class PointOverride(BaseModel):
     """What one choice of a profile setting changes in one point."""
 
@@ -247,6 +277,9 @@ class ModbusProfile(ProfileBase):
     protocol: Literal["modbus"]
     modbus: ModbusOptions
     points: list[ModbusPoint] = Field(min_length=1)
+    derived: list[ModbusDerived] = Field(
+        default_factory=list, description="Metrics computed from the point metrics of each poll."
+    )
     settings: dict[str, ProfileSetting] = Field(
         default_factory=dict,
         description="Facts the site file must state per device (`settings:` of the device), because "
@@ -272,7 +305,26 @@ class ModbusProfile(ProfileBase):
                     raise ValueError(f"metric {m!r} produced by both point {seen[m]} and point {p.name}")
                 seen[m] = p.name
         self._check_shared_registers()
+        self._check_derived(seen)
         return self
+
+    def _check_derived(self, made_by: dict[str, str]) -> None:
+        bools = {
+            m
+            for p in self.points
+            if p.enum is None and p.type in ("bool", "bitfield")
+            for m in p.metric_names()
+        }
+        for d in self.derived:
+            if d.name in made_by:
+                raise ValueError(f"derived {d.name!r}: already produced by point {made_by[d.name]}")
+            made_by[d.name] = "derived"
+            wrong = sorted(set(d.one_of) - bools)
+            if wrong:
+                raise ValueError(
+                    f"derived {d.name}: one_of needs bool metrics; {', '.join(wrong)} is not one "
+                    f"(bool metrics: {', '.join(sorted(bools)) or 'none'})"
+                )
 
     def _check_settings(self) -> None:
         points = {p.name for p in self.points}

@@ -57,6 +57,7 @@ class ModbusReader:
             missing = tuple(m for wp in req.points for m in _unavailable(wp))
             steps.append((_table(req.table), req.address, req.count, decoders, missing))
         self._steps = tuple(steps)
+        self._derived = tuple(profile.derived)
 
     @property
     def read_count(self) -> int:
@@ -85,6 +86,9 @@ class ModbusReader:
                 continue
             for decode, offset in decoders:
                 decode(data, offset, out)
+        if self._derived:
+            by_name = {m.name: m for m in out}
+            out.extend(d.compute(by_name) for d in self._derived)
         return out
 
     async def prepare(self) -> None:

@@ -61,6 +61,8 @@ def _modbus(profile: ModbusProfile) -> dict[str, MetricShape]:
                 out[name] = MetricShape("enum", states, where)
         else:
             out[p.name] = _modbus_shape(p, where)
+    for di, d in enumerate(profile.derived):
+        out[d.name] = MetricShape("enum", frozenset(d.one_of.values()), ("derived", di))
     return out
 
 

@@ -46,6 +46,10 @@ def expected_examples(prof: ModbusProfile) -> dict[str, object]:
     for p in prof.points:
         for m in p.metric_names():
             out[m] = p.example
+    for d in prof.derived:
+        # The examples describe one consistent unit: exactly one source of a one_of is true.
+        (on,) = [source for source in d.one_of if out[source] is True]
+        out[d.name] = d.one_of[on]
     return out
 
 
@@ -54,7 +58,7 @@ async def test_reads_example_values_back(sim, transport, model):
     prof = profile(model)
     metrics = await ModbusReader(prof, transport, UNITS[model]).read()
     expected = expected_examples(prof)
-    assert [m.name for m in metrics] == prof.metric_names()
+    assert [m.name for m in metrics] == prof.metric_names() + [d.name for d in prof.derived]
     for m in metrics:
         assert m.quality is Quality.GOOD, m
         exp = expected[m.name]
