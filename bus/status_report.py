@@ -129,6 +129,7 @@ def format_collector(snap: dict[str, Any], now: datetime, tz: tzinfo = UTC) -> l
     if dropped:
         line += "  ⚠ DATA DROPPED 資料已遺失"
     lines.append(line)
+    lines += _trap_lines(snap.get("traps"))
     devices = snap.get("devices", {})
     if devices:
         lines.append("  devices 設備:")
@@ -141,6 +142,22 @@ def format_collector(snap: dict[str, Any], now: datetime, tz: tzinfo = UTC) -> l
                 f"    {dev:<18} {d.get('room') or '-':<10} {_local(d.get('last_poll'), tz):<20} "
                 f"{d.get('quality') or '-':<13} {d.get('failures', 0):>5}  {d.get('error') or ''}".rstrip()
             )
+    return lines
+
+
+def _trap_lines(traps: Any) -> list[str]:
+    """The trap listener's counts, and each refusing source with what to check on that card."""
+    if not isinstance(traps, dict):
+        return []
+    lines = [
+        f"  traps SNMP 陷阱: listening 監聽 {traps.get('listen', '-')}, received 已接收 "
+        f"{traps.get('received', 0)}, refused 已拒絕 {traps.get('refused_total', 0)}"
+        + (f", dropped (queue full) 已丟棄 {traps['dropped']}" if traps.get("dropped") else "")
+    ]
+    for r in traps.get("refused", []):
+        if isinstance(r, dict):
+            what = f"{r.get('count')} {r.get('kind')}"
+            lines.append(f"    refused from 拒收來源 {r.get('source')}: {what} ({r.get('hint')})")
     return lines
 
 

@@ -119,6 +119,7 @@ class Collector:
         self._online: dict[str, tuple[bool, Quality]] = {}
         self._door: dict[str, Value] = {}
         self.unstored_dropped = 0
+        self.traps = trap_receiver(site, self.on_trap)  # started by run(); None without snmp_traps
 
     # -- into the outbox ---------------------------------------------------------------------------
 
@@ -281,6 +282,9 @@ class Collector:
             "republished": pub.republished,
             "broker_refused": pub.refused,
         }
+        if self.traps is not None:
+            values["traps_received"] = self.traps.received
+            values["traps_refused"] = self.traps.rejects.noted
         return PollResult(self.self_ref, datetime.now(UTC), tuple(Metric(k, v) for k, v in values.items()))
 
     def snapshot(self, running: bool = True) -> dict[str, Any]:
@@ -334,6 +338,19 @@ class Collector:
                 "republished": self.publisher.republished,
                 "refused": self.publisher.refused,
             },
+            **({"traps": self._trap_status()} if self.traps is not None else {}),
+        }
+
+    def _trap_status(self) -> dict[str, Any]:
+        """The trap listener: where, how many traps, and every refusal by source (a misconfigured card)."""
+        rx = self.traps
+        assert rx is not None
+        return {
+            "listen": f"{rx.host}:{rx.port}",
+            "received": rx.received,
+            "dropped": rx.dropped,
+            "refused_total": rx.rejects.noted,
+            "refused": rx.rejects.report(),
         }
 
     async def _every(self, interval_s: float, job: Callable[[], None]) -> None:
@@ -360,7 +377,7 @@ class Collector:
         self, stop: asyncio.Event, *, metrics_interval_s: float, snapshot_interval_s: float
     ) -> None:
         """Run until `stop` is set, then stop cleanly (the outbox keeps whatever was not delivered)."""
-        receiver = trap_receiver(self.site, self.on_trap)
+        receiver = self.traps
         tasks: list[asyncio.Task[None]] = []
         try:
             await self.publisher.start()

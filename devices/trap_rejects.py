@@ -91,6 +91,13 @@ class TrapRejects:
         """How many datagrams were refused (of `kind` when given)."""
         return sum(n for (_, k), n in self.counts.items() if kind is None or k == kind)
 
+    def report(self) -> list[dict[str, str | int]]:
+        """One entry per source and kind with its count and what to check (for `roomguard status`)."""
+        return [
+            {"source": source, "kind": kind, "count": n, "hint": REJECT_HINTS.get(kind, kind)}
+            for (source, kind), n in sorted(self.counts.items())
+        ]
+
     def by_source(self) -> dict[str, dict[str, int]]:
         """Source address → kind → count (JSON-ready)."""
         out: dict[str, dict[str, int]] = {}

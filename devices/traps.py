@@ -228,6 +228,7 @@ class TrapReceiver:
         self.callback = callback
         self.queue: asyncio.Queue[TrapEvent] = asyncio.Queue(queue_size)
         self.dropped = 0
+        self.received = 0  # notifications accepted and decoded
         self.rejects = rejects or TrapRejects()
         self._engine: engine.SnmpEngine | None = None
         self._garbage_counters: list[Any] = []
@@ -319,6 +320,7 @@ class TrapReceiver:
         except Exception:
             _LOG.exception("trap %s from %s could not be decoded", trap_oid, source)
             return
+        self.received += 1
         try:
             self.queue.put_nowait(ev)
         except asyncio.QueueFull:  # a trap storm must not grow memory without bound; counted

@@ -19,6 +19,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from snmp_fixtures import free_udp_port
 
 from bus.status_report import format_status
 from collector.collect import WILL_REASON, run_collector
@@ -26,9 +27,13 @@ from devices.registry import ProfileRegistry
 from devices.sim.modbus_server import ModbusSimServer
 from siteconfig.config import SiteConfig, load_site
 from testkit.services import Influxd, Mosquitto
+from tests.test_snmp_traps import snmptrap
+
+ON_BATTERY = "1.3.6.1.2.1.33.2.1"
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD_ENV = "ROOMGUARD_MQTT_PASSWORD"
+TRAP_COMMUNITY_ENV = "ROOMGUARD_TEST_TRAP_COMMUNITY"
 
 
 def _site_yaml(
@@ -38,6 +43,7 @@ def _site_yaml(
     *,
     max_bytes: int | None = None,
     influx: Influxd | None = None,
+    trap_port: int | None = None,
 ) -> tuple[Path, str]:
     site_id = "t" + uuid.uuid4().hex[:8]  # own topics on the shared broker, no retained leftovers
     devices = "".join(
@@ -68,6 +74,11 @@ devices:
     text += "outbox: {" + ", ".join(f"{k}: {v}" for k, v in outbox.items()) + "}\n"
     if influx is not None:
         text += f"influxdb: {{url: '{influx.url}', api: v1, database: {influx.database}}}\n"
+    if trap_port is not None:
+        text += (
+            f"snmp_traps: {{listen_host: 127.0.0.1, listen_port: {trap_port},"
+            f" communities: [{{env: {TRAP_COMMUNITY_ENV}}}]}}\n"
+        )
     path = tmp / "site.yaml"
     path.write_text(text)
     return path, site_id
@@ -328,6 +339,68 @@ async def test_outbox_bound_drop_is_counted_logged_published_and_shown(
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)
+
+
+async def test_refused_traps_are_counted_in_status_and_self_metrics(
+    mosquitto: Mosquitto,
+    room: ModbusSimServer,
+    secret: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A card sending with the wrong community is findable: `roomguard status` names its address and
+    what to check, and the self-metrics count it (issue: a misconfigured card must be findable)."""
+    monkeypatch.setenv(TRAP_COMMUNITY_ENV, "traps-Zq9")
+    path, site_id = _site_yaml(tmp_path, mosquitto, room.port, trap_port=free_udp_port())
+    site = load_site(path)
+    sub = Sub(mosquitto, site_id)
+    state = tmp_path / "state"
+    try:
+        stop, task = await _start(site, state)
+        snap_file = state / "collector.json"
+        await _until(
+            lambda: snap_file.exists() and "traps" in json.loads(snap_file.read_text()), what="listener"
+        )
+        addr = json.loads(snap_file.read_text())["traps"]["listen"]
+        for _ in range(3):
+            await snmptrap("-v2c", "-c", "guess", addr, "", ON_BATTERY)
+        await snmptrap("-v2c", "-c", "traps-Zq9", addr, "", ON_BATTERY)
+
+        def counted() -> dict[str, Any] | None:
+            traps = json.loads(snap_file.read_text())["traps"]
+            return traps if traps["refused_total"] == 3 and traps["received"] == 1 else None
+
+        traps = await _until(counted, what="refusals in the status snapshot")
+        assert traps["refused"] == [
+            {
+                "source": "127.0.0.1",
+                "kind": "unknown_community",
+                "count": 3,
+                "hint": "community not in snmp_traps.communities",
+            }
+        ]
+        report = format_status(state, site_id)
+        assert f"traps SNMP 陷阱: listening 監聽 {addr}, received 已接收 1, refused 已拒絕 3" in report
+        assert (
+            "refused from 拒收來源 127.0.0.1: 3 unknown_community (community not in snmp_traps.communities)"
+            in report
+        )
+        assert "traps-Zq9" not in report
+        assert "guess" not in report
+        metrics = await _until(
+            lambda: [
+                m
+                for p in sub.on("/r1/collector-c1/readings")
+                for m in p["metrics"]
+                if m["name"] == "traps_refused" and m["value"] == 3
+            ],
+            what="traps_refused self-metric",
+        )
+        assert metrics
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    finally:
+        sub.close()
 
 
 def test_status_says_not_running_for_a_stale_or_missing_snapshot(tmp_path: Path) -> None:
