@@ -24,9 +24,14 @@ probe_app = typer.Typer(
 
 
 def profiles() -> None:
-    """List the built-in device profiles."""
+    """List the built-in device profiles, and the settings a site file must choose for each unit."""
+    from devices.modbus_profile import ModbusProfile
+
     for p in ProfileRegistry.builtin().all():
         typer.echo(f"{p.model:<24} {p.protocol:<6} {p.device_class.value:<8} {p.vendor}: {p.title}")
+        for name, setting in (p.settings if isinstance(p, ModbusProfile) else {}).items():
+            choices = " | ".join(setting.choices)
+            typer.echo(f"{'':<24} settings: {name}: {choices} (per unit in the site file)")
 
 
 def poll(

@@ -185,3 +185,27 @@ async def test_a_x100_unit_in_the_site_file_is_served_and_polled_at_x100(tmp_pat
     assert registers[1][0] == pytest.approx(float(t1.value or 0) * 10, abs=1)
     assert registers[2][0] == pytest.approx(float(t2.value or 0) * 100, abs=1)
     assert registers[2][0] > 1000
+
+
+def test_profiles_command_lists_the_settings_to_choose() -> None:
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-m", "roomguard", "profiles"], capture_output=True, text=True, check=True
+    ).stdout
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(SHT))
+    assert lines[at + 1].split() == [
+        "settings:",
+        "resolution:",
+        "x10",
+        "|",
+        "x100",
+        "(per",
+        "unit",
+        "in",
+        "the",
+        "site",
+        "file)",
+    ]
+    assert sum("settings:" in line for line in lines) == 2, "sht20-xy-md02 and smartgen-hgm6100n only"
