@@ -12,7 +12,7 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("roomguard", "collector", "ingest", "bus", "siteconfig", "devices")
+PACKAGES = ("roomguard", "collector", "ingest", "alerts", "bus", "siteconfig", "devices")
 LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
 
 
@@ -47,6 +47,10 @@ def test_the_repository_keeps_its_layer_contracts() -> None:
     [
         ("ingest/admit.py", "import collector.poller", "Siblings never import each other"),
         ("collector/render.py", "import ingest.lineproto", "Siblings never import each other"),
+        ("alerts/engine.py", "import collector.poller", "Siblings never import each other"),
+        ("alerts/rules.py", "import roomguard", "Layers"),
+        ("alerts/forecast.py", "import sqlalchemy", "The rule engine is pure"),
+        ("alerts/engine.py", "import bus.outbox", "The rule engine is pure"),
         ("bus/backoff.py", "import ingest.batch", "Layers"),
         ("siteconfig/secrets.py", "import bus.backoff", "Layers"),
         ("devices/errors.py", "import siteconfig.config", "Layers"),
