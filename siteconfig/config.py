@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from devices.yamlload import Issue, issues_error, load_yaml_model
+from siteconfig.alerts_config import AlertsConfig
 from siteconfig.config_types import (
     RESERVED_TAGS,
     DoorSettings,
@@ -29,6 +30,7 @@ from siteconfig.config_types import (
     MqttRole,
     MqttTls,
     OutboxSettings,
+    RecordsDb,
     Seconds,
     Simulator,
     Slug,
@@ -286,6 +288,10 @@ class SiteConfig(StrictModel):
         default_factory=IngestOptions, description="What the ingest bridge accepts from the bus."
     )
     snmp_traps: SnmpTraps | None = Field(None, description="Trap listener; off if unset.")
+    alerts: AlertsConfig | None = Field(None, description="Alert rules and notifications; off if unset.")
+    records: RecordsDb = Field(
+        default_factory=RecordsDb, description="Records database (alert history, compliance records)."
+    )
     simulator: Simulator | None = Field(None, description="Bundled simulator settings.")
 
     @model_validator(mode="after")

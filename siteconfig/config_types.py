@@ -329,3 +329,23 @@ class IngestOptions(StrictModel):
         description="Accept only devices of this site file, in their configured room (an edge "
         "box); a central ingest fed by several sites leaves it off.",
     )
+
+
+class RecordsDb(StrictModel):
+    """The records database (alert history now, CC-16000 records later): SQLite by default."""
+
+    url: str | None = Field(
+        None,
+        pattern=r"^(sqlite|postgresql)(\+\w+)?://",
+        description="SQLAlchemy URL; default a SQLite file records.db in the state directory. A "
+        "PostgreSQL URL names no password: give it in `password`.",
+    )
+    password: SecretRef | None = Field(None, description="Database password (PostgreSQL).")
+
+    @model_validator(mode="after")
+    def _no_inline_password(self) -> Self:
+        if self.url and re.match(r"^[^:]+://[^/@]*:[^/@]*@", self.url):
+            raise issues_error(
+                [{"loc": ("url",), "msg": "the URL holds a password: put it in `password: {env: VAR}`"}]
+            )
+        return self
