@@ -12,7 +12,7 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("roomguard", "collector", "ingest", "alerts", "bus", "siteconfig", "devices")
+PACKAGES = ("roomguard", "collector", "ingest", "alerts", "bus", "records", "siteconfig", "devices")
 LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
 
 
@@ -52,6 +52,10 @@ def test_the_repository_keeps_its_layer_contracts() -> None:
         ("alerts/forecast.py", "import sqlalchemy", "The rule engine is pure"),
         ("alerts/engine.py", "import bus.outbox", "The rule engine is pure"),
         ("bus/backoff.py", "import ingest.batch", "Layers"),
+        ("records/db.py", "import bus.backoff", "Layers"),
+        ("records/migrate.py", "import alerts.store", "Layers"),
+        ("alerts/lifecycle.py", "import sqlalchemy", "The rule engine is pure"),
+        ("alerts/render.py", "import records.db", "The rule engine is pure"),
         ("siteconfig/secrets.py", "import bus.backoff", "Layers"),
         ("devices/errors.py", "import siteconfig.config", "Layers"),
     ],
