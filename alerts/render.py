@@ -77,7 +77,7 @@ def _body(a: AlertView, lang: str, tz: timezone) -> list[str]:
     lines = [_message(a, lang)]
     for part, zh_name, en_name in (("forecast", "趨勢", "Trend"), ("margin", "電力備援", "Power chain")):
         text = _text(a.texts, part, lang)
-        if text:
+        if text and text not in lines[0]:  # default templates already end with them
             lines.append(f"{zh_name}：{text}" if zh else f"{en_name}: {text}")
     sev = _SEV[lang][a.severity]
     if zh:

@@ -1,0 +1,380 @@
+"""The alert service: a thin I/O shell around the pure engine and lifecycle, over the records database.
+
+`ingest(inputs, now)` does, in ONE transaction: load the engine state, `evaluate`, `lifecycle.decide`,
+write alerts, history, deliveries (the notification outbox) and the new engine state. A crash before
+the commit loses nothing and sends nothing; after it, a replay of the same inputs is ignored by the
+engine (not newer than what it saw) and by the lifecycle (an alert already firing is not new), so a
+restart neither fires again nor forgets. `tick(now)` is ingest without inputs: hold-for, staleness,
+group waits and escalation reminders advance with the clock. Channels take due deliveries and report
+each try with `record_attempt`: exponential backoff with a cap, and a permanent failure stays visible.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.engine import AlertEvent, EngineState, RuleIndex, evaluate
+from alerts.inputs import Input
+from alerts.lifecycle import (
+    AlertView,
+    HistoryEntry,
+    NotificationPlan,
+    Policy,
+    RetryPolicy,
+    SilenceKind,
+    decide,
+)
+from alerts.notify.base import DeliveryError, Notification
+from alerts.render import TAIPEI, notification_from_json, notification_json, render
+from alerts.rules import AnyRule, RuleSet
+from alerts.store import (
+    AlertStore,
+    Delivery,
+    DeliveryAttempt,
+    Silence,
+    alert_view,
+)
+
+log = logging.getLogger(__name__)
+
+ERROR_MAX = 1000
+# Credentials a library might echo back in an error: user:password@ in URLs, token-like parameters.
+_URL_LOGIN = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/\s@]+@")
+_SECRET_PARAM = re.compile(
+    r"(?i)\b(token|access_token|key|apikey|api_key|secret|password|passwd|pass|sig|signature|auth)=[^&\s]+"
+)
+
+
+def scrub(text: str) -> str:
+    """An error text fit to store: logins in URLs and token-like parameters masked, length capped."""
+    text = _URL_LOGIN.sub(r"\1***@", text)
+    text = _SECRET_PARAM.sub(r"\1=***", text)
+    return text if len(text) <= ERROR_MAX else text[: ERROR_MAX - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedDelivery:
+    """One row of the notification outbox."""
+
+    id: int
+    channel: str
+    key: str
+    alert_keys: tuple[str, ...]
+    kind: str
+    level: int
+    notification: Notification
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+    sent_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    """One lifecycle event of one alert."""
+
+    key: str
+    alert_id: int
+    at: datetime
+    what: str
+    who: str | None
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceRecord:
+    """A silence or maintenance window as stored."""
+
+    id: int
+    kind: str
+    matchers: Mapping[str, object]
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    created_by: str
+    created_at: datetime
+    removed_by: str | None
+    removed_at: datetime | None
+
+
+def _delivery(row: Delivery) -> QueuedDelivery:
+    return QueuedDelivery(
+        id=row.id,
+        channel=row.channel,
+        key=row.alert_key,
+        alert_keys=tuple(row.alert_keys),
+        kind=row.kind,
+        level=row.level,
+        notification=notification_from_json(row.notification),
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+        last_error=row.last_error,
+    )
+
+
+def _silence(row: Silence) -> SilenceRecord:
+    return SilenceRecord(
+        row.id, row.kind, dict(row.matchers), row.starts_at, row.ends_at, row.reason, row.created_by,
+        row.created_at, row.removed_by, row.removed_at,
+    )  # fmt: skip
+
+
+def _check_matchers(matchers: Mapping[str, str | Sequence[str]]) -> dict[str, str | list[str]]:
+    if not matchers:
+        raise ValueError(
+            "a silence needs at least one matcher (a label or 'rule'): none would mute everything"
+        )
+    out: dict[str, str | list[str]] = {}
+    for name, want in matchers.items():
+        if isinstance(want, str):
+            if not want:
+                raise ValueError(f"matcher {name!r} is empty")
+            out[name] = want
+        else:
+            values = list(want)
+            if not values or not all(isinstance(v, str) and v for v in values):
+                raise ValueError(f"matcher {name!r}: a value or a non-empty list of values")
+            out[name] = values
+    return out
+
+
+class AlertService:
+    """Alerts over the records database (migrated by records.migrate.upgrade first)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        rules: RuleSet | Sequence[AnyRule] | RuleIndex,
+        policy: Policy,
+        retry: RetryPolicy | None = None,
+        tz: timezone = TAIPEI,
+    ) -> None:
+        self._sessions = sessions
+        self._index = rules if isinstance(rules, RuleIndex) else RuleIndex(rules)
+        self._rules: dict[str, AnyRule] = dict(self._index.by_id)
+        self.policy = policy
+        self.retry = retry if retry is not None else RetryPolicy()
+        self._tz = tz
+
+    # -- the clock and the inputs
+
+    def ingest(self, inputs: Iterable[Input], now: datetime) -> list[QueuedDelivery]:
+        """Fold `inputs` in at `now`; returns the deliveries created (already stored, pending)."""
+        with self._sessions.begin() as session:
+            store = AlertStore(session)
+            state = self._load_state(store)
+            state, events = evaluate(self._index, state, inputs, now)
+            out = self._apply(store, events, now)
+            store.save_engine_state(state, now)
+            return out
+
+    def tick(self, now: datetime) -> list[QueuedDelivery]:
+        """Let time alone act: hold-for, staleness, event expiry, group waits, reminders."""
+        return self.ingest((), now)
+
+    def _load_state(self, store: AlertStore) -> EngineState | None:
+        try:
+            state = store.load_engine_state()
+        except ValueError as exc:
+            # The alerts table still knows what fires: an alert the fresh engine fires again is not new.
+            log.warning("alert engine state unreadable, starting afresh: %s", exc)
+            return None
+        if state is None:
+            return None
+        known = self._index.by_id
+        if any(k[0] not in known for k in state.trackers):  # a rule left the site file
+            state = replace(state, trackers={k: v for k, v in state.trackers.items() if k[0] in known})
+        return state
+
+    def _apply(self, store: AlertStore, events: Sequence[AlertEvent], now: datetime) -> list[QueuedDelivery]:
+        working = store.working_set(e.dedup_key for e in events)
+        decision = decide(working, events, store.active_silences(now), self._rules, self.policy, now)
+        ids = store.save_alerts(decision.alerts)
+        store.add_history(decision.history, ids)
+        latest = {a.key: a for a in working}
+        latest.update({a.key: a for a in decision.alerts})
+        rows = [self._queue(store.session, plan, latest, now) for plan in decision.notifications]
+        store.session.flush()
+        return [_delivery(r) for group in rows for r in group]
+
+    def _queue(
+        self, session: Session, plan: NotificationPlan, alerts: Mapping[str, AlertView], now: datetime
+    ) -> list[Delivery]:
+        note = render(plan, [alerts[k] for k in plan.keys if k in alerts], self._tz)
+        rows = [
+            Delivery(
+                alert_key=plan.key,
+                alert_keys=list(plan.keys),
+                channel=channel,
+                kind=plan.kind,
+                level=plan.level,
+                notification=notification_json(note),
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            for channel in plan.channels
+        ]
+        session.add_all(rows)
+        return rows
+
+    # -- people
+
+    def ack(self, alert: str | int, by: str, note: str | None, now: datetime) -> AlertView:
+        """Acknowledge an alert (dedup key or id): reminders and escalation stop. KeyError if unknown."""
+        with self._sessions.begin() as session:
+            store = AlertStore(session)
+            row = store.alert_row(alert)
+            if row is None:
+                raise KeyError(f"no alert {alert!r}")
+            if row.acked_at is None:
+                row.acked_by, row.acked_at, row.ack_note = by, now, note
+            store.add_history([HistoryEntry(row.dedup_key, now, "acked", note, by)], {row.dedup_key: row.id})
+            self._apply(store, [], now)
+            return alert_view(row)
+
+    def silence(
+        self,
+        matchers: Mapping[str, str | Sequence[str]],
+        starts: datetime,
+        ends: datetime,
+        reason: str,
+        by: str,
+        now: datetime,
+        kind: SilenceKind = "silence",
+    ) -> int:
+        """Mute alerts matching every matcher (label → value, glob or list; `rule` → rule id) from
+        `starts` to `ends`; kind "maintenance" for a maintenance window. Returns the silence id."""
+        checked = _check_matchers(matchers)
+        if ends <= starts:
+            raise ValueError("a silence ends after it starts")
+        if not reason.strip():
+            raise ValueError("a silence needs a reason (it is part of the record)")
+        with self._sessions.begin() as session:
+            row = Silence(
+                kind=kind, matchers=checked, starts_at=starts, ends_at=ends, reason=reason,
+                created_by=by, created_at=now,
+            )  # fmt: skip
+            session.add(row)
+            session.flush()
+            self._apply(AlertStore(session), [], now)
+            return row.id
+
+    def unsilence(self, silence_id: int, by: str, now: datetime) -> None:
+        """End a silence early (kept, marked removed). KeyError if unknown."""
+        with self._sessions.begin() as session:
+            row = session.get(Silence, silence_id)
+            if row is None:
+                raise KeyError(f"no silence {silence_id}")
+            if row.removed_at is None:
+                row.removed_by, row.removed_at = by, now
+            self._apply(AlertStore(session), [], now)
+
+    # -- reading
+
+    def list_open(self) -> list[AlertView]:
+        """Firing alerts, oldest first (silenced and inhibited ones too: see `suppressed`)."""
+        with self._sessions() as session:
+            return [alert_view(r) for r in AlertStore(session).open_alerts()]
+
+    def get(self, alert: str | int) -> AlertView | None:
+        """One alert by dedup key or id."""
+        with self._sessions() as session:
+            row = AlertStore(session).alert_row(alert)
+            return None if row is None else alert_view(row)
+
+    def history(
+        self, alert: str | int | None = None, since: datetime | None = None, limit: int = 500
+    ) -> list[HistoryRecord]:
+        """Lifecycle events, oldest first: of one alert (key or id) or all, since a time, the newest
+        `limit`."""
+        with self._sessions() as session:
+            return [
+                HistoryRecord(k, h.alert_id, h.at, h.what, h.who, h.note)
+                for k, h in AlertStore(session).history(alert, since, limit)
+            ]
+
+    def silences(self, now: datetime, include_ended: bool = False) -> list[SilenceRecord]:
+        """Silences in force or to come at `now` (with include_ended: every one)."""
+        with self._sessions() as session:
+            q = select(Silence).order_by(Silence.id)
+            if not include_ended:
+                q = q.where(Silence.removed_at.is_(None), Silence.ends_at > now)
+            return [_silence(r) for r in session.scalars(q)]
+
+    def deliveries(self, status: str | None = None) -> list[QueuedDelivery]:
+        """The outbox, oldest first; of one status (pending, sent, failed) or all."""
+        with self._sessions() as session:
+            q = select(Delivery).order_by(Delivery.id)
+            if status is not None:
+                q = q.where(Delivery.status == status)
+            return [_delivery(r) for r in session.scalars(q)]
+
+    # -- delivery
+
+    def due_deliveries(self, now: datetime, limit: int = 100) -> list[QueuedDelivery]:
+        """Pending deliveries whose next attempt is due, oldest first."""
+        with self._sessions() as session:
+            q = (
+                select(Delivery)
+                .where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
+                .order_by(Delivery.next_attempt_at, Delivery.id)
+                .limit(limit)
+            )
+            return [_delivery(r) for r in session.scalars(q)]
+
+    def record_attempt(
+        self,
+        delivery_id: int,
+        ok: bool,
+        error: DeliveryError | str | None,
+        now: datetime,
+        retry_backoff: RetryPolicy | None = None,
+    ) -> QueuedDelivery:
+        """Record one try: sent; or retried after an exponential, capped backoff; or failed for good
+        (DeliveryError(retryable=False), or `max_attempts` tries), which stays visible. The error text is
+        scrubbed of logins and tokens before it is stored."""
+        retry = retry_backoff if retry_backoff is not None else self.retry
+        with self._sessions.begin() as session:
+            row = session.get(Delivery, delivery_id)
+            if row is None:
+                raise KeyError(f"no delivery {delivery_id}")
+            if row.status != "pending":
+                return _delivery(row)  # a late report of a delivery already settled
+            detail = error.detail if isinstance(error, DeliveryError) else error
+            text = None if ok else scrub(detail or "failed")
+            row.attempts += 1
+            session.add(DeliveryAttempt(delivery_id=row.id, at=now, ok=ok, error=text))
+            store = AlertStore(session)
+            ids = {k: a.id for k in row.alert_keys if (a := store.alert_row(k)) is not None}
+            where = f"{row.kind} via {row.channel}" + (f" (level {row.level})" if row.level else "")
+            if ok:
+                row.status, row.sent_at, row.next_attempt_at = "sent", now, None
+                store.add_history([HistoryEntry(k, now, "notified", where) for k in ids], ids)
+            else:
+                row.last_error = text
+                permanent = isinstance(error, DeliveryError) and not error.retryable
+                if permanent or row.attempts >= retry.max_attempts:
+                    row.status, row.next_attempt_at = "failed", None
+                    why = "not retryable" if permanent else f"{row.attempts} attempts"
+                    store.add_history(
+                        [HistoryEntry(k, now, "delivery_failed", f"{where}: {text} ({why})") for k in ids],
+                        ids,
+                    )
+                else:
+                    row.next_attempt_at = now + timedelta(seconds=retry.delay(row.attempts))
+            session.flush()
+            return _delivery(row)
