@@ -27,7 +27,14 @@ from aiosmtpd.smtp import AuthResult, Envelope, Session
 from paho.mqtt.enums import CallbackAPIVersion
 
 from alerts.notify.apprise_channel import AppriseChannel
-from alerts.notify.base import DeliveryError, Notification, payload_json
+from alerts.notify.base import (
+    Channel,
+    DeliveryError,
+    Notification,
+    SecretRedactingFilter,
+    payload_json,
+    url_secrets,
+)
 from alerts.notify.mqtt_channel import MqttChannel
 from alerts.notify.smtp import SmtpChannel
 from alerts.notify.webhook import WebhookChannel, sign, verify_signature
@@ -165,6 +172,22 @@ def test_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
     body = b'{"schema":"roomguard.alert/1","id":"x"}'
     expected = hmac.new(b"k", b"1700000000." + body, hashlib.sha256).hexdigest()
     assert sign("k", 1700000000, body) == f"v1={expected}"
+
+
+async def test_the_docs_verification_example_accepts_a_real_delivery(receiver: Receiver) -> None:
+    text = (Path(__file__).parent.parent / "docs" / "alerts.md").read_text(encoding="utf-8")
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len([line for line in code.splitlines() if line.strip()]) <= 10
+    scope: dict[str, Any] = {}
+    exec(code, scope)
+    verify = scope["verify"]
+    await WebhookChannel("ops", receiver.url, KEY).send(alert())
+    (req,) = receiver.got
+    assert verify(KEY.encode(), req.headers, req.body)
+    assert not verify(KEY.encode(), req.headers, req.body + b" ")
+    assert not verify(b"another-key", req.headers, req.body)
+    old = {**req.headers, "X-Roomguard-Timestamp": str(int(req.headers["X-Roomguard-Timestamp"]) - 301)}
+    assert not verify(KEY.encode(), old, req.body)
 
 
 async def test_webhook_timestamp_comes_from_the_injected_clock(receiver: Receiver) -> None:
@@ -576,3 +599,31 @@ async def test_mqtt_key_that_cannot_be_a_topic_level_is_not_retryable(mosquitto:
 def test_settings_password_is_not_in_channel_repr(tmp_path: Path) -> None:
     channel = MqttChannel("bus", BrokerSettings("127.0.0.1", 1883, "c", "u", "Br0kerSecret"))
     assert "Br0kerSecret" not in repr(channel)
+
+
+def test_every_channel_is_a_channel(tmp_path: Path) -> None:
+    # Checked by mypy: each class satisfies the Channel protocol of alerts/notify/base.py.
+    channels: list[Channel] = [
+        WebhookChannel("w", "https://example.com.tw/hook", KEY),
+        SmtpChannel("m", "127.0.0.1", 587, "rg@example.com.tw", ["ops@example.com.tw"]),
+        AppriseChannel("a", "json://127.0.0.1:9/"),
+        MqttChannel("q", BrokerSettings("127.0.0.1", 1883, "c")),
+    ]
+    assert [c.name for c in channels] == ["w", "m", "a", "q"]
+
+
+@pytest.mark.parametrize(
+    ("url", "secrets"),
+    [
+        ("tgram://123456789:AAHdqTcvCH1vGWJxfSeofS/-1001234567890/", ["AAHdqTcvCH1vGWJxfSeofS"]),
+        ("mailtos://alerts:P@ss9@smtp.example.com.tw?to=ops@example.com.tw", ["P@ss9", "P%40ss9"]),
+        ("slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ/#ops", ["TIiajkdnlazkcOXrIdevi7FQ"]),
+        ("ntfy://rg:n7fyPass@ntfy.example.com.tw/roomguard-alerts", ["n7fyPass"]),
+    ],
+)
+def test_url_secrets_cover_the_secret_part_of_common_apprise_urls(url: str, secrets: list[str]) -> None:
+    redactor = SecretRedactingFilter()
+    redactor.add(url_secrets(url))
+    for secret in secrets:
+        line = f"POST https://api.example/bot{secret}/sendMessage failed"
+        assert secret not in redactor.redact(line)

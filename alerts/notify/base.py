@@ -105,10 +105,11 @@ def url_secrets(url: str) -> set[str]:
         scheme, sep, rest = form.partition("://")
         if not sep:
             rest = scheme
-        userinfo, at, _ = rest.partition("/")[0].rpartition("@")
+        netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+        userinfo, at, _ = netloc.rpartition("@")  # a password may hold an unescaped "@"
         if at:
-            out.add(userinfo)
-            out.update(p for p in userinfo.split(":") if len(p) >= 2)
+            user, _, password = userinfo.partition(":")
+            out.update(p for p in (userinfo, user, password) if len(p) >= 2)
         before_query, _, query = rest.partition("?")
         out.update(p for p in re.split(r"[/:@,;\s]+", before_query) if len(p) >= _MIN_FRAGMENT)
         for pair in re.split(r"[&;]", query):
