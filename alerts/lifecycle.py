@@ -193,6 +193,7 @@ class NotificationPlan:
     level: int
     channels: tuple[str, ...]
     to_escalation_list: bool = False
+    at: datetime | None = None  # when it was decided
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,8 +395,11 @@ class _Work:
             if len(members) == 1:
                 plan = NotificationPlan("firing", members[0].key, (members[0].key,), 0, channels)
             else:
-                skey = f"{':'.join(gkey)}@{self.now.strftime('%Y%m%dT%H%M%SZ')}"
-                plan = NotificationPlan("summary", skey, tuple(m.key for m in members), 0, channels)
+                # summary:{site}:{room}:{unix time} as the rate-limit summaries (docs/mqtt.md), and the rule.
+                skey = f"summary:{gkey[1] or '-'}:{gkey[2] or '-'}:{int(self.now.timestamp())}:{gkey[0]}"
+                plan = NotificationPlan(
+                    "summary", skey, tuple(m.key for m in members), 0, channels, at=self.now
+                )
             self.plans.append(plan)
             for m in members:
                 self.put(

@@ -5,13 +5,15 @@ Chinese and English, and the `roomguard.alert/1` payload (JSON-compatible)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from alerts.lifecycle import SEVERITIES, AlertView, NotificationPlan
 from alerts.notify.base import Notification
 
 SCHEMA = "roomguard.alert/1"
+SUMMARY_SCHEMA = "roomguard.alert-summary/1"
+LANGS = ("zh_TW", "en")
 # Taiwan keeps UTC+8 all year (no daylight saving): times in message texts are local, payloads UTC.
 TAIPEI = timezone(timedelta(hours=8), "UTC+8")
 SUBJECT_MAX = 200
@@ -23,7 +25,8 @@ _SEV = {
 
 
 def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.isoformat().replace("+00:00", "Z")
+    # RFC 3339 UTC with microseconds, as every roomguard payload writes times (docs/mqtt.md).
+    return None if t is None else t.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _local(t: datetime | None, tz: timezone) -> str:
@@ -37,9 +40,14 @@ def _text(texts: Mapping[str, Any], part: str, lang: str) -> str:
     return str(by_lang.get(lang) or by_lang.get("en") or "")
 
 
-def alert_payload(a: AlertView, kind: str | None = None, level: int | None = None) -> dict[str, Any]:
-    """The `roomguard.alert/1` object of one alert."""
-    out: dict[str, Any] = {
+def alert_payload(a: AlertView) -> dict[str, Any]:
+    """The `roomguard.alert/1` object of one alert (docs/mqtt.md, "Alerts"): its current state."""
+    texts: dict[str, str | None] = {lang: _message(a, lang) or None for lang in LANGS}
+    for part in ("forecast", "margin"):
+        for lang in LANGS:
+            texts[f"{part}_{lang}"] = _text(a.texts, part, lang) or None
+    acked = None if a.acked_at is None else {"by": a.acked_by, "at": _iso(a.acked_at), "note": a.ack_note}
+    return {
         "schema": SCHEMA,
         "id": a.key,
         "state": a.state,
@@ -50,15 +58,30 @@ def alert_payload(a: AlertView, kind: str | None = None, level: int | None = Non
         "limit": a.limit,
         "started_at": _iso(a.started_at),
         "resolved_at": _iso(a.resolved_at),
-        "acked": a.acked,
-        "acked_by": a.acked_by,
-        "texts": {k: dict(v) for k, v in a.texts.items() if isinstance(v, Mapping)},
+        "acked": acked,
+        "texts": texts,
     }
-    if kind is not None:
-        out["kind"] = kind
-    if level is not None:
-        out["escalation_level"] = level
-    return out
+
+
+def summary_payload(key: str, members: Sequence[AlertView], severity: str, at: datetime) -> dict[str, Any]:
+    """The `roomguard.alert-summary/1` object of a group notification (docs/mqtt.md, "Alert
+    summaries"): the group's alerts, each with its own `roomguard.alert/1` payload."""
+    first = members[0]
+    return {
+        "schema": SUMMARY_SCHEMA,
+        "id": key,
+        "severity": severity,
+        "labels": {k: v for k, v in first.labels.items() if k in ("site", "room", "room_name")},
+        "count": len(members),
+        "kinds": {"firing": len(members)},
+        "first_at": _iso(min(m.started_at for m in members)),
+        "last_at": _iso(max(m.started_at for m in members)),
+        "at": _iso(at),
+        "alerts": [
+            {"id": m.key, "kind": "firing", "severity": m.severity, "alert": alert_payload(m)}
+            for m in members
+        ],
+    }
 
 
 def _message(a: AlertView, lang: str) -> str:
@@ -126,7 +149,7 @@ def render(plan: NotificationPlan, alerts: Sequence[AlertView], tz: timezone = T
     severity = max((m.severity for m in members), key=SEVERITIES.index)
     subjects: dict[str, str] = {}
     bodies: dict[str, str] = {}
-    for lang in ("zh_TW", "en"):
+    for lang in LANGS:
         sev = f"[{_SEV[lang][severity]}]"
         if plan.kind == "summary":
             first = members[0]
@@ -154,19 +177,10 @@ def render(plan: NotificationPlan, alerts: Sequence[AlertView], tz: timezone = T
         subjects[lang] = _cut(subject)
         bodies[lang] = "\n".join(lines)
     if plan.kind == "summary":
-        common = {k: v for k, v in members[0].labels.items() if k in ("site", "room")}
-        payload: dict[str, Any] = {
-            "schema": SCHEMA,
-            "id": plan.key,
-            "kind": "summary",
-            "state": "firing",
-            "severity": severity,
-            "rule": members[0].rule_id,
-            "labels": common,
-            "alerts": [alert_payload(m) for m in members],
-        }
+        at = plan.at if plan.at is not None else max(m.last_event_at for m in members)
+        payload = summary_payload(plan.key, members, severity, at)
     else:
-        payload = alert_payload(members[0], plan.kind, plan.level)
+        payload = alert_payload(members[0])
     return Notification(
         key=plan.key,
         kind=plan.kind,

@@ -193,7 +193,7 @@ def test_alerts_of_one_rule_in_one_room_within_the_group_wait_are_one_summary() 
     assert life.step(20, [ev("firing", 20, "env-3")]) == []
     plans = life.step(30)
     assert kinds(plans) == [("summary", (key("env-1"), key("env-2"), key("env-3")), 0)]
-    assert plans[0].key.startswith("hot:tpe1:room-a@")
+    assert plans[0].key == f"summary:tpe1:room-a:{int(at(30).timestamp())}:hot"
     # room-b's alert waits its own 30 s, alone: a plain firing notice.
     assert kinds(life.step(40)) == [("firing", (key("env-9", room="room-b"),), 0)]
     # A late joiner after the flush is a notice of its own.

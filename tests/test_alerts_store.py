@@ -115,7 +115,7 @@ def test_the_stored_notification_is_rendered_in_both_languages(svc: AlertService
     assert p["schema"] == "roomguard.alert/1"
     assert (p["id"], p["state"], p["severity"], p["rule"]) == (HOT_KEY, "firing", "critical", "hot")
     assert (p["value"], p["limit"], p["started_at"], p["resolved_at"], p["acked"]) == (
-        28.4, 27.0, "2026-03-01T01:00:10Z", None, False,
+        28.4, 27.0, "2026-03-01T01:00:10.000000Z", None, None,
     )  # fmt: skip
     assert p["labels"] == {
         "site": "tpe1",
@@ -124,9 +124,12 @@ def test_the_stored_notification_is_rendered_in_both_languages(svc: AlertService
         "class": "env",
         "metric": "temp_c",
     }
-    assert set(p["texts"]) == {"message", "forecast"}
-    assert n.body_en.count(p["texts"]["forecast"]["en"]) == 1  # once: the default template ends with it
-    assert set(p["texts"]["message"]) == {"zh_TW", "en"}
+    texts = p["texts"]
+    assert set(texts) == {"zh_TW", "en", "forecast_zh_TW", "forecast_en", "margin_zh_TW", "margin_en"}
+    assert texts["zh_TW"].startswith("env-1 temp_c 28.4 °C，高於 27 °C")
+    assert texts["forecast_en"] == "+1.2 °C/min, already past 27 °C"
+    assert texts["margin_zh_TW"] is None  # no power chain on this rule
+    assert n.body_en.count(texts["forecast_en"]) == 1  # once: the default template ends with it
     json.dumps(p)  # JSON as stored
 
 
@@ -138,7 +141,8 @@ def test_resolved_is_delivered_once(svc: AlertService) -> None:
     n = out[0].notification
     assert n.subject_zh.startswith("[嚴重][已恢復] 已恢復：")
     assert n.payload["state"] == "resolved"
-    assert n.payload["resolved_at"] == "2026-03-01T01:00:30Z"
+    assert n.payload["resolved_at"] == "2026-03-01T01:00:30.000000Z"
+    assert n.payload["texts"]["en"].startswith("Resolved: ")
     assert svc.ingest([temp(30, 25.9), temp(40, 25.0)], at(40)) == []
     assert svc.list_open() == []
     assert [h.what for h in svc.history(HOT_KEY)] == ["fired", "resolved"]
@@ -152,8 +156,17 @@ def test_alerts_of_one_rule_in_one_room_go_out_as_one_summary(sessions: sessionm
     n = d.notification
     assert n.subject_en == "[CRITICAL] hot: 2 alerts in room-a"
     assert n.subject_zh == "[嚴重] hot：room-a 2 項告警"
-    assert [x["id"] for x in n.payload["alerts"]] == list(d.alert_keys)
-    assert n.payload["kind"] == "summary"
+    p = n.payload
+    assert (p["schema"], p["id"], p["count"], p["kinds"]) == (
+        "roomguard.alert-summary/1", d.key, 2, {"firing": 2},
+    )  # fmt: skip
+    assert d.key == f"summary:tpe1:room-a:{int(at(30).timestamp())}:hot"
+    assert (p["labels"], p["at"], p["first_at"]) == (
+        {"site": "tpe1", "room": "room-a"}, "2026-03-01T01:00:30.000000Z", "2026-03-01T01:00:00.000000Z",
+    )  # fmt: skip
+    assert [(x["id"], x["alert"]["schema"]) for x in p["alerts"]] == [
+        (k, "roomguard.alert/1") for k in d.alert_keys
+    ]
 
 
 # ----------------------------------------------------------------------------------------- restart
@@ -224,10 +237,15 @@ def test_ack_stops_the_escalation(svc: AlertService) -> None:
     assert (a.acked_by, a.acked_at, a.ack_note) == ("chen", at(100), "technician on the way")
     assert svc.tick(at(600)) == []
     assert svc.tick(at(1200)) == []
+    out = svc.ingest([temp(700, 25.0)], at(700))  # resolves: the resolved notice says who acked
+    assert out[0].notification.payload["acked"] == {
+        "by": "chen", "at": "2026-03-01T01:01:40.000000Z", "note": "technician on the way",
+    }  # fmt: skip
+    assert "已確認：chen" in out[0].notification.body_zh
     acked = [h for h in svc.history(HOT_KEY) if h.what == "acked"]
     assert [(h.who, h.note, h.at) for h in acked] == [("chen", "technician on the way", at(100))]
     # By id too; an unknown alert is an error.
-    assert svc.ack(a.id or 0, "lin", None, at(700)).acked_by == "chen"  # the first ack stands
+    assert svc.ack(a.id or 0, "lin", None, at(800)).acked_by == "chen"  # the first ack stands
     with pytest.raises(KeyError):
         svc.ack("nope", "chen", None, at(700))
 
