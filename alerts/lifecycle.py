@@ -30,11 +30,14 @@ import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from alerts.engine import AlertEvent, inhibits
 from alerts.rules import AnyRule, RuleSet, Severity
 from devices.reading import Value
+
+if TYPE_CHECKING:
+    from siteconfig.alerts_config import AlertsConfig
 
 AlertState = Literal["firing", "resolved"]
 PlanKind = Literal["firing", "resolved", "escalation", "summary"]
@@ -144,7 +147,7 @@ class Policy:
     flap_max_notifications: int = 2
 
     @classmethod
-    def from_config(cls, cfg: Any) -> Policy:
+    def from_config(cls, cfg: AlertsConfig) -> Policy:
         """From a siteconfig.alerts_config.AlertsConfig (on-call shifts are not applied here)."""
         return cls(
             routes=tuple(
