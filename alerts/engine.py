@@ -33,7 +33,8 @@ from alerts.forecast import (
     unit_of,
 )
 from alerts.inputs import DeviceKey, EventInput, Input, Labels, Sample, SeriesKey, StatusInput
-from alerts.rules import (
+from devices.reading import DeviceClass, Quality, Value
+from siteconfig.alert_rules import (
     AnyRule,
     DewpointRule,
     EventRule,
@@ -49,7 +50,6 @@ from alerts.rules import (
     ThresholdRule,
     is_glob,
 )
-from devices.reading import DeviceClass, Quality, Value
 
 STATE_VERSION = 1
 # Points kept per series for trends and rate rules. Older points are thinned to window/MAX apart (the

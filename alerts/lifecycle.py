@@ -33,8 +33,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from alerts.engine import AlertEvent, inhibits
-from alerts.rules import AnyRule, RuleSet, Severity
 from devices.reading import Value
+from siteconfig.alert_rules import AnyRule, RuleSet, Severity
 
 if TYPE_CHECKING:
     from siteconfig.alerts_config import AlertsConfig

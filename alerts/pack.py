@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from alerts.rules import RuleSet
-from devices.yamlload import load_yaml_model, read_yaml
+from devices.yamlload import load_yaml_model
+from siteconfig.alert_rules import AnyRule, RuleSet
+from siteconfig.alerts_config import AlertsConfig
 
 PACK_DIR = Path(__file__).with_name("packs")
 DEFAULT_PACK = "machine-room"
@@ -26,39 +27,38 @@ def load_pack(name: str = DEFAULT_PACK) -> RuleSet:
     return load_yaml_model(pack_path(name), RuleSet)
 
 
-def pack_rule_dicts(name: str = DEFAULT_PACK) -> list[dict[str, Any]]:
-    """The pack's rules as plain mappings, for combining with a site's rules before validation."""
-    raw = read_yaml(pack_path(name))
-    rules = raw.get("rules", []) if isinstance(raw, dict) else []
-    return [dict(r) for r in rules]
-
-
 def combine(
-    pack: list[dict[str, Any]],
-    site_rules: list[dict[str, Any]],
-    disabled: list[str],
+    pack: Sequence[AnyRule],
+    site_rules: Sequence[AnyRule],
+    disabled: Sequence[str],
     generator_transfer_s: float,
-) -> list[dict[str, Any]]:
+) -> RuleSet:
     """Pack rules minus the disabled ones, each replaced by a site rule of the same id, then the site's
     new rules. The pack's power-chain rules take the site's generator start-and-transfer time."""
-    by_site = {str(r.get("id")): r for r in site_rules}
-    out: list[dict[str, Any]] = []
+    by_site = {r.id: r for r in site_rules}
+    out: list[AnyRule] = []
     for rule in pack:
-        rid = str(rule.get("id"))
-        if rid in disabled:
+        if rule.id in disabled:
             continue
-        if rid in by_site:
-            out.append(by_site.pop(rid))
+        if rule.id in by_site:
+            out.append(by_site.pop(rule.id))
             continue
-        if isinstance(rule.get("power_chain"), dict):
-            rule = {**rule, "power_chain": {**rule["power_chain"], "transfer_s": generator_transfer_s}}
+        chain = getattr(rule, "power_chain", None)
+        if chain is not None:
+            rule = rule.model_copy(
+                update={"power_chain": chain.model_copy(update={"transfer_s": generator_transfer_s})}
+            )
         out.append(rule)
-    out += [r for r in site_rules if str(r.get("id")) in by_site]
-    # A disabled pack rule may still be named by another pack rule's `inhibits`: drop those references.
-    ids = {str(r.get("id")) for r in out}
-    return [
-        {**r, "inhibits": [t for t in r["inhibits"] if t in ids]}
-        if isinstance(r.get("inhibits"), list)
-        else r
-        for r in out
-    ]
+    out += [r for r in site_rules if r.id in by_site]
+    # A disabled pack rule may still be named by another rule's `inhibits`: drop those references.
+    ids = {r.id for r in out}
+    out = [r.model_copy(update={"inhibits": [t for t in r.inhibits if t in ids]}) for r in out]
+    return RuleSet(rules=out)
+
+
+def site_rule_set(config: AlertsConfig | None) -> RuleSet:
+    """The rules a site runs: the default pack (unless switched off) combined with its own rules."""
+    if config is None:
+        return load_pack()
+    pack = load_pack().rules if config.default_rules else []
+    return combine(pack, config.rules, config.disabled_rules, config.generator_transfer_s)

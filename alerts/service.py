@@ -33,7 +33,6 @@ from alerts.lifecycle import (
 )
 from alerts.notify.base import DeliveryError, Notification
 from alerts.render import TAIPEI, notification_from_json, notification_json, render
-from alerts.rules import AnyRule, RuleSet
 from alerts.store import (
     AlertStore,
     Delivery,
@@ -41,6 +40,7 @@ from alerts.store import (
     Silence,
     alert_view,
 )
+from siteconfig.alert_rules import AnyRule, RuleSet
 
 log = logging.getLogger(__name__)
 

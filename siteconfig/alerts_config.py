@@ -13,7 +13,9 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
+from devices.catalog import builtin_catalog
 from devices.yamlload import Issue, issues_error
+from siteconfig.alert_rules import Rule, validate_rules_against_catalog
 from siteconfig.config_types import Port, Seconds, Slug, StrictModel
 from siteconfig.secrets import SecretRef
 
@@ -151,7 +153,7 @@ class AlertsConfig(StrictModel):
     default_rules: bool = Field(
         True, description="Use the shipped machine-room rule pack (ASHRAE bands, UPS, generator, doors, …)."
     )
-    rules: list[dict[str, Any]] = Field(
+    rules: list[Rule] = Field(
         default_factory=list, description="Site rules (added to the pack; a rule with a pack id replaces it)."
     )
     disabled_rules: list[Slug] = Field(default_factory=list, description="Pack rule ids not to use.")
@@ -197,6 +199,16 @@ class AlertsConfig(StrictModel):
         for i, shift in enumerate(self.on_call):
             check(shift.channels, ("on_call", i, "channels"))
         check(self.escalation.then_channels, ("escalation", "then_channels"))
+        seen: set[str] = set()
+        for i, rule in enumerate(self.rules):
+            if rule.id in seen:
+                issues.append({"loc": ("rules", i, "id"), "input": rule.id, "msg": "rule id used twice"})
+            seen.add(rule.id)
+        # A rule on a metric its device class does not have would never fire: say so at load.
+        issues += [
+            {**issue, "loc": ("rules", *issue.get("loc", ()))}
+            for issue in validate_rules_against_catalog(self.rules, builtin_catalog())
+        ]
         if issues:
             raise issues_error(issues)
         return self

@@ -104,3 +104,27 @@ def test_a_records_url_with_a_password_is_refused(tmp_path: Path) -> None:
         _write(tmp_path, BASE + "records: {url: 'postgresql://rg@db/roomguard', password: {env: T_DB}}\n")
     )
     assert ok.records.url == "postgresql://rg@db/roomguard"
+
+
+RULES = """\
+alerts:
+  rules:
+    - {id: hot-aisle, kind: threshold, scope: {classes: [env]}, metric: temp_c, op: above, value: 35,
+       clear: 34}
+    - {id: ups-low, kind: match, scope: {classes: [ups]}, metric: battery_state, states: [low]}
+    - {id: cold, kind: threshold, metric: temp_c, op: below, value: 15, clear: 17,
+       messages: {zh-TW: "{device} 太冷 {valu}", en: "{device} cold {value}"}}
+"""
+
+
+def test_rules_are_checked_at_load_against_the_catalog_and_their_templates(tmp_path: Path) -> None:
+    out = _errors(tmp_path, BASE + RULES)
+    assert "site.yaml:9:8: alerts.rules[2].messages.zh_TW: unknown placeholder {valu}" in out
+    # With the templates right, the catalog check runs (it needs every rule parsed first).
+    out = _errors(tmp_path, BASE + RULES.replace("{valu}", "{value}"))
+    assert "site.yaml:7:67: alerts.rules[1].metric: device class ups has no metric battery_state" in out
+    assert "battery_status" in out, "the valid choices are listed"
+    good = RULES.replace("battery_state", "battery_status").replace("{valu}", "{value}")
+    site = load_site(_write(tmp_path, BASE + good))
+    assert site.alerts is not None
+    assert [r.id for r in site.alerts.rules] == ["hot-aisle", "ups-low", "cold"]

@@ -23,9 +23,9 @@ from alerts.inputs import (
     labels_from_ref,
     samples_from_poll,
 )
-from alerts.rules import RuleSet
 from devices.reading import DeviceClass, DeviceRef, Metric, PollResult, Quality, Value
 from devices.wire import DeviceStatus, WireEvent
+from siteconfig.alert_rules import RuleSet
 
 T0 = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
 ENV = Labels("tpe1", "room-a", "env-1", DeviceClass.ENV, zone="cold-1", rack="r01")

@@ -25,7 +25,7 @@ from alerts.lifecycle import (
     decide,
     rules_by_id,
 )
-from alerts.rules import RuleSet
+from siteconfig.alert_rules import RuleSet
 from siteconfig.alerts_config import AlertsConfig
 
 T0 = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from alerts.pack import DEFAULT_PACK, combine, load_pack, pack_path, pack_rule_dicts
-from alerts.rules import GroupRule, RuleSet, validate_rules_against_catalog
+from alerts.pack import DEFAULT_PACK, combine, load_pack, pack_path
 from devices.catalog import builtin_catalog
+from siteconfig.alert_rules import GroupRule, RuleSet, validate_rules_against_catalog
 
 
 def test_the_pack_is_valid_and_fits_the_catalog() -> None:
@@ -45,9 +45,8 @@ def test_a_site_overrides_disables_and_adds_rules() -> None:
         {"id": "room-b-hot", "kind": "threshold", "metric": "temp_c", "op": "above", "value": 24,
          "scope": {"rooms": ["mr2"], "classes": ["env"]}},
     ]  # fmt: skip
-    combined = RuleSet.model_validate(
-        {"rules": combine(pack_rule_dicts(), site, ["ups-input-voltage-low", "smoke"], 45.0)}
-    )
+    site_rules = RuleSet.model_validate({"rules": site}).rules
+    combined = combine(load_pack().rules, site_rules, ["ups-input-voltage-low", "smoke"], 45.0)
     by_id = {r.id: r for r in combined.rules}
     assert by_id["temp-high"].value == 25  # type: ignore[union-attr]
     assert "room-b-hot" in by_id

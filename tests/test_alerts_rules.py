@@ -7,7 +7,10 @@ import pytest
 from pydantic import ValidationError
 
 from alerts.inputs import Labels
-from alerts.rules import (
+from devices.catalog import builtin_catalog
+from devices.reading import DeviceClass
+from devices.yamlload import ConfigError, Issue, load_yaml_model
+from siteconfig.alert_rules import (
     DewpointRule,
     EventRule,
     GroupRule,
@@ -20,9 +23,6 @@ from alerts.rules import (
     ThresholdRule,
     validate_rules_against_catalog,
 )
-from devices.catalog import builtin_catalog
-from devices.reading import DeviceClass
-from devices.yamlload import ConfigError, Issue, load_yaml_model
 
 ALL_KINDS: list[dict[str, Any]] = [
     {"id": "hot", "kind": "threshold", "metric": "temp_c", "op": "above", "value": 27, "clear": 26},

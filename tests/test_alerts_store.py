@@ -18,12 +18,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.inputs import Labels, Sample, StatusInput
 from alerts.lifecycle import Policy, RetryPolicy, Route
 from alerts.notify.base import DeliveryError
-from alerts.rules import RuleSet
 from alerts.service import AlertService, QueuedDelivery, scrub
 from alerts.store import DeliveryAttempt, EngineStateRow
 from devices.reading import DeviceClass
 from records.db import make_engine, session_factory
 from records.migrate import upgrade
+from siteconfig.alert_rules import RuleSet
 
 T0 = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
 ENV1 = Labels("tpe1", "room-a", "env-1", DeviceClass.ENV)

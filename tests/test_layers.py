@@ -48,7 +48,7 @@ def test_the_repository_keeps_its_layer_contracts() -> None:
         ("ingest/admit.py", "import collector.poller", "Siblings never import each other"),
         ("collector/render.py", "import ingest.lineproto", "Siblings never import each other"),
         ("alerts/engine.py", "import collector.poller", "Siblings never import each other"),
-        ("alerts/rules.py", "import roomguard", "Layers"),
+        ("siteconfig/alert_rules.py", "import alerts.engine", "Layers"),
         ("alerts/forecast.py", "import sqlalchemy", "The rule engine is pure"),
         ("alerts/engine.py", "import bus.outbox", "The rule engine is pure"),
         ("bus/backoff.py", "import ingest.batch", "Layers"),

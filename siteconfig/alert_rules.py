@@ -14,12 +14,11 @@ import re
 import string
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Protocol, Self
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from alerts.inputs import Labels
 from devices.catalog import Catalog, CatalogMetric
 from devices.door import DOOR_STATES
 from devices.reading import DeviceClass
@@ -92,6 +91,26 @@ class _Strict(BaseModel):
 
 
 # ------------------------------------------------------------------------------------------- scope
+
+
+class Labels(Protocol):
+    """What a scope looks at on a device (alerts.inputs.Labels is the engine's implementation)."""
+
+    @property
+    def site(self) -> str: ...
+    @property
+    def room(self) -> str: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def device_class(self) -> DeviceClass | None: ...
+    @property
+    def zone(self) -> str | None: ...
+    @property
+    def rack(self) -> str | None: ...
+    def tag(self, name: str) -> str | None:
+        """The value of tag `name`, or None."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
