@@ -8,6 +8,7 @@ Without it any authenticated client could publish readings for any device of any
 - collector: writes under its own site only (readings, device and collector status, events); reads the
   confirmations ingest publishes for that site.
 - ingest: reads the site's readings (every site's with `ingest.all_sites`); writes confirmations.
+- alerts: reads everything of its site (readings, statuses, events); writes the retained alert topics.
 - the site's plain `mqtt.username`, when it is no role's account: read-only on the site (Grafana's MQTT
   source, `mosquitto_sub` for a person watching).
 
@@ -33,7 +34,7 @@ def broker_acl(site: SiteConfig) -> str:
     confirm = f"{base}/{INGEST_LEVEL}/+/confirmed"
     accounts = {
         role: (cred.username if (cred := m.roles.get(role)) else m.username)
-        for role in ("collector", "ingest")
+        for role in ("collector", "ingest", "alerts")
     }
     rules: dict[str, list[str]] = {}
 
@@ -47,14 +48,17 @@ def broker_acl(site: SiteConfig) -> str:
     # Not a `pattern` line with %c: patterns apply to every user, and a confirmation from anyone but
     # ingest would make a collector drop readings that were never stored.
     grant(accounts["ingest"], f"topic read {read_all}", f"topic write {confirm}")
+    grant(accounts["alerts"], f"topic read {base}/#", f"topic write {base}/alerts/#")
     if m.username and m.username not in accounts.values():
         grant(m.username, f"topic read {base}/#")
     out = [HEADER.format(site=site.site.id)]
-    if len(set(accounts.values())) < len(accounts):
-        out.append(
-            "# WARNING: collector and ingest share one account, so each may do what the other does;\n"
-            "# give each its own in the site file (mqtt.roles) for the broker to keep them apart.\n"
-        )
+    for user in dict.fromkeys(u for u in accounts.values() if u):
+        sharing = [r for r, u in accounts.items() if u == user]
+        if len(sharing) > 1:
+            out.append(
+                f"# WARNING: {' and '.join(sharing)} share one account, so each may do what the other does;\n"
+                "# give each its own in the site file (mqtt.roles) for the broker to keep them apart.\n"
+            )
     for user, lines in rules.items():
         roles = [r for r, u in accounts.items() if u == user] or ["observer (read-only)"]
         out.append(f"\n# {' + '.join(roles)}\nuser {user}\n" + "\n".join(lines) + "\n")

@@ -198,6 +198,37 @@ def format_ingest(name: str, snap: dict[str, Any], now: datetime, tz: tzinfo = U
     return lines
 
 
+def format_alerts(snap: dict[str, Any], now: datetime, tz: tzinfo = UTC) -> list[str]:
+    """Lines about the alerts process: open alerts (both languages) and the delivery outbox per channel."""
+    state = _state(snap, now)
+    opened = [a for a in snap.get("open", []) if isinstance(a, dict)]
+    lines = [f"alerts 告警程序: {state}; open 進行中 {len(opened)}"]
+    for a in opened[:20]:
+        msg = a.get("message") or {}
+        who = f", acked 已確認 by {a['acked_by']}" if a.get("acked_by") else ""
+        quiet = f" [{a['suppressed']}]" if a.get("suppressed") else ""
+        lines.append(
+            f"  {str(a.get('severity', '')).upper():<8} {a.get('rule')} {a.get('device') or ''} "
+            f"since 起 {_local(a.get('since'), tz)}{who}{quiet}"
+        )
+        for lang in ("zh_TW", "en"):
+            if isinstance(msg, dict) and msg.get(lang):
+                lines.append(f"           {msg[lang]}")
+    for name, ch in sorted((snap.get("channels") or {}).items()):
+        if not isinstance(ch, dict):
+            continue
+        line = (
+            f"  channel 通知管道 {name}: sent 已送 {ch.get('sent', 0)}, pending 待送 {ch.get('pending', 0)}, "
+            f"failed 失敗 {ch.get('failed', 0)}"
+        )
+        if ch.get("failed"):
+            line += "  ⚠ NOT DELIVERED 未送達"
+        if ch.get("last_error"):
+            line += f"; last error 最近錯誤: {ch['last_error']}"
+        lines.append(line)
+    return lines
+
+
 def format_status(state_dir: Path, site_id: str, now: datetime | None = None, tz: tzinfo = UTC) -> str:
     """The whole `roomguard status` text for a state directory."""
     now = now or datetime.now(UTC)
@@ -214,4 +245,6 @@ def format_status(state_dir: Path, site_id: str, now: datetime | None = None, tz
         lines.append("ingest 寫入程序: not running 未執行 (no snapshot)")
     for name, snap in sorted(ingests.items()):
         lines += format_ingest(name, snap, now, tz)
+    if "alerts" in snaps:
+        lines += format_alerts(snaps["alerts"], now, tz)
     return "\n".join(lines)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from alerts import cli as alerts_cli
 from bus import cli as bus_cli
 from bus.child import roomguard_argv, supervise_child
 from bus.process import DEFAULT_STATE, StateDir, Verbose, run_jobs, start_logging, tune_gc_for_polling
@@ -57,6 +58,7 @@ siteconfig_cli.register(app)
 bus_cli.register(app)
 collector_cli.register(app)
 ingest_cli.register(app)
+alerts_cli.register(app)
 app.command("run")(run)
 
 
