@@ -211,6 +211,30 @@ def test_notify(
     typer.echo(f"{channel}: delivered 已送達")
 
 
+@alerts_app.command("receive")
+def receive(
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8098,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    key_env: Annotated[
+        str, typer.Option(help="Environment variable holding the webhook key (never on the command line).")
+    ] = "ROOMGUARD_ALERT_WEBHOOK_KEY",
+    log: Annotated[Path | None, typer.Option(help="Also append every accepted payload (JSON lines).")] = None,
+) -> None:
+    """A webhook receiver that verifies each alert's signature and prints it (demo, commissioning).
+    接收並顯示已簽章的告警。"""
+    import os
+
+    from alerts.receiver import AlertReceiver, serve
+
+    key = os.environ.get(key_env)
+    if not key:
+        typer.echo(f"set the webhook key in ${key_env} (never on the command line)", err=True)
+        raise typer.Exit(2)
+    receiver = AlertReceiver(key, lambda text: typer.echo(text), log)
+    typer.echo(f"receiving signed alerts on http://{host}:{port}/ 接收告警中")
+    run_jobs([lambda stop: serve(receiver, host, port, stop)])
+
+
 def register(app: typer.Typer) -> None:
     """Mount `alerts` on the root `roomguard` app."""
     app.add_typer(alerts_app, name="alerts")

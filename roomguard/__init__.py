@@ -42,15 +42,20 @@ def run(
     collector_id: CollectorId = None,
     verbose: Verbose = False,
 ) -> None:
-    """Collector and ingest with one command (a single edge box); ingest runs as a child process so that
-    writing a backlog never slows polling down. 收集與寫入一併執行。"""
+    """Collector, ingest and (with an alerts: section) alerts with one command, for a single edge box;
+    ingest and alerts run as child processes so that writing a backlog or sending notifications never
+    slows polling down. 收集、寫入與告警一併執行。"""
     start_logging(verbose)
     site = load_site_or_exit(path)
-    ingest = roomguard_argv("ingest", str(path), "--state-dir", str(state_dir), *(["-v"] if verbose else []))
+    common = ("--state-dir", str(state_dir), *(["-v"] if verbose else []))
+    ingest = roomguard_argv("ingest", str(path), *common)
     jobs = [
         collector_job(site, state_dir, collector_id),
-        lambda stop: supervise_child(ingest, "ingest", stop),
+        lambda stop: supervise_child(ingest, "ingest", stop, nice=INGEST_NICE),
     ]
+    if site.alerts is not None:
+        alerts = roomguard_argv("alerts", "serve", str(path), *common)
+        jobs.append(lambda stop: supervise_child(alerts, "alerts", stop, nice=INGEST_NICE))
     run_jobs(jobs, seconds)
 
 

@@ -16,13 +16,14 @@ SITE=${SITE:-deploy/examples/site.yaml}
 : "${ROOMGUARD_SNMP_COMMUNITY_DOOR:=door-ro}" "${ROOMGUARD_SNMPV3_AUTH_KEY:=demo-auth-pass-phrase}"
 : "${ROOMGUARD_SNMPV3_PRIV_KEY:=demo-priv-pass-phrase}" "${ROOMGUARD_SNMP_TRAP_COMMUNITY:=trap-ro}"
 : "${ROOMGUARD_MQTT_PASSWORD:=demo}" "${ROOMGUARD_MQTT_COLLECTOR_PASSWORD:=demo-collector}"
-: "${ROOMGUARD_MQTT_INGEST_PASSWORD:=demo-ingest}"
+: "${ROOMGUARD_MQTT_INGEST_PASSWORD:=demo-ingest}" "${ROOMGUARD_MQTT_ALERTS_PASSWORD:=demo-alerts}"
+: "${ROOMGUARD_ALERT_WEBHOOK_KEY:=demo-webhook-key}"
 : "${ROOMGUARD_INFLUX_TOKEN:=demo}" "${ROOMGUARD_INFLUX_PASSWORD:=demo}"
 export ROOMGUARD_SNMP_COMMUNITY_UPS1 ROOMGUARD_SNMP_COMMUNITY_ENV1 ROOMGUARD_SNMP_COMMUNITY_ENV2 \
   ROOMGUARD_SNMP_COMMUNITY_NETBOTZ ROOMGUARD_SNMP_COMMUNITY_DOOR ROOMGUARD_SNMPV3_AUTH_KEY \
   ROOMGUARD_SNMPV3_PRIV_KEY ROOMGUARD_SNMP_TRAP_COMMUNITY ROOMGUARD_MQTT_PASSWORD \
-  ROOMGUARD_MQTT_COLLECTOR_PASSWORD ROOMGUARD_MQTT_INGEST_PASSWORD ROOMGUARD_INFLUX_TOKEN \
-  ROOMGUARD_INFLUX_PASSWORD
+  ROOMGUARD_MQTT_COLLECTOR_PASSWORD ROOMGUARD_MQTT_INGEST_PASSWORD ROOMGUARD_MQTT_ALERTS_PASSWORD \
+  ROOMGUARD_ALERT_WEBHOOK_KEY ROOMGUARD_INFLUX_TOKEN ROOMGUARD_INFLUX_PASSWORD
 
 roomguard check-config "$SITE"
 DEMO=var/demo
@@ -102,7 +103,14 @@ else
 fi
 curl -fsS -XPOST "http://127.0.0.1:$INFLUX_PORT/query" --data-urlencode "q=CREATE DATABASE $INFLUX_DB" >/dev/null
 
-# --- simulator, then collector + ingest ---------------------------------------------------------------
+# --- the duty team's webhook receiver: verifies each alert's signature and prints it here ----------------
+HOOK_PORT=$(sed -n 's|^ *url: "http://127.0.0.1:\([0-9]*\)/roomguard".*|\1|p' "$SITE" | head -1)
+if [[ -n $HOOK_PORT ]] && ! listening "$HOOK_PORT"; then
+  roomguard alerts receive --port "$HOOK_PORT" --log "$DEMO/alerts.jsonl" 2>&1 | sed -u 's/^/ALERT 告警 │ /' &
+  PIDS+=($!)
+fi
+
+# --- simulator, then collector + ingest + alerts ------------------------------------------------------
 roomguard simulate "$SITE" > "$DEMO/simulator.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do
@@ -116,14 +124,17 @@ PIDS+=($RUN)
 
 cat <<INFO
 
-simulator, collector and ingest running (logs: $DEMO/simulator.log, $DEMO/run.log)
+simulator, collector, ingest and alerts running (logs: $DEMO/simulator.log, $DEMO/run.log)
 data 資料: InfluxDB http://127.0.0.1:$INFLUX_PORT/query  database $INFLUX_DB (one measurement per device class)
   curl -G http://127.0.0.1:$INFLUX_PORT/query --data-urlencode "db=$INFLUX_DB" \\
        --data-urlencode "q=SELECT last(*) FROM env GROUP BY device"
   curl -G http://127.0.0.1:$INFLUX_PORT/query --data-urlencode "db=$INFLUX_DB" \\
        --data-urlencode "q=SELECT outbox_depth, outbox_dropped_total FROM system ORDER BY time DESC LIMIT 3"
 MQTT 訊息: mosquitto_sub -p $MQTT_PORT -u $MQTT_USER -P "\$ROOMGUARD_MQTT_PASSWORD" -t "roomguard/v1/$SITE_ID/#" -v
-scenarios 情境:  .venv/bin/roomguard scenario $SITE utility_outage
+scenarios 情境:  .venv/bin/roomguard scenario $SITE utility_outage   (from a second terminal: the alert
+                 is printed here by the webhook receiver, lines starting "ALERT 告警")
+alerts 告警:     .venv/bin/roomguard alerts list $SITE --state-dir $STATE
+                 .venv/bin/roomguard alerts ack $SITE <id> --by <name> --state-dir $STATE
 status 狀態:     .venv/bin/roomguard status $SITE --state-dir $STATE
 
 INFO
@@ -139,7 +150,8 @@ import re, sys
 lines = [l.strip() for l in sys.stdin.read().splitlines()]
 pick = lambda key: next((l for l in lines if l.startswith(key)), "")
 short = lambda text: re.sub(r" \(pid .*?\)| 127\.0\.0\.1:\d+|  published.*", "", text)
-parts = [pick("collector"), pick("broker"), pick("outbox").split(" (max")[0], pick("ingest"), pick("database")]
+parts = [pick("collector"), pick("broker"), pick("outbox").split(" (max")[0], pick("ingest"), pick("database"),
+         re.sub(r"running 執行中; ", "", pick("alerts"))]
 print(" | ".join(short(x) for x in parts if x), end="")
 '
   echo " | InfluxDB points in the last minute 最近一分鐘: $points"

@@ -214,4 +214,10 @@ def summarize(site: SiteConfig, profile_info: ProfileLookup | None = None) -> st
         lines.append(f"InfluxDB: {db.url} api {db.api} {db.database or db.bucket}")
     if site.snmp_traps is not None:
         lines.append(f"SNMP traps: {site.snmp_traps.listen_host}:{site.snmp_traps.listen_port}")
+    if site.alerts is not None:
+        a = site.alerts
+        pack = "machine-room pack" if a.default_rules else "no pack"
+        off = f" ({len(a.disabled_rules)} pack rules off)" if a.disabled_rules else ""
+        channels = ", ".join(f"{n} ({c.type})" for n, c in a.channels.items()) or "none"
+        lines.append(f"Alerts: {pack}{off} + {len(a.rules)} site rules; channels: {channels}")
     return "\n".join(lines)

@@ -27,6 +27,8 @@ SECRETS = {
     "ROOMGUARD_MQTT_PASSWORD": "x",
     "ROOMGUARD_MQTT_COLLECTOR_PASSWORD": "x",
     "ROOMGUARD_MQTT_INGEST_PASSWORD": "x",
+    "ROOMGUARD_MQTT_ALERTS_PASSWORD": "x",
+    "ROOMGUARD_ALERT_WEBHOOK_KEY": "e2e-webhook-key",
     "ROOMGUARD_INFLUX_TOKEN": "x",
     "ROOMGUARD_INFLUX_PASSWORD": "x",
 }
@@ -58,9 +60,17 @@ def example_site(dest: Path, *, mqtt: str | None = None, influxdb: str | None = 
     `mqtt` / `influxdb` are replacement sections (YAML text starting with `mqtt:` / `influxdb:`).
     """
     text = EXAMPLE.read_text()
-    pattern = re.compile(r"\b(port|http_port|listen_port): (\d+)")
-    mapping = {old: free_port() for old in sorted({m.group(2) for m in pattern.finditer(text)})}
-    text = pattern.sub(lambda m: f"{m.group(1)}: {mapping[m.group(2)]}", text)
+    # Ports as keys, and in loopback URLs (the alert webhook receiver).
+    pattern = re.compile(r"\b(port|http_port|listen_port): (\d+)|(http://127\.0\.0\.1):(\d+)")
+    olds = {m.group(2) or m.group(4) for m in pattern.finditer(text)}
+    mapping = {old: free_port() for old in sorted(olds)}
+
+    def moved(m: re.Match[str]) -> str:
+        if m.group(1):
+            return f"{m.group(1)}: {mapping[m.group(2)]}"
+        return f"{m.group(3)}:{mapping[m.group(4)]}"
+
+    text = pattern.sub(moved, text)
     if mqtt is not None:
         text = _replace_section(text, "mqtt", mqtt)
     if influxdb is not None:
