@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 from alerts.dewpoint import dew_point_c
 from alerts.forecast import (
@@ -238,6 +238,9 @@ class RuleIndex:
         self._by_metric: dict[str, list[_Entry]] = {}
         self._patterns: list[tuple[re.Pattern[str], Handler, AnyRule, ScopeMatcher | None]] = []
         self._memo: dict[str, tuple[_Entry, ...]] = {}
+        self._scoped: dict[
+            str, tuple[tuple[ScopeMatcher | None, tuple[tuple[Handler, AnyRule], ...]], ...]
+        ] = {}
         self.window_s: dict[str, float] = {}  # metric (or derived metric) → longest window wanted
         self.stale_by_metric: dict[str, list[StaleRule]] = {}
         self.device_stale: list[StaleRule] = []
@@ -287,6 +290,19 @@ class RuleIndex:
             self.events.append(r)
         else:
             self.offline.append(r)
+
+    def scoped(
+        self, metric: str
+    ) -> tuple[tuple[ScopeMatcher | None, tuple[tuple[Handler, AnyRule], ...]], ...]:
+        """The handlers of `metric` grouped by equal scope, in rule order within a group (memoised): a
+        pack scopes most rules to one device class, so a sample checks that scope once, not per rule."""
+        hit = self._scoped.get(metric)
+        if hit is None:
+            groups: dict[ScopeMatcher | None, list[tuple[Handler, AnyRule]]] = {}
+            for handler, rule, scope in self.for_metric(metric):
+                groups.setdefault(scope, []).append((handler, rule))
+            hit = self._scoped[metric] = tuple((scope, tuple(entries)) for scope, entries in groups.items())
+        return hit
 
     def for_metric(self, metric: str) -> tuple[_Entry, ...]:
         """Handlers for a metric name: exact rules, then glob rules (memoised per name)."""
@@ -349,6 +365,9 @@ class _Params(dict[str, str]):
 # ---------------------------------------------------------------------------------------- the work
 
 
+_UNSET = object()
+
+
 class _Work:
     """One evaluate call: private copies of the state's dicts, the events so far, the index."""
 
@@ -364,6 +383,7 @@ class _Work:
         # open alerts, decides what a removed rule's alert becomes (closing it needs the old rule's data).
         self.trackers = {k: tr for k, tr in state.trackers.items() if k[0] in index.by_id}
         self.out: list[AlertEvent] = []
+        self.dew_points: dict[tuple[SeriesKey, float], object] = {}
 
     def state(self) -> EngineState:
         return EngineState(
@@ -447,9 +467,10 @@ class _Work:
             tkey = (dev_rule.id, *dkey)
             if tkey in self.trackers:
                 self.unstale(dev_rule, lb, key, t, v, tkey)
-        for handler, rule, scope in self.index.for_metric(metric):
+        for scope, entries in self.index.scoped(metric):
             if scope is None or scope.matches(lb):
-                handler(self, rule, lb, key, t, v)
+                for handler, rule in entries:
+                    handler(self, rule, lb, key, t, v)
 
     def status_input(self, st: StatusInput) -> None:
         lb = st.labels
@@ -522,17 +543,24 @@ class _Work:
         )
         if temp is None or rh is None:
             return
-        dp = dew_point_c(temp, rh)
-        if dp is None:
-            return
         derived = rule.derived_metric
         wkey = (site, room, device, derived + "@derived")
-        pts = self.windows.get(wkey, ())
-        if not pts or pts[-1][0] != t:  # several dew point rules on one pair push the point once
-            self.windows[wkey] = _push(pts, t, dp, self.index.window_s[derived + "@derived"])
-        self.advance(
-            rule, (rule.id, site, room, device, derived), t, rule.triggered(dp), rule.cleared(dp), dp
-        )
+        # The pack has four dew point rules on one pair: compute it and push its window point once.
+        cached = self.dew_points.get((wkey, t), _UNSET)
+        if cached is _UNSET:
+            dp = dew_point_c(temp, rh)
+            self.dew_points[(wkey, t)] = dp
+            if dp is not None:
+                self.windows[wkey] = _push(self.windows.get(wkey, ()), t, dp, self.index.window_s[wkey[3]])
+        else:
+            dp = cast(float | None, cached)
+        if dp is None:
+            return
+        tkey = (rule.id, site, room, device, derived)
+        bad = rule.triggered(dp)
+        if not bad and tkey not in self.trackers:
+            return  # the common case: fine before, fine now
+        self.advance(rule, tkey, t, bad, rule.cleared(dp), dp)
 
     def rate(self, rule: RateRule, lb: Labels, key: SeriesKey, t: float, v: Value) -> None:
         x = _number(v)
