@@ -31,7 +31,7 @@ KEY_ENV = "ROOMGUARD_TEST_HOOK_KEY"
 PASSWORD_ENV = "ROOMGUARD_TEST_MQTT_PASSWORD"
 
 
-def _site(tmp: Path, broker: Mosquitto, hook_url: str) -> SiteConfig:
+def _site(tmp: Path, broker: Mosquitto, hook_url: str, second_url: str | None = None) -> SiteConfig:
     site_id = "a" + uuid.uuid4().hex[:8]
     text = f"""\
 site: {{id: {site_id}, name: 測試站}}
@@ -47,12 +47,20 @@ alerts:
        op: above, value: 30, clear: 28}}
   channels:
     hook: {{type: webhook, url: "{hook_url}", key: {{env: {KEY_ENV}}}, timeout_s: 3}}
-  routes:
-    - {{severities: [critical], channels: [hook]}}
+{{second}}  routes:
+    - {{severities: [critical], channels: [{{channels}}]}}
   group_wait_s: 0
 """
     path = tmp / "site.yaml"
-    path.write_text(text, encoding="utf-8")
+    second = (
+        f'    broken: {{type: webhook, url: "{second_url}", key: {{env: {KEY_ENV}}}, timeout_s: 3}}\n'
+        if second_url
+        else ""
+    )
+    path.write_text(
+        text.replace("{second}", second).replace("{channels}", "broken, hook" if second_url else "hook"),
+        encoding="utf-8",
+    )
     return load_site(path)
 
 
@@ -232,3 +240,33 @@ def test_cli_lists_and_acks_on_the_same_records(mosquitto: Mosquitto, env: None,
     finally:
         proc.terminate()
         assert proc.wait(20) == 0, proc.stderr.read() if proc.stderr else ""
+
+
+async def test_a_channel_that_always_fails_is_shown_and_does_not_hold_the_others(
+    mosquitto: Mosquitto, env: None, receiver: Receiver, tmp_path: Path
+) -> None:
+    serving = _serve()
+    broken = await anext(serving)
+    broken.status = 400  # refuses every delivery: not retryable
+    site = _site(tmp_path, mosquitto, receiver.url, second_url=broken.url)
+    state = tmp_path / "state"
+    pub = Publisher(mosquitto, site)
+    try:
+        _, stop, task = await _start(site, state)
+        pub.temp(36.0)
+        await _until(lambda: _payloads(receiver), what="delivery through the working channel")
+        report = await _until(
+            lambda: "failed 失敗 1" in (r := format_status(state, site.site.id)) and r, what="failure shown"
+        )
+        assert (
+            "channel 通知管道 broken: sent 已送 0, pending 待送 0, failed 失敗 1  ⚠ NOT DELIVERED 未送達"
+            in report
+        )
+        assert "400" in report
+        assert "channel 通知管道 hook: sent 已送 1" in report
+        assert KEY not in report
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    finally:
+        pub.close()
+        await serving.aclose()
