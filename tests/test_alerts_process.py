@@ -39,6 +39,8 @@ rooms: [{{id: mr1, name: 機房一}}]
 devices:
   - {{id: th-1, name: T, room: mr1, profile: sht20-xy-md02, settings: {{resolution: x10}},
      modbus: {{host: 127.0.0.1, port: 1502, unit_id: 1}}}}
+  - {{id: th-2, name: T2, room: mr1, profile: sht20-xy-md02, settings: {{resolution: x10}},
+     modbus: {{host: 127.0.0.1, port: 1502, unit_id: 2}}}}
 mqtt: {{host: 127.0.0.1, port: {broker.port}, username: {broker.username}, password: {{env: {PASSWORD_ENV}}}}}
 alerts:
   default_rules: false
@@ -92,10 +94,10 @@ class Publisher:
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
 
-    def temp(self, value: float) -> None:
-        ref = DeviceRef(self.site.site.id, "mr1", "th-1", DeviceClass.ENV, "sht20-xy-md02")
+    def temp(self, value: float, device: str = "th-1") -> None:
+        ref = DeviceRef(self.site.site.id, "mr1", device, DeviceClass.ENV, "sht20-xy-md02")
         poll = PollResult(ref, datetime.now(UTC), (Metric("temp_c", value), Metric("rh_pct", 45.0)))
-        topic = topic_readings(self.site.mqtt.topic_prefix, self.site.site.id, "mr1", "th-1")
+        topic = topic_readings(self.site.mqtt.topic_prefix, self.site.site.id, "mr1", device)
         self.client.publish(topic, encode_poll(poll, self.seq), qos=1).wait_for_publish(5)
         self.seq += 1
 
@@ -270,3 +272,52 @@ async def test_a_channel_that_always_fails_is_shown_and_does_not_hold_the_others
     finally:
         pub.close()
         await serving.aclose()
+
+
+async def test_sigkill_mid_incident_neither_pushes_twice_nor_loses_what_arrived_meanwhile(
+    mosquitto: Mosquitto, env: None, receiver: Receiver, tmp_path: Path
+) -> None:
+    """The real process, killed with SIGKILL while an alert fires; readings published while it is down are
+    kept by its durable session and evaluated after the restart."""
+    import os
+    import signal
+
+    site = _site(tmp_path, mosquitto, receiver.url)
+    path, state = tmp_path / "site.yaml", tmp_path / "state"
+    argv = [sys.executable, "-m", "roomguard", "alerts", str(path), "--state-dir", str(state)]
+    environ = {**os.environ}
+    pub = Publisher(mosquitto, site)
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def firing(device: str) -> list[dict[str, object]]:
+        return [p for p in _payloads(receiver) if p.get("state") == "firing" and device in str(p.get("id"))]
+
+    proc = start()
+    try:
+        # The first run subscribes (its session then keeps what arrives while it is down).
+        await _until(lambda: (state / "alerts.json").exists(), what="alerts up")
+        await asyncio.sleep(1.0)
+        pub.temp(35.0)
+        await _until(lambda: firing("th-1"), what="first push")
+
+        # Mid-incident: the push is recorded as sent (a kill between a channel's send and that record is
+        # the one at-least-once window; receivers dedup by id, state and started_at, docs/alerts.md).
+        def recorded() -> bool:
+            channels = json.loads((state / "alerts.json").read_text())["channels"]
+            return bool(channels.get("hook", {}).get("sent") == 1)
+
+        await _until(recorded, what="the push recorded as sent")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        pub.temp(36.0)  # th-1 still hot: must not be pushed again
+        pub.temp(37.0, "th-2")  # a new breach while alerts is down: must not be lost
+        proc = start()
+        await _until(lambda: firing("th-2"), what="the breach that arrived while alerts was down")
+        await asyncio.sleep(2.0)
+        assert len(firing("th-1")) == 1, "a restart pushed an alert again"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        pub.close()
