@@ -59,7 +59,7 @@ class CatalogMetric(BaseModel):
     type: MetricType
     values: list[str] = Field(default_factory=list, description="Enum states.")
     required: bool = False
-    source: Literal["device", "poller"] = "device"
+    source: Literal["device", "poller", "roomguard"] = "device"
     meaning: str = Field(min_length=1, description="One line: what the value says.")
 
     @field_validator("name")
@@ -79,9 +79,9 @@ class CatalogMetric(BaseModel):
         expected = next((u for sfx, u in _SUFFIX_UNITS.items() if self.name.endswith(sfx)), "")
         if self.unit != expected:
             raise ValueError(f"unit: {self.name} names its unit {expected or '(none)'!r}, not {self.unit!r}")
-        if self.required and (self.is_pattern or self.source == "poller"):
+        if self.required and (self.is_pattern or self.source != "device"):
             raise ValueError(
-                "required: only a single device metric can be required (not a pattern or poller)"
+                "required: only a single device metric can be required (not a pattern, poller or roomguard)"
             )
         return self
 
@@ -158,7 +158,7 @@ def render_markdown(catalog: Catalog) -> str:
     for cls, metrics in catalog.classes.items():
         for m in metrics:
             kind = m.type + (": " + ", ".join(f"`{s}`" for s in m.values) if m.values else "")
-            required = "yes" if m.required else ("poller" if m.source == "poller" else "no")
+            required = "yes" if m.required else (m.source if m.source != "device" else "no")
             lines.append(f"| {cls} | `{m.name}` | {kind} | {m.unit} | {required} | {m.meaning} |")
     return "\n".join(lines)
 
@@ -228,8 +228,9 @@ def check_profile(profile: Profile, path: Path, catalog: Catalog | None = None) 
 
 
 def _type_problems(path: Path, name: str, shape: MetricShape, entry: CatalogMetric) -> list[LocatedError]:
-    if entry.source == "poller":
-        return [_at(path, shape.where, f"{name} is derived by the poller; a profile must not produce it")]
+    if entry.source != "device":
+        who = "derived by the poller" if entry.source == "poller" else "roomguard's own reading"
+        return [_at(path, shape.where, f"{name} is {who}; a profile must not produce it")]
     if shape.kind not in _COMPATIBLE[entry.type]:
         why = (
             "it may carry fractions (scale, binary point or unit conversion)"

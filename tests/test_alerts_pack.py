@@ -62,3 +62,24 @@ def test_a_site_overrides_disables_and_adds_rules() -> None:
 def test_an_unknown_pack_names_the_packs() -> None:
     with pytest.raises(ValueError, match=f"no rule pack 'dc'; packs: {DEFAULT_PACK}"):
         pack_path("dc")
+
+
+def test_outbox_drops_fire_on_a_new_drop_and_resolve_when_drops_stop() -> None:
+    """The collector's dropped-readings counter only grows: a rise within 10 min fires, none resolves."""
+    from datetime import UTC, datetime, timedelta
+
+    from alerts.engine import RuleIndex, evaluate
+    from alerts.inputs import Labels, Sample
+    from devices.reading import DeviceClass, Quality
+
+    index = RuleIndex([r for r in load_pack().rules if r.id == "outbox-drops"])
+    lb = Labels("tpe-hq", "mr1", "collector-edge1", DeviceClass.SYSTEM)
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+    state, events = None, []
+    for minute, dropped in [(0, 0), (1, 0), (2, 7), (3, 7), (20, 7), (21, 7)]:
+        now = t0 + timedelta(minutes=minute)
+        state, out = evaluate(
+            index, state, [Sample(lb, "outbox_dropped_total", now, dropped, Quality.GOOD)], now
+        )
+        events += [(minute, e.kind) for e in out]
+    assert events == [(2, "firing"), (20, "resolved")]
