@@ -786,13 +786,15 @@ class _Work:
             return ss.value
 
         runtime = _number(fresh((site, room, device), "runtime_s"))
-        gensets = sorted(
+        site_gensets = sorted(
             k
             for k, g in self.labels.items()
             if g.device_class == DeviceClass.GENSET
             and k[0] == site
-            and (g.device == pc.genset if pc.genset is not None else k[1] == room)
+            and (pc.genset is None or g.device == pc.genset)
         )
+        # A generator usually stands in its own room: the UPS's room first, else every genset of the site.
+        gensets = [k for k in site_gensets if k[1] == room] or site_gensets
         views = [
             GensetView(
                 k[2],

@@ -19,19 +19,28 @@ from alerts.notify.webhook import verify_signature
 
 
 def describe(payload: dict[str, Any]) -> str:
-    """One alert payload as lines a person reads: state, severity, device, both languages."""
+    """One alert payload (or a summary of several) as lines a person reads, in both languages."""
+    if payload.get("schema") == "roomguard.alert-summary/1":
+        labels = payload.get("labels") or {}
+        room = labels.get("room_name") or labels.get("room") or ""
+        lines = [f"[SUMMARY 彙總] {payload.get('count', '?')} alerts 則告警 {room}".rstrip()]
+        for member in payload.get("alerts") or []:
+            alert = member.get("alert") if isinstance(member, dict) else None
+            if isinstance(alert, dict):
+                lines += ["  " + line for line in describe(alert).splitlines()]
+        return "\n".join(lines)
     texts = payload.get("texts") or {}
     labels = payload.get("labels") or {}
-    head = (
+    lines = [
         f"[{str(payload.get('state', '?')).upper()}] {str(payload.get('severity', '')).upper()} "
-        f"{payload.get('rule', '')} {labels.get('room', '')}/{labels.get('device', '')}"
-    )
-    if payload.get("schema") == "roomguard.alert-summary/1":
-        head = f"[SUMMARY] {payload.get('count', '?')} alerts {labels.get('room', '') or ''}"
-    lines = [head.rstrip()]
+        f"{payload.get('rule', '')} {labels.get('room', '')}/{labels.get('device', '')}".rstrip()
+    ]
     for lang in ("zh_TW", "en"):
-        parts = [texts.get(lang), texts.get(f"forecast_{lang}"), texts.get(f"margin_{lang}")]
-        text = "; ".join(p for p in parts if p)
+        text = texts.get(lang) or ""
+        # A rule's own template may already carry its forecast or margin: show each once.
+        for extra in (texts.get(f"forecast_{lang}"), texts.get(f"margin_{lang}")):
+            if extra and extra not in text:
+                text = f"{text}; {extra}" if text else extra
         if text:
             lines.append(f"  {text}")
     return "\n".join(lines)

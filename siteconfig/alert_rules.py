@@ -244,7 +244,8 @@ class PowerChain(_Strict):
         description="Seconds from mains failure until the generator carries the load (start + transfer)."
     )
     genset: str | None = Field(
-        None, description="Generator device id; default: the genset in the UPS's site and room."
+        None,
+        description="Generator device id; default: the genset in the UPS's room, else the site's gensets.",
     )
     fresh_s: PositiveSeconds = Field(
         300.0, description="Runtime and generator readings older than this count as unknown."

@@ -503,6 +503,19 @@ def test_ups_alert_carries_the_power_chain_margin() -> None:
     assert ev.messages["en"] == "ups-1: runtime 15 min; generator gen-1 is carrying the load"
 
 
+def test_power_chain_finds_the_generator_in_its_own_room() -> None:
+    """A generator stands in a generator room, not among the racks: the site's genset is used."""
+    gen_room = Labels("tpe1", "gen-room", "gen-1", DeviceClass.GENSET)
+    run = Run(LOW_RUNTIME)
+    gen = [
+        Sample(gen_room, "control_mode", at(0), "auto"),
+        Sample(gen_room, "engine_state", at(0), "stopped"),
+    ]
+    (ev,) = run.step(10, [*gen, Sample(UPS, "runtime_s", at(10), 840.0)])
+    assert "no generator reading" not in ev.messages["en"]
+    assert ev.messages["en"] == "ups-1: runtime 14 min vs generator start-and-transfer 30 s: margin 13.5 min"
+
+
 def test_power_chain_treats_old_generator_readings_as_unknown() -> None:
     run = Run(LOW_RUNTIME)
     run.step(0, [Sample(GEN, "control_mode", at(0), "manual"), Sample(GEN, "engine_state", at(0), "stopped")])

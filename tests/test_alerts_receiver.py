@@ -62,3 +62,30 @@ async def test_signed_deliveries_are_shown_and_logged_unsigned_ones_refused(tmp_
     assert shown[0].startswith("[FIRING] WARNING temp-high mr1/th-a01")
     assert "refused" in shown[1]
     assert json.loads(log.read_text(encoding="utf-8").splitlines()[0])["id"] == PAYLOAD["id"]
+
+
+def test_a_summary_lists_every_alert_it_holds_and_a_margin_in_the_text_is_shown_once() -> None:
+    on_battery = {
+        "schema": "roomguard.alert/1",
+        "state": "firing",
+        "severity": "critical",
+        "rule": "ups-on-battery",
+        "labels": {"room": "mr1", "device": "ups-1"},
+        "texts": {
+            "zh_TW": "UPS ups-1（mr1）改由電池供電：電池剩餘 30 分鐘",
+            "en": "UPS ups-1 (mr1) is on battery: runtime 30 min",
+            "margin_zh_TW": "電池剩餘 30 分鐘",
+            "margin_en": "runtime 30 min",
+        },
+    }
+    summary = {
+        "schema": "roomguard.alert-summary/1",
+        "count": 2,
+        "labels": {"room": "mr1"},
+        "alerts": [{"alert": on_battery}, {"alert": PAYLOAD}],
+    }
+    lines = describe(summary).splitlines()
+    assert lines[0] == "[SUMMARY 彙總] 2 alerts 則告警 mr1"
+    assert "  [FIRING] CRITICAL ups-on-battery mr1/ups-1" in lines
+    assert "    UPS ups-1 (mr1) is on battery: runtime 30 min" in lines
+    assert "  [FIRING] WARNING temp-high mr1/th-a01" in lines
