@@ -48,7 +48,9 @@ def _service(path: Path, state_dir: Path) -> Any:
     engine = make_engine(records_url(site, state_dir))
     upgrade(engine)
     return AlertService(
-        session_factory(engine), site_rule_set(site.alerts), Policy.from_config(site.alerts or AlertsConfig())
+        session_factory(engine),
+        site_rule_set(site.alerts),
+        Policy.from_config(site.alerts or AlertsConfig(), site.site.timezone),
     )
 
 

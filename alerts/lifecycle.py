@@ -16,6 +16,9 @@ The rules (docs in the report of each test in tests/test_alerts_lifecycle.py):
 * **Flap damping**: at most `flap_max_notifications` firing notices per alert in any `flap_window_s`;
   an alert that fires again within the window after resolving waits (suppressed "flapping") until the
   window has room, and is then notified if it still fires.
+* **Routes**: a notice goes to every route that takes its severity and room; a route with `on_call`
+  also to the channels of the shifts on duty when the notice is planned (alerts.oncall, in the site's
+  time zone). A resolution goes to those on duty at the episode's last notice and now.
 * **Resolved** notifies once, and only when the episode's firing was notified (to the channels that
   were told: the routes, and the escalation list if it was reached).
 * **Escalation**: while a notified alert fires unacknowledged and unsuppressed, every
@@ -29,10 +32,12 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
 
 from alerts.engine import AlertEvent, inhibits
+from alerts.oncall import SITE_TZ, Shift, on_call_channels
 from devices.reading import Value
 from siteconfig.alert_rules import AnyRule, RuleSet, Severity
 
@@ -52,6 +57,7 @@ HistoryWhat = Literal[
     "escalated",
     "notified",
     "delivery_failed",
+    "summarised",
 ]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
@@ -123,11 +129,13 @@ def matcher_matches(want: str | Sequence[str], have: str | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Alerts of these severities (and rooms; empty: every room) go to these channels."""
+    """Alerts of these severities (and rooms; empty: every room) go to these channels, and with `on_call`
+    also to the channels of whoever is on call when the notification is planned."""
 
     channels: tuple[str, ...]
     severities: frozenset[str] = frozenset(SEVERITIES)
     rooms: frozenset[str] = frozenset()
+    on_call: bool = False
 
     def takes(self, severity: str, room: str | None) -> bool:
         """Does this route take an alert of `severity` in `room`?"""
@@ -145,13 +153,17 @@ class Policy:
     max_renotify: int = 3
     flap_window_s: float = 600.0
     flap_max_notifications: int = 2
+    on_call: tuple[Shift, ...] = ()  # the shifts, for routes with on_call
+    tz: tzinfo = SITE_TZ  # the site's time zone, in which the shifts are given
 
     @classmethod
-    def from_config(cls, cfg: AlertsConfig) -> Policy:
-        """From a siteconfig.alerts_config.AlertsConfig (on-call shifts are not applied here)."""
+    def from_config(cls, cfg: AlertsConfig, tz: tzinfo | str = SITE_TZ) -> Policy:
+        """From a siteconfig.alerts_config.AlertsConfig and the site's time zone (SiteConfig.site.timezone,
+        an IANA name or a tzinfo; the site file's default when not given)."""
         return cls(
             routes=tuple(
-                Route(tuple(r.channels), frozenset(r.severities), frozenset(r.rooms)) for r in cfg.routes
+                Route(tuple(r.channels), frozenset(r.severities), frozenset(r.rooms), r.on_call)
+                for r in cfg.routes
             ),
             escalation_channels=tuple(cfg.escalation.then_channels),
             group_wait_s=float(cfg.group_wait_s),
@@ -159,6 +171,8 @@ class Policy:
             max_renotify=int(cfg.escalation.max_renotify),
             flap_window_s=float(cfg.flap_window_s),
             flap_max_notifications=int(cfg.flap_max_notifications),
+            on_call=tuple(Shift.of(s) for s in cfg.on_call),
+            tz=ZoneInfo(tz) if isinstance(tz, str) else tz,
         )
 
     @property
@@ -168,21 +182,35 @@ class Policy:
             return 0
         return self.max_renotify + (1 if self.escalation_channels else 0)
 
-    def channels(self, severity: str, room: str | None, level: int) -> tuple[str, ...]:
-        """Where a notice of `level` goes: the matching routes, or beyond max_renotify the escalation list."""
+    def channels(
+        self, severity: str, room: str | None, level: int, now: datetime | None = None
+    ) -> tuple[str, ...]:
+        """Where a notice of `level` planned at `now` goes: the matching routes (a route with on_call also
+        to the channels of the shifts on duty at `now`), or beyond max_renotify the escalation list."""
         if level > self.max_renotify:
             return self.escalation_channels
+        return self._routed(severity, room, () if now is None else (now,))
+
+    def resolved_channels(
+        self, severity: str, room: str | None, level: int, at: Sequence[datetime | None] = ()
+    ) -> tuple[str, ...]:
+        """Everyone told about the episode: the routes (with on_call: the shifts on duty at any of the
+        times `at`: the last notice and now), plus the escalation list when it was reached."""
+        out = list(self._routed(severity, room, tuple(t for t in at if t is not None)))
+        if level > self.max_renotify:
+            out += [c for c in self.escalation_channels if c not in out]
+        return tuple(out)
+
+    def _routed(self, severity: str, room: str | None, times: tuple[datetime, ...]) -> tuple[str, ...]:
         out: list[str] = []
+        on_call = False
         for r in self.routes:
             if r.takes(severity, room):
                 out += [c for c in r.channels if c not in out]
-        return tuple(out)
-
-    def resolved_channels(self, severity: str, room: str | None, level: int) -> tuple[str, ...]:
-        """Everyone told about the episode: the routes, plus the escalation list when it was reached."""
-        out = list(self.channels(severity, room, 0))
-        if level > self.max_renotify:
-            out += [c for c in self.escalation_channels if c not in out]
+                on_call = on_call or r.on_call
+        if on_call and self.on_call:
+            for t in times:
+                out += [c for c in on_call_channels(self.on_call, t, self.tz) if c not in out]
         return tuple(out)
 
 
@@ -347,7 +375,9 @@ class _Work:
                     a.key,
                     (a.key,),
                     a.escalation_level,
-                    self.policy.resolved_channels(a.severity, room, a.escalation_level),
+                    self.policy.resolved_channels(
+                        a.severity, room, a.escalation_level, (prev.notified_at, self.now)
+                    ),
                 )
             )
 
@@ -394,7 +424,7 @@ class _Work:
                 continue
             members.sort(key=lambda m: (m.started_at, m.key))
             severity = max((m.severity for m in members), key=_RANK.__getitem__)
-            channels = self.policy.channels(severity, gkey[2] or None, 0)
+            channels = self.policy.channels(severity, gkey[2] or None, 0, self.now)
             if len(members) == 1:
                 plan = NotificationPlan("firing", members[0].key, (members[0].key,), 0, channels)
             else:
@@ -439,7 +469,7 @@ class _Work:
                     a.key,
                     (a.key,),
                     level,
-                    p.channels(a.severity, a.labels.get("room"), level),
+                    p.channels(a.severity, a.labels.get("room"), level, self.now),
                     to_escalation_list=final,
                 )
             )
