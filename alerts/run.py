@@ -6,6 +6,12 @@ after that commit: a killed process loses nothing and, restarted, neither fires 
 clock tick lets hold-for, staleness, group waits and reminders advance with no input. Deliveries leave
 the notification outbox channel by channel: a failing channel retries with backoff, never blocks the
 others, and a permanent failure is shown by `roomguard status`.
+
+A channel with a budget (`alerts.rate_limit`, every channel but MQTT) sends at most `max_messages` per
+sliding `window_s`: what fits goes out at once, the most severe first; what does not is held for at
+most `summary_wait_s` (more may come) and then folded into one summary per room, sent instead
+(alerts.notify.summarise). The channel's send times are kept in memory and read back from the outbox at
+start, so a restart does not give a channel a fresh budget.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +35,9 @@ from alerts.inputs import (
 )
 from alerts.lifecycle import Policy
 from alerts.notify.base import Channel, DeliveryError
+from alerts.notify.summarise import Budget, Pending, plan
 from alerts.pack import site_rule_set
-from alerts.service import AlertService, QueuedDelivery
+from alerts.service import LIMIT_SUMMARY, AlertService, QueuedDelivery
 from bus.broker import broker_settings
 from bus.consumer import ConsumerSettings, DurableConsumer, Message
 from bus.state_dir import prepare_state_dir
@@ -54,6 +61,7 @@ _LOG = logging.getLogger("alerts")
 TICK_S = 1.0
 STATUS_EVERY_S = 2.0
 SEND_TIMEOUT_S = 60.0
+SUMMARY_WAIT_S = 10.0  # a rate-limited channel gathers what it holds back this long into one summary
 
 
 def records_url(site: SiteConfig, state_dir: Path) -> str:
@@ -78,7 +86,14 @@ def device_labels(site: SiteConfig, registry: ProfileRegistry | None = None) -> 
 class AlertsProcess:
     """The alerts process of one site (see the module docstring)."""
 
-    def __init__(self, site: SiteConfig, state_dir: Path, *, clock: Callable[[], datetime] | None = None):
+    def __init__(
+        self,
+        site: SiteConfig,
+        state_dir: Path,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        summary_wait_s: float = SUMMARY_WAIT_S,
+    ):
         self.site = site
         self.state_dir = state_dir
         self.now = clock or (lambda: datetime.now(UTC))
@@ -87,9 +102,24 @@ class AlertsProcess:
         upgrade(engine)
         cfg = site.alerts or AlertsConfig()
         self.service = AlertService(
-            session_factory(engine), site_rule_set(site.alerts), Policy.from_config(cfg)
+            session_factory(engine), site_rule_set(site.alerts), Policy.from_config(cfg, site.site.timezone)
         )
         self.channels: dict[str, Channel] = build_channels(site)
+        # Every channel but MQTT has the site's budget: MQTT carries each alert's state, not pages
+        # (a summarised alert's retained topic would keep its previous state), docs/alerts.md.
+        limit = cfg.rate_limit
+        self.budgets: dict[str, Budget] = {
+            name: Budget(limit.max_messages, float(limit.window_s))
+            for name, ch in cfg.channels.items()
+            if ch.type != "mqtt"
+        }
+        self.summary_wait_s = summary_wait_s
+        self._holding: dict[str, datetime] = {}  # channel → since when it holds deliveries back
+        since = self.now() - timedelta(seconds=float(limit.window_s))
+        self._sent_at: dict[str, list[float]] = {
+            name: [t.timestamp() for t in times] for name, times in self.service.sent_times(since).items()
+        }
+        self.summarised = 0
         self.labels = device_labels(site)
         self.prefix = site.mqtt.topic_prefix
         self.consumer = DurableConsumer(
@@ -176,6 +206,9 @@ class AlertsProcess:
 
     async def _send_all(self, name: str, items: Sequence[QueuedDelivery]) -> None:
         channel = self.channels.get(name)
+        budget = self.budgets.get(name)
+        if channel is not None and budget is not None:
+            items = await self._within_budget(name, budget, items)
         for d in items:
             error: DeliveryError | None = None
             if channel is None:
@@ -192,10 +225,47 @@ class AlertsProcess:
                     error = DeliveryError(f"{type(exc).__name__}")
             if error is None:
                 self.sent += 1
+                if budget is not None:
+                    self._sent_at.setdefault(name, []).append(self.now().timestamp())
             else:
                 self.failed_attempts += 1
                 _LOG.warning("alerts: %s via %s failed: %s", d.kind, name, error.detail)
             await asyncio.to_thread(self.service.record_attempt, d.id, error is None, error, self.now())
+
+    async def _within_budget(
+        self, name: str, budget: Budget, items: Sequence[QueuedDelivery]
+    ) -> list[QueuedDelivery]:
+        """What `name` sends now within its budget: the most urgent that fit, then, once the hold is
+        over, one summary per room of the rest (their deliveries settled by it); rate-limit summaries
+        waiting for a retry always go."""
+        now = self.now()
+        ts = now.timestamp()
+        history = [t for t in self._sent_at.get(name, ()) if ts - budget.window_s < t]
+        self._sent_at[name] = history
+        summaries = [d for d in items if d.kind == LIMIT_SUMMARY]
+        rest = [d for d in items if d.kind != LIMIT_SUMMARY]
+        if not rest:
+            return summaries
+        p = plan(budget, [Pending(d.notification, d.created_at.timestamp()) for d in rest], ts, history)
+        out = [rest[i] for i in p.sent]
+        if not p.summaries:
+            self._holding.pop(name, None)
+            return out + summaries
+        since = self._holding.setdefault(name, now)
+        if now - since < timedelta(seconds=self.summary_wait_s):
+            # Hold the rest back until the wait is over (more may come: one summary, not many).
+            held = [rest[i].id for s in p.summaries for i in s.members]
+            until = since + timedelta(seconds=self.summary_wait_s)
+            await asyncio.to_thread(self.service.defer, held, until)
+            return out + summaries
+        del self._holding[name]
+        for s in p.summaries:
+            ids = [rest[i].id for i in s.members]
+            row = await asyncio.to_thread(self.service.record_summarised, name, s.notification, ids, now)
+            self.summarised += len(ids)
+            _LOG.info("alerts: %d notifications via %s over the rate limit: one summary", len(ids), name)
+            summaries.append(row)
+        return out + summaries
 
     # -- status
 
@@ -235,6 +305,7 @@ class AlertsProcess:
             "channels": by_channel,
             "sent": self.sent,
             "failed_attempts": self.failed_attempts,
+            "summarised": self.summarised,
             "undecodable": self.undecodable,
         }
 

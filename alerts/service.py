@@ -7,6 +7,9 @@ engine (not newer than what it saw) and by the lifecycle (an alert already firin
 restart neither fires again nor forgets. `tick(now)` is ingest without inputs: hold-for, staleness,
 group waits and escalation reminders advance with the clock. Channels take due deliveries and report
 each try with `record_attempt`: exponential backoff with a cap, and a permanent failure stays visible.
+What a channel's rate limit holds back is folded into a summary with `record_summarised` (the folded
+deliveries are settled by it, the summary is a new delivery) and `sent_times` gives each channel's
+recent sends, so a restarted process keeps the budget it had spent.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.engine import AlertEvent, EngineState, RuleIndex, evaluate
@@ -45,6 +48,9 @@ from siteconfig.alert_rules import AnyRule, RuleSet
 log = logging.getLogger(__name__)
 
 ERROR_MAX = 1000
+# The outbox kind of a rate-limit summary (alerts.notify.summarise): sent even when the channel's
+# budget is spent, never summarised again. Its notification's kind is "summary".
+LIMIT_SUMMARY = "limit_summary"
 # Credentials a library might echo back in an error: user:password@ in URLs, token-like parameters.
 _URL_LOGIN = re.compile(r"(?i)([a-z][a-z0-9+.-]*://)[^/\s@]+@")
 _SECRET_PARAM = re.compile(
@@ -378,3 +384,86 @@ class AlertService:
                     row.next_attempt_at = now + timedelta(seconds=retry.delay(row.attempts))
             session.flush()
             return _delivery(row)
+
+    def record_summarised(
+        self,
+        channel: str,
+        summary: Notification,
+        delivery_ids: Sequence[int],
+        now: datetime,
+    ) -> QueuedDelivery:
+        """Fold the pending deliveries `delivery_ids` of `channel` into the rate-limit `summary`: in one
+        transaction the summary becomes a new pending delivery (kind LIMIT_SUMMARY, about every alert
+        the folded ones were about) and each folded one is settled as sent in it (`sent_at` now, no
+        attempt: it was not sent on its own), with a `summarised` history entry naming the summary.
+        Returns the summary's delivery, to be sent (and retried) like any other."""
+        with self._sessions.begin() as session:
+            rows = [
+                r
+                for r in session.scalars(
+                    select(Delivery).where(Delivery.id.in_(list(delivery_ids))).order_by(Delivery.id)
+                )
+                if r.channel == channel and r.status == "pending"
+            ]
+            keys: list[str] = []
+            for r in rows:
+                keys += [k for k in r.alert_keys if k not in keys]
+            row = Delivery(
+                alert_key=summary.key,
+                alert_keys=keys,
+                channel=channel,
+                kind=LIMIT_SUMMARY,
+                level=0,
+                notification=notification_json(summary),
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            session.add(row)
+            session.flush()
+            store = AlertStore(session)
+            entries: list[HistoryEntry] = []
+            ids: dict[str, int] = {}
+            for r in rows:
+                r.status, r.sent_at, r.next_attempt_at = "sent", now, None
+                for k in r.alert_keys:
+                    a = store.alert_row(k)
+                    if a is None:
+                        continue
+                    ids[k] = a.id
+                    entries.append(
+                        HistoryEntry(
+                            k,
+                            now,
+                            "summarised",
+                            f"{r.kind} via {channel} over the rate limit: in summary {summary.key} "
+                            f"(delivery #{row.id}, {len(rows)} notifications)",
+                        )
+                    )
+            store.add_history(entries, ids)
+            session.flush()
+            return _delivery(row)
+
+    def defer(self, delivery_ids: Sequence[int], until: datetime) -> None:
+        """Hold pending deliveries back until `until` (a rate-limited channel gathering a summary)."""
+        with self._sessions.begin() as session:
+            for r in session.scalars(select(Delivery).where(Delivery.id.in_(list(delivery_ids)))):
+                if r.status == "pending":
+                    r.next_attempt_at = until
+
+    def sent_times(self, since: datetime) -> dict[str, list[datetime]]:
+        """When each channel sent something after `since`, oldest first: deliveries sent by a successful
+        attempt (a summarised one was not sent on its own and does not count)."""
+        sent = exists().where(DeliveryAttempt.delivery_id == Delivery.id, DeliveryAttempt.ok.is_(True))
+        q = (
+            select(Delivery.channel, Delivery.sent_at)
+            .where(Delivery.status == "sent", Delivery.sent_at > since, sent)
+            .order_by(Delivery.sent_at)
+        )
+        out: dict[str, list[datetime]] = {}
+        with self._sessions() as session:
+            for channel, at in session.execute(q):
+                if at is not None:
+                    out.setdefault(channel, []).append(at)
+        return out
