@@ -203,6 +203,8 @@ def format_alerts(snap: dict[str, Any], now: datetime, tz: tzinfo = UTC) -> list
     state = _state(snap, now)
     opened = [a for a in snap.get("open", []) if isinstance(a, dict)]
     lines = [f"alerts 告警程序: {state}; open 進行中 {len(opened)}"]
+    if snap.get("summarised"):
+        lines[0] += f"; {snap['summarised']} folded into summaries by the rate limit 因頻率限制併入彙總"
     for a in opened[:20]:
         msg = a.get("message") or {}
         who = f", acked 已確認 by {a['acked_by']}" if a.get("acked_by") else ""
