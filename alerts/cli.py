@@ -34,6 +34,8 @@ ByOption = Annotated[str, typer.Option("--by", help="Who does it (recorded in th
 
 
 def _service(path: Path, state_dir: Path) -> Any:
+    from zoneinfo import ZoneInfo
+
     from alerts.lifecycle import Policy
     from alerts.pack import site_rule_set
     from alerts.run import records_url
@@ -51,6 +53,7 @@ def _service(path: Path, state_dir: Path) -> Any:
         session_factory(engine),
         site_rule_set(site.alerts),
         Policy.from_config(site.alerts or AlertsConfig(), site.site.timezone),
+        tz=ZoneInfo(site.site.timezone),
     )
 
 

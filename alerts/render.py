@@ -5,7 +5,7 @@ Chinese and English, and the `roomguard.alert/1` payload (JSON-compatible)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from alerts.lifecycle import SEVERITIES, AlertView, NotificationPlan
@@ -29,8 +29,12 @@ def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _local(t: datetime | None, tz: timezone) -> str:
-    return "-" if t is None else t.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") + f" ({tz.tzname(None)})"
+def _local(t: datetime | None, tz: tzinfo) -> str:
+    if t is None:
+        return "-"
+    local = t.astimezone(tz)
+    # The site's zone by name (Asia/Taipei) where there is one: "CST" means three different zones.
+    return local.strftime("%Y-%m-%d %H:%M:%S") + f" ({getattr(tz, 'key', None) or local.tzname()})"
 
 
 def _text(texts: Mapping[str, Any], part: str, lang: str) -> str:
@@ -95,7 +99,7 @@ def _where(a: AlertView) -> str:
     return "/".join(x for x in (lb.get("site"), lb.get("room"), lb.get("device")) if x)
 
 
-def _body(a: AlertView, lang: str, tz: timezone) -> list[str]:
+def _body(a: AlertView, lang: str, tz: tzinfo) -> list[str]:
     zh = lang == "zh_TW"
     lines = [_message(a, lang)]
     for part, zh_name, en_name in (("forecast", "趨勢", "Trend"), ("margin", "電力備援", "Power chain")):
@@ -140,7 +144,7 @@ def _cut(s: str) -> str:
     return s if len(s) <= SUBJECT_MAX else s[: SUBJECT_MAX - 1] + "…"
 
 
-def render(plan: NotificationPlan, alerts: Sequence[AlertView], tz: timezone = TAIPEI) -> Notification:
+def render(plan: NotificationPlan, alerts: Sequence[AlertView], tz: tzinfo = TAIPEI) -> Notification:
     """The Notification for `plan` about `alerts` (the plan's keys, in its order)."""
     by_key = {a.key: a for a in alerts}
     members = [by_key[k] for k in plan.keys if k in by_key]

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from alerts.channels import alerts_client_id, build_channels
 from alerts.inputs import (
@@ -102,7 +103,10 @@ class AlertsProcess:
         upgrade(engine)
         cfg = site.alerts or AlertsConfig()
         self.service = AlertService(
-            session_factory(engine), site_rule_set(site.alerts), Policy.from_config(cfg, site.site.timezone)
+            session_factory(engine),
+            site_rule_set(site.alerts),
+            Policy.from_config(cfg, site.site.timezone),
+            tz=ZoneInfo(site.site.timezone),  # message times in the site's zone
         )
         self.channels: dict[str, Channel] = build_channels(site)
         # Every channel but MQTT has the site's budget: MQTT carries each alert's state, not pages

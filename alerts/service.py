@@ -18,7 +18,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, tzinfo
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -165,7 +165,7 @@ class AlertService:
         rules: RuleSet | Sequence[AnyRule] | RuleIndex,
         policy: Policy,
         retry: RetryPolicy | None = None,
-        tz: timezone = TAIPEI,
+        tz: tzinfo = TAIPEI,
     ) -> None:
         self._sessions = sessions
         self._index = rules if isinstance(rules, RuleIndex) else RuleIndex(rules)
