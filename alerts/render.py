@@ -184,7 +184,9 @@ def render(plan: NotificationPlan, alerts: Sequence[AlertView], tz: tzinfo = TAI
         at = plan.at if plan.at is not None else max(m.last_event_at for m in members)
         payload = summary_payload(plan.key, members, severity, at)
     else:
-        payload = alert_payload(members[0])
+        # Which notice this is: a reminder carries the same alert state as the first notice, and a
+        # receiver that dedups by id + state + started_at must still be able to tell them apart.
+        payload = {**alert_payload(members[0]), "notice": {"kind": plan.kind, "level": plan.level}}
     return Notification(
         key=plan.key,
         kind=plan.kind,

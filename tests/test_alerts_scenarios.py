@@ -378,6 +378,13 @@ async def test_crac_failure_over_temperature_forecast_reminders_ack_and_recovery
         )
         reminders = [d for d in room.alerts.service.deliveries() if d.key == key and d.kind == "escalation"]
         assert [d.level for d in reminders[:2]] == [1, 2], reminders
+        # The receiver tells the first notice from the reminders by the payload's notice.
+        notices = [p["notice"] for p in _received(room.recv, "temp-high", "firing", "th-1")[:3]]
+        assert notices == [
+            {"kind": "firing", "level": 0},
+            {"kind": "escalation", "level": 1},
+            {"kind": "escalation", "level": 2},
+        ], notices
 
         # `roomguard alerts ack` on the same records: the reminders stop.
         out = await asyncio.to_thread(
