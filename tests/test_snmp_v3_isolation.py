@@ -95,13 +95,18 @@ def agents(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Agent]]:
             agent.close()
 
 
-def _target(name: str, port: int, creds: SnmpV2c | SnmpV3, timeout_s: float = 1.0) -> PollTarget:
+# Generous timeouts: what these tests tell apart is good, auth_error and comm_error, never speed. With
+# 1 s, a first SNMPv3 discovery in a burst of eight concurrent polls missed it once on a loaded CI box.
+TIMEOUT_S = 3.0
+
+
+def _target(name: str, port: int, creds: SnmpV2c | SnmpV3, timeout_s: float = TIMEOUT_S) -> PollTarget:
     profile = snmp_profile("rfc1628-ups")
     return PollTarget(
         ref=DeviceRef("s", "r", name, profile.device_class, profile.model),
         reader=SnmpReader(profile, SnmpTarget("127.0.0.1", port, timeout_s, 0, creds)),
         interval_s=1,
-        timeout_s=6,
+        timeout_s=3 * timeout_s + 1,  # a request, then discovery to diagnose a silent drop, with room
     )
 
 
@@ -149,8 +154,8 @@ async def test_same_user_different_keys_only_misconfigured_devices_fail(agents: 
 async def test_two_agents_same_user_different_correct_keys_are_both_good(agents: list[Agent]) -> None:
     """Two cards, same user, each its own correct keys, no prepare(): GET and GETBULK walk, every round."""
     _, b, c = agents
-    tb = SnmpTarget("127.0.0.1", b.port, 1.0, 0, b.creds())
-    tc = SnmpTarget("127.0.0.1", c.port, 1.0, 0, c.creds())
+    tb = SnmpTarget("127.0.0.1", b.port, TIMEOUT_S, 0, b.creds())
+    tc = SnmpTarget("127.0.0.1", c.port, TIMEOUT_S, 0, c.creds())
     charge_oid = "1.3.6.1.2.1.33.1.2.4.0"
     for _ in range(ROUNDS):
         gb, gc, wb, wc = await asyncio.gather(
@@ -171,8 +176,8 @@ async def test_two_agents_same_user_different_correct_keys_are_both_good(agents:
 async def test_misconfigured_device_first_does_not_lock_out_the_right_one(agents: list[Agent]) -> None:
     """Whichever device reaches a card first, the wrong keys fail and the right keys work, every time."""
     a = agents[0]
-    wrong = SnmpTarget("127.0.0.1", a.port, 1.0, 0, a.creds(priv_key=WRONG_PRIV))
-    right = SnmpTarget("127.0.0.1", a.port, 1.0, 0, a.creds())
+    wrong = SnmpTarget("127.0.0.1", a.port, TIMEOUT_S, 0, a.creds(priv_key=WRONG_PRIV))
+    right = SnmpTarget("127.0.0.1", a.port, TIMEOUT_S, 0, a.creds())
     with pytest.raises(AuthFailure):
         await wrong.get([SYS_UPTIME])
     for _ in range(3):
