@@ -36,10 +36,33 @@ MAX_SUBSTEP_S = 1.0  # integration step: start sequences are specified to the se
 TEST_ON_LOAD_S = 32 * 60.0  # NFPA 110 monthly test: >=30 min on load; 2 min margin for poll granularity
 TEST_MIN_LOAD_PCT = 30.0
 LOAD_BANK_PCT = 40.0  # a portable load bank tops the test load up to this share of the rating
+SHORT_TEST_ON_LOAD_S = 20 * 60.0  # cut short: too short to count as the monthly test
+LIGHT_TEST_LOAD_PCT = 20.0  # too light to count as the monthly test
 DOOR_OPEN_AFTER_GRANT_S = 2.0
 LOCK_RELEASE_S = 5.0
 ROOM_BASE_LOAD_W = 15_000.0  # lighting, access control, fire panel, small IT outside the UPS
 CRAC_LOAD_W = 18_000.0
+
+
+@dataclass(frozen=True, slots=True)
+class GenTest:
+    """A generator test on load: how long the set stays on load and how heavily (% of its rating).
+
+    `transfer`: the ATS moves the building onto the set and the load bank tops it up to `load_pct`;
+    without, the building stays on mains and the load bank alone loads the set to `load_pct` (a room
+    drawing more than that share could not show a light test otherwise).
+    """
+
+    on_load_s: float
+    load_pct: float
+    transfer: bool = True
+
+
+GEN_TESTS: dict[str, GenTest] = {
+    "generator_monthly_test": GenTest(TEST_ON_LOAD_S, LOAD_BANK_PCT),
+    "generator_short_test": GenTest(SHORT_TEST_ON_LOAD_S, LOAD_BANK_PCT),
+    "generator_light_test": GenTest(TEST_ON_LOAD_S, LIGHT_TEST_LOAD_PCT, transfer=False),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +99,20 @@ SCENARIOS: dict[str, ScenarioInfo] = {
             "genset",
             "發電機月測：帶載 ≥30 % 運轉 ≥30 分鐘後冷機停機",
             "Generator monthly test: >=30 min at >=30 % load, then cool-down and stop",
+        ),
+        ScenarioInfo(
+            "generator_short_test",
+            "genset",
+            "發電機短時測試：帶載 20 分鐘即結束，冷機停機（未滿 30 分鐘，不計入月測）",
+            "Generator short test: 20 min on load, then cool-down and stop (under 30 min: no monthly test)",
+        ),
+        ScenarioInfo(
+            "generator_light_test",
+            "genset",
+            "發電機輕載測試：假負載帶載約 20 % 運轉 ≥30 分鐘，機房仍由市電供電，"
+            "後冷機停機（未達 30 %，不計入月測）",
+            "Generator light test: >=30 min at about 20 % load on the load bank (building stays on mains), "
+            "then cool-down and stop (under 30 %: no monthly test)",
         ),
         ScenarioInfo("water_leak", "contact", "漏水偵測", "Water leak detected"),
     )
@@ -193,7 +230,7 @@ class RoomModel:
                 "device": dev or None,
                 "elapsed_s": round(self.sim_time - since, 1),
             }
-            if name == "generator_monthly_test":
+            if name in GEN_TESTS:
                 item["on_load_s"] = round(self._test_on_load_s.get(dev, 0.0), 1)
             out.append(item)
         return out
@@ -234,7 +271,10 @@ class RoomModel:
         self._active.setdefault((name, target), self.sim_time)
         if name == "device_silent":
             self.silent_devices.add(target)
-        elif name == "generator_monthly_test":
+        elif name in GEN_TESTS:
+            for other in GEN_TESTS:  # one test at a time per set: a new one replaces the running one
+                if other != name:
+                    self._active.pop((other, target), None)
             self._gensets[target].control_mode = "test_on_load"
             self._test_on_load_s[target] = 0.0
         elif name == "door_held_open":
@@ -244,7 +284,7 @@ class RoomModel:
         self._active.pop((name, target), None)
         if name == "device_silent":
             self.silent_devices.discard(target)
-        elif name == "generator_monthly_test":
+        elif name in GEN_TESTS:
             self._gensets[target].control_mode = "auto"
 
     def _is(self, name: str, target: str = "") -> bool:
@@ -296,10 +336,11 @@ class RoomModel:
             self._mains_on_s = 0.0
         demand = {gid: self._wants_engine(g) for gid, g in self._gensets.items()}
         ready = [gid for gid, g in self._gensets.items() if g.stable and demand[gid]]
-        testing = [gid for gid in ready if self._gensets[gid].control_mode == "test_on_load"]
+        tests = {gid: name for name, gid in self._active if name in GEN_TESTS}
+        testing = [gid for gid in ready if gid in tests]
         if not mains_ok:
             self._ats = "genset" if ready else "none"
-        elif testing:
+        elif any(GEN_TESTS[tests[gid]].transfer for gid in testing):
             self._ats = "genset"  # test on load: the ATS moves the building onto the set
         elif not (self._ats == "genset" and self._mains_on_s < RETRANSFER_DELAY_S and ready):
             self._ats = "mains"
@@ -309,19 +350,19 @@ class RoomModel:
             + sum(u.input_w for u in self._ups.values())
             + CRAC_LOAD_W * sum(not c.failed for c in self._cracs.values())
         )
-        if testing:
-            rated = sum(self._gensets[g].rated_w for g in connected)
-            room_w = max(room_w, rated * LOAD_BANK_PCT / 100.0)
         for gid, g in self._gensets.items():
-            g.connected = gid in connected
+            load_w = room_w / len(connected) if gid in connected else 0.0
+            if gid in testing:  # the load bank tops the set up to the test's load
+                load_w = max(load_w, g.rated_w * GEN_TESTS[tests[gid]].load_pct / 100.0)
+            g.connected = gid in connected or gid in testing  # on load: the building's, the bank's
             g.mains_failed = not mains_ok
-            g.step(dt, demand[gid], room_w / len(connected) if connected else 0.0)
+            g.step(dt, demand[gid], load_w)
         for gid in testing:
-            g = self._gensets[gid]
-            if g.connected and g.load_pct >= TEST_MIN_LOAD_PCT:
+            g, test = self._gensets[gid], GEN_TESTS[tests[gid]]
+            if g.connected and g.load_pct >= min(TEST_MIN_LOAD_PCT, test.load_pct):
                 self._test_on_load_s[gid] = self._test_on_load_s.get(gid, 0.0) + dt
-                if self._test_on_load_s[gid] >= TEST_ON_LOAD_S:
-                    self._end("generator_monthly_test", gid)  # test complete: back to auto, cool down
+                if self._test_on_load_s[gid] >= test.on_load_s:
+                    self._end(tests[gid], gid)  # test complete: back to auto, cool down
         if self._ats == "mains" and mains_ok:
             supply_v, supply_hz = GRID_V, GRID_HZ
         elif self._ats == "genset" and connected:
