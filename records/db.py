@@ -8,6 +8,7 @@ Datetimes are UTC and timezone-aware on the Python side (`UtcDateTime`); a naive
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,8 @@ def make_engine(url: str | URL | Path, **kwargs: Any) -> Engine:
     """An engine for `url`: SQLite (file) with WAL, foreign_keys=ON and busy_timeout set on every
     connection, or PostgreSQL unchanged. The parent folder of a SQLite file must exist."""
     u = to_url(url)
+    # JSON columns keep Chinese readable in the database (an auditor may open it with sqlite3).
+    kwargs.setdefault("json_serializer", lambda obj: json.dumps(obj, ensure_ascii=False))
     engine = create_engine(u, **kwargs)
     if u.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

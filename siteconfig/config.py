@@ -18,6 +18,7 @@ from pydantic import (
 
 from devices.yamlload import Issue, issues_error, load_yaml_model
 from siteconfig.alerts_config import AlertsConfig
+from siteconfig.compliance_config import ComplianceConfig
 from siteconfig.config_types import (
     RESERVED_TAGS,
     DoorSettings,
@@ -289,6 +290,9 @@ class SiteConfig(StrictModel):
     )
     snmp_traps: SnmpTraps | None = Field(None, description="Trap listener; off if unset.")
     alerts: AlertsConfig | None = Field(None, description="Alert rules and notifications; off if unset.")
+    compliance: ComplianceConfig = Field(
+        default_factory=ComplianceConfig, description="CC-16000 checks: cadences, bounds, trading hours."
+    )
     records: RecordsDb = Field(
         default_factory=RecordsDb, description="Records database (alert history, compliance records)."
     )

@@ -14,11 +14,14 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import StatementError
 
 import alerts.store  # registers the alert tables on the shared metadata
+import compliance.store  # noqa: F401  (registers the compliance tables)
 import records
+import records.audit
 from records.db import BUSY_TIMEOUT_MS, Base, make_engine, session_factory
 from records.migrate import MIGRATIONS, current, head, upgrade
 
 ALERT_TABLES = {"alerts", "alert_history", "silences", "engine_state", "deliveries", "delivery_attempts"}
+COMPLIANCE_TABLES = {"compliance_records", "compliance_checks", "compliance_state", "audit_log", "audit_head"}
 
 
 def url(tmp_path: Path) -> str:
@@ -42,13 +45,13 @@ def test_a_path_is_a_sqlite_file(tmp_path: Path) -> None:
     assert (tmp_path / "x.db").exists()
 
 
-def test_upgrade_creates_the_alert_tables_and_matches_the_models(tmp_path: Path) -> None:
+def test_upgrade_creates_the_tables_and_matches_the_models(tmp_path: Path) -> None:
     u = url(tmp_path)
     assert current(u) is None
     upgrade(u)
-    assert current(u) == head() == "0001"
+    assert current(u) == head() == "0002"
     engine = make_engine(u)
-    assert set(inspect(engine).get_table_names()) >= ALERT_TABLES
+    assert set(inspect(engine).get_table_names()) >= ALERT_TABLES | COMPLIANCE_TABLES
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
         assert compare_metadata(ctx, Base.metadata) == []
