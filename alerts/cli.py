@@ -38,11 +38,11 @@ def _service(path: Path, state_dir: Path) -> Any:
 
     from alerts.lifecycle import Policy
     from alerts.pack import site_rule_set
-    from alerts.run import records_url
     from alerts.service import AlertService
     from bus.state_dir import prepare_state_dir
     from records.db import make_engine, session_factory
     from records.migrate import upgrade
+    from records.site import records_url
     from siteconfig.alerts_config import AlertsConfig
 
     site = load_site_or_exit(path)

@@ -55,6 +55,7 @@ from devices.wire import (
 )
 from records.db import make_engine, session_factory
 from records.migrate import upgrade
+from records.site import records_url
 from siteconfig.alerts_config import AlertsConfig
 from siteconfig.config import SiteConfig
 
@@ -63,13 +64,6 @@ TICK_S = 1.0
 STATUS_EVERY_S = 2.0
 SEND_TIMEOUT_S = 60.0
 SUMMARY_WAIT_S = 10.0  # a rate-limited channel gathers what it holds back this long into one summary
-
-
-def records_url(site: SiteConfig, state_dir: Path) -> str:
-    """The records database URL: the site's, or records.db in the state directory."""
-    if site.records.url:
-        return site.records.url
-    return f"sqlite:///{(state_dir / 'records.db').resolve()}"
 
 
 def device_labels(site: SiteConfig, registry: ProfileRegistry | None = None) -> dict[str, Labels]:
