@@ -9,6 +9,8 @@ Without it any authenticated client could publish readings for any device of any
   confirmations ingest publishes for that site.
 - ingest: reads the site's readings (every site's with `ingest.all_sites`); writes confirmations.
 - alerts: reads everything of its site (readings, statuses, events); writes the retained alert topics.
+- compliance: reads everything of its site (readings, statuses, alerts); writes the CC-16000 check
+  results under `{site}/_compliance/` only.
 - the site's plain `mqtt.username`, when it is no role's account: read-only on the site (Grafana's MQTT
   source, `mosquitto_sub` for a person watching).
 
@@ -17,7 +19,7 @@ Anything else (another site's prefix, `$SYS`, an account not listed) is denied.
 
 from __future__ import annotations
 
-from devices.wire import INGEST_LEVEL
+from devices.wire import COMPLIANCE_LEVEL, INGEST_LEVEL
 from siteconfig.config import SiteConfig
 
 HEADER = """\
@@ -34,7 +36,7 @@ def broker_acl(site: SiteConfig) -> str:
     confirm = f"{base}/{INGEST_LEVEL}/+/confirmed"
     accounts = {
         role: (cred.username if (cred := m.roles.get(role)) else m.username)
-        for role in ("collector", "ingest", "alerts")
+        for role in ("collector", "ingest", "alerts", "compliance")
     }
     rules: dict[str, list[str]] = {}
 
@@ -49,6 +51,7 @@ def broker_acl(site: SiteConfig) -> str:
     # ingest would make a collector drop readings that were never stored.
     grant(accounts["ingest"], f"topic read {read_all}", f"topic write {confirm}")
     grant(accounts["alerts"], f"topic read {base}/#", f"topic write {base}/alerts/#")
+    grant(accounts["compliance"], f"topic read {base}/#", f"topic write {base}/{COMPLIANCE_LEVEL}/+/readings")
     if m.username and m.username not in accounts.values():
         grant(m.username, f"topic read {base}/#")
     out = [HEADER.format(site=site.site.id)]

@@ -31,6 +31,9 @@ COLLECTOR_LEVEL = "_collector"
 # Device id prefix of a collector's own health readings (class `system`): `collector-<collector id>`.
 COLLECTOR_DEVICE_PREFIX = "collector-"
 INGEST_LEVEL = "_ingest"
+# The "room" of a site's CC-16000 check results (class compliance, one pseudo-device per check item):
+# they belong to the site, not to one room, and the broker ACL lets only compliance write there.
+COMPLIANCE_LEVEL = "_compliance"
 
 StatusState = Literal["online", "offline"]
 STATUS_STATES: tuple[StatusState, ...] = ("online", "offline")
@@ -97,6 +100,10 @@ def _prefix(prefix: str) -> str:
 def _device_levels(prefix: str, site: str, room: str, device: str) -> str:
     if room in (COLLECTOR_LEVEL, INGEST_LEVEL):
         raise WireError(f"room id {room!r} is reserved for roomguard's own topics")
+    return _levels(prefix, site, room, device)
+
+
+def _levels(prefix: str, site: str, room: str, device: str) -> str:
     return "/".join(
         (
             _prefix(prefix),
@@ -110,6 +117,11 @@ def _device_levels(prefix: str, site: str, room: str, device: str) -> str:
 def topic_readings(prefix: str, site: str, room: str, device: str) -> str:
     """`{prefix}/{site}/{room}/{device}/readings`: one message per poll."""
     return _device_levels(prefix, site, room, device) + "/readings"
+
+
+def topic_compliance(prefix: str, site: str, item: str) -> str:
+    """`{prefix}/{site}/_compliance/{item}/readings`: one CC-16000 check's result (class compliance)."""
+    return _levels(prefix, site, COMPLIANCE_LEVEL, item) + "/readings"
 
 
 def topic_status(prefix: str, site: str, room: str, device: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from devices.reading import DeviceClass, DeviceRef
-from devices.wire import COLLECTOR_DEVICE_PREFIX, decode_poll_epoch
+from devices.wire import COLLECTOR_DEVICE_PREFIX, COMPLIANCE_LEVEL, decode_poll_epoch
 from ingest.lineproto import LineEncoder
 
 Key = tuple[str, str, str]  # (site, room, device)
@@ -27,7 +27,8 @@ class AdmissionRules:
     """Limits on what is written; `known` maps (site, device) to its room when only those are accepted.
 
     With `known`, a collector's own health readings (class `system`, device `collector-<id>`: the id is
-    the host name unless set, so no site file lists it) are accepted in the rooms of `system_rooms`."""
+    the host name unless set, so no site file lists it) are accepted in the rooms of `system_rooms`, and
+    the site's CC-16000 check results (class `compliance`, room `_compliance`) for the sites there."""
 
     max_payload_bytes: int = 256 * 1024
     max_metrics: int = 1000
@@ -44,6 +45,11 @@ class AdmissionRules:
             if (ref.site, ref.room) in self.system_rooms:
                 return None
             return f"collector {ref.site}/{ref.device} reports from room {ref.room}, not a room of the site"
+        if ref.device_class is DeviceClass.COMPLIANCE and ref.room == COMPLIANCE_LEVEL:
+            # CC-16000 check results (one pseudo-device per check item) of a site this ingest serves.
+            if any(site == ref.site for site, _ in self.system_rooms):
+                return None
+            return f"compliance results of site {ref.site}, not a site of this ingest"
         room = self.known.get((ref.site, ref.device))
         if room == ref.room:
             return None
