@@ -231,6 +231,23 @@ def format_alerts(snap: dict[str, Any], now: datetime, tz: tzinfo = UTC) -> list
     return lines
 
 
+def format_compliance(snap: dict[str, Any], now: datetime, tz: tzinfo = UTC) -> list[str]:
+    """Lines about the compliance process: the CC-16000 board's count per status and what is not pass."""
+    state = _state(snap, now)
+    board = [b for b in snap.get("board", []) if isinstance(b, dict)]
+    counts = {s: sum(b.get("status") == s for b in board) for s in ("pass", "warn", "fail", "unknown")}
+    lines = [
+        f"compliance 查核程序: {state}; evaluated 評估於 {_local(snap.get('evaluated_at'), tz)}; "
+        f"pass 通過 {counts['pass']}, warn 注意 {counts['warn']}, fail 未通過 {counts['fail']}, "
+        f"unknown 未知 {counts['unknown']}"
+    ]
+    for b in board:
+        if b.get("status") != "pass":
+            lines.append(f"  {str(b.get('status')).upper():<8} {b.get('code', '')} {b.get('reason_zh', '')}")
+            lines.append(f"           {b.get('reason_en', '')}")
+    return lines
+
+
 def format_status(state_dir: Path, site_id: str, now: datetime | None = None, tz: tzinfo = UTC) -> str:
     """The whole `roomguard status` text for a state directory."""
     now = now or datetime.now(UTC)
@@ -249,4 +266,6 @@ def format_status(state_dir: Path, site_id: str, now: datetime | None = None, tz
         lines += format_ingest(name, snap, now, tz)
     if "alerts" in snaps:
         lines += format_alerts(snaps["alerts"], now, tz)
+    if "compliance" in snaps:
+        lines += format_compliance(snaps["compliance"], now, tz)
     return "\n".join(lines)
