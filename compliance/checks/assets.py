@@ -79,13 +79,13 @@ def check_no_sublet(facts: Facts) -> CheckResult:
     findings = []
     fine = []
     for r in racks:
-        where = f"{r.rack_id}" + (f"（{r.room}）" if r.room else "")
+        where = f"{r.rack_id}（{r.room}）" if r.room else f"{r.rack_id} "
         where_en = f"{r.rack_id}" + (f" ({r.room})" if r.room else "")
         if r.tenant_type == "third_party":
             findings.append(
                 Finding(
                     "fail",
-                    f"機櫃 {where} 由第三方 {r.tenant} 使用",
+                    f"機櫃 {where}由第三方 {r.tenant} 使用",
                     f"rack {where_en} is used by a third party, {r.tenant}",
                     (record_evidence(r, "third party"),),
                     r.since,
@@ -99,7 +99,7 @@ def check_no_sublet(facts: Facts) -> CheckResult:
                 findings.append(
                     Finding(
                         "fail",
-                        f"機櫃 {where} 由期貨商關係企業 {r.tenant} 共用，"
+                        f"機櫃 {where}由期貨商關係企業 {r.tenant} 共用，"
                         f"但缺{listing([zh[m] for m in missing], zh=True)}",
                         f"rack {where_en} is shared with futures affiliate {r.tenant} without "
                         f"{listing(missing, zh=False)}",

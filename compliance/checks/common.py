@@ -142,6 +142,12 @@ def when(at: datetime, tz: ZoneInfo) -> str:
     return at.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
+def interval(start: datetime, end: datetime, tz: ZoneInfo) -> str:
+    """A local interval, the end's date left out when it is the start's (… 08:00 to 09:01)."""
+    a, b = when(start, tz), when(end, tz)
+    return f"{a}–{b[11:] if b[:10] == a[:10] else b}"
+
+
 def day(at: datetime, tz: ZoneInfo) -> str:
     """A local date."""
     return at.astimezone(tz).strftime("%Y-%m-%d")

@@ -73,6 +73,10 @@ def _open(facts: Facts, incident: Incident) -> Finding:
         status = "fail"
         zh = f"{name_zh}檢討已逾期 {zh_left}（期限 {due}）{lacks_zh}"
         en = f"{name_en}: review overdue by {en_left} (due {due}){lacks_en}"
+    elif left == timedelta(0):
+        status = "warn"
+        zh = f"{name_zh}檢討中，現在到期（{due}）{lacks_zh}"
+        en = f"{name_en}: review open, due now ({due}){lacks_en}"
     else:
         status = "warn"
         zh = f"{name_zh}檢討中，期限 {due}（剩 {zh_left}）{lacks_zh}"

@@ -98,7 +98,7 @@ def _alarm_findings(facts: Facts, *, quiet_is_evidence: bool) -> list[Finding]:
             out.append(
                 Finding(
                     "fail",
-                    f"{name_zh}於 {late_zh} 後才確認（上限 {limit_zh}），且無已結案之事件檢討",
+                    f"{name_zh}於 {late_zh}後才確認（上限 {limit_zh}），且無已結案之事件檢討",
                     f"{name_en} was acknowledged only after {late_en} (limit {limit_en}) and has no "
                     "closed incident review",
                     ev,
@@ -121,7 +121,7 @@ def _alarm_findings(facts: Facts, *, quiet_is_evidence: bool) -> list[Finding]:
             out.append(
                 Finding(
                     "fail",
-                    f"{name_zh}未於 {limit_zh} 內確認（已過 {ago_zh}），且無已結案之事件檢討",
+                    f"{name_zh}未於 {limit_zh}內確認（已過 {ago_zh}），且無已結案之事件檢討",
                     f"{name_en} was not acknowledged within {limit_en} ({ago_en} ago) and has no "
                     "closed incident review",
                     ev,
@@ -133,7 +133,7 @@ def _alarm_findings(facts: Facts, *, quiet_is_evidence: bool) -> list[Finding]:
         out.append(
             Finding(
                 "pass",
-                f"近 {days} 天 {len(good)} 件門禁告警皆於 {limit_zh} 內確認或已完成事件檢討",
+                f"近 {days} 天 {len(good)} 件門禁告警皆於 {limit_zh}內確認或已完成事件檢討",
                 f"{len(good)} door alarm(s) in the last {days} days, each acknowledged within {limit_en} "
                 "or closed as a reviewed incident",
                 tuple(Evidence("alert", a.id, a.started_at, a.rule) for a in good),

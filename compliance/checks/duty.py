@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from compliance.checks.common import Finding, board_line, listing, record_evidence, when
+from compliance.checks.common import Finding, board_line, interval, listing, record_evidence, when
 from compliance.facts import Facts
 from compliance.items import DUTY_ROSTER
 from compliance.kinds import DutyShift
@@ -79,8 +78,8 @@ def _group(facts: Facts, shifts: Sequence[DutyShift], label_zh: str, label_en: s
         parts.append(
             (
                 status,
-                f"{label_zh} {_span(a, b, tz)} 無值班人員{more_zh}",
-                f"{label_en}: no duty operator {_span(a, b, tz)}{more_en}",
+                f"{label_zh} {interval(a, b, tz)} 無值班人員{more_zh}",
+                f"{label_en}: no duty operator {interval(a, b, tz)}{more_en}",
             )
         )
     if past:
@@ -90,8 +89,9 @@ def _group(facts: Facts, shifts: Sequence[DutyShift], label_zh: str, label_en: s
         parts.append(
             (
                 "fail",
-                f"{label_zh} 過去 24 小時內 {_span(a, b, tz)} 無值班人員{more_zh}",
-                f"{label_en}: no duty operator was on the roster {_span(a, b, tz)} in the past 24 h{more_en}",
+                f"{label_zh}{_gap(label_zh)}過去 24 小時內 {interval(a, b, tz)} 無值班人員{more_zh}",
+                f"{label_en}: no duty operator was on the roster {interval(a, b, tz)} in the past 24 h"
+                f"{more_en}",
             )
         )
     if not parts:
@@ -99,7 +99,7 @@ def _group(facts: Facts, shifts: Sequence[DutyShift], label_zh: str, label_en: s
         names_en = listing([f"{s.operator} (until {when(s.ends_at, tz)})" for s in on_now], zh=False)
         return Finding(
             "pass",
-            f"{label_zh} 目前值班：{names_zh}；值班表排至 {when(end, tz)}",
+            f"{label_zh}{_gap(label_zh)}目前值班：{names_zh}；值班表排至 {when(end, tz)}",
             f"{label_en}: on duty now {names_en}; the roster runs until {when(end, tz)}",
             evidence,
             max(s.starts_at for s in on_now),
@@ -153,7 +153,6 @@ def _covered_until(covered: list[Interval], now: datetime) -> datetime:
     return now
 
 
-def _span(a: datetime, b: datetime, tz: ZoneInfo) -> str:
-    """A local interval, the end's date left out when it is the start's."""
-    start, end = when(a, tz), when(b, tz)
-    return f"{start}–{end[11:] if end[:10] == start[:10] else end}"
+def _gap(label: str) -> str:
+    """A space between a label that ends in a room id and the Chinese that follows; none after Chinese."""
+    return " " if label[-1:].isascii() else ""

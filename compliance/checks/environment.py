@@ -119,12 +119,15 @@ def _room(
     head_en = f"room {room}: {window.samples} samples {since_en}" + (
         f", worst {' / '.join(worst_en)}" if worst_en else ""
     )
+    # The envelope's name only when the site chose another than ASHRAE's recommended one.
+    named_zh = f"{cfg.recommended}，" if cfg.recommended != "recommended" else ""
+    named_en = f"{cfg.recommended}, " if cfg.recommended != "recommended" else ""
     shares_zh = (
-        f"{num(rec)} % 超出建議範圍（{cfg.recommended}，逾 {num(cfg.warn_outside_pct)} % 即警示），"
+        f"{num(rec)} % 超出建議範圍（{named_zh}逾 {num(cfg.warn_outside_pct)} % 即警示），"
         f"{num(allow)} % 超出容許範圍 {cfg.allowable}"
     )
     shares_en = (
-        f"{num(rec)} % outside recommended ({cfg.recommended}, warn above {num(cfg.warn_outside_pct)} %), "
+        f"{num(rec)} % outside recommended ({named_en}warn above {num(cfg.warn_outside_pct)} %), "
         f"{num(allow)} % outside allowable {cfg.allowable}"
     )
     status: Status = "pass"

@@ -16,6 +16,7 @@ from compliance.checks.common import (
     Finding,
     board_line,
     in_period,
+    interval,
     listing,
     period_start,
     record_evidence,
@@ -70,7 +71,7 @@ def check_vendor_escort(facts: Facts) -> CheckResult:
             findings.append(
                 Finding(
                     "fail",
-                    f"廠商進出 {name_zh} 缺：{fields_zh}",
+                    f"廠商進出 {name_zh}缺：{fields_zh}",
                     f"vendor visit {name_en} lacks {fields_en}",
                     (record_evidence(v, "incomplete"),),
                     v.in_at,
@@ -147,13 +148,11 @@ def check_maintenance_hours(facts: Facts) -> CheckResult:
             outside.append(w)
             continue
         a, b = hit
-        span_ = f"{when(w.starts_at, facts.tz)}–{when(w.ends_at, facts.tz)}"
+        span_ = interval(w.starts_at, w.ends_at, facts.tz)
         name_zh = f"維護作業 {w.window_id}（{w.system}，{span_}）"
         name_en = f"maintenance {w.window_id} ({w.system}, {span_})"
-        clash_zh = f"於交易時段（{hours}）{when(a, facts.tz)}–{when(b, facts.tz)[11:]} 停機"
-        clash_en = (
-            f"stops service in the trading session ({hours}) {when(a, facts.tz)}–{when(b, facts.tz)[11:]}"
-        )
+        clash_zh = f"於交易時段（{hours}）{interval(a, b, facts.tz)} 停機"
+        clash_en = f"stops service in the trading session ({hours}) {interval(a, b, facts.tz)}"
         if w.justification:
             findings.append(
                 Finding(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from compliance.checks.common import Finding, active_alarms, board_line, listing, telemetry
+from compliance.checks.environment import UNIT_STATE_ZH
 from compliance.facts import DeviceInfo, Facts
 from compliance.items import REDUNDANCY
 from compliance.result import CheckResult, Evidence
@@ -20,6 +21,15 @@ from compliance.result import CheckResult, Evidence
 CRAC_RUNNING = frozenset({"on", "standby", "idle"})
 # battery_status values (catalog.yaml, ups) with which the UPS cannot carry the load on battery.
 UPS_BATTERY_BAD = frozenset({"fault", "depleted", "not_present"})
+
+# output_source (catalog.yaml, ups) in Chinese.
+OUTPUT_ZH = {
+    "normal": "市電供電",
+    "bypass": "旁路供電",
+    "booster": "升壓供電",
+    "reducer": "降壓供電",
+    "other": "其他",
+}
 
 Health = Literal["healthy", "unhealthy", "unknown"]
 
@@ -84,13 +94,15 @@ def _group(units: list[Unit], needed: int | None, zh: str, en: str) -> Finding:
     unknown = sum(u.health == "unknown" for u in units)
     count_zh = f"{zh}正常 {healthy}/{len(units)} 台，N+1 需 {want} 台（N = {need}）：{detail_zh}"
     count_en = f"{healthy} of {len(units)} {en} units healthy, N+1 needs {want} (N = {need}): {detail_en}"
+    seen = [e.at for e in evidence if e.at is not None]
+    last = max(seen) if seen else None
     if healthy >= want:
-        return Finding("pass", count_zh, count_en, evidence)
+        return Finding("pass", count_zh, count_en, evidence, last)
     if healthy + unknown >= want:
         return Finding(
-            "unknown", f"{count_zh}；部分未回報，無法確認", f"{count_en}; some do not report", evidence
+            "unknown", f"{count_zh}；部分未回報，無法確認", f"{count_en}; some do not report", evidence, last
         )
-    return Finding("fail", count_zh, count_en, evidence)
+    return Finding("fail", count_zh, count_en, evidence, last)
 
 
 def _crac(facts: Facts, unit: DeviceInfo) -> Unit:
@@ -112,13 +124,13 @@ def _crac(facts: Facts, unit: DeviceInfo) -> Unit:
     if mode is None:
         return Unit(unit.id, "unknown", "運轉狀態未回報", "unit state not reported", ev)
     if mode not in CRAC_RUNNING:
-        return Unit(unit.id, "unhealthy", f"狀態 {mode}", f"{mode}", ev)
+        return Unit(unit.id, "unhealthy", UNIT_STATE_ZH.get(str(mode), str(mode)), f"{mode}", ev)
     if status == "critical":
         return Unit(unit.id, "unhealthy", "嚴重警報", "critical alarm", ev)
     if alarms:
         names = listing([n for n, _ in alarms], zh=False)
         return Unit(unit.id, "unhealthy", f"警報 {names}", f"alarm {names}", ev)
-    return Unit(unit.id, "healthy", f"{mode}", f"{mode}", ev)
+    return Unit(unit.id, "healthy", UNIT_STATE_ZH.get(str(mode), str(mode)), f"{mode}", ev)
 
 
 def _ups(facts: Facts, unit: DeviceInfo) -> Unit:
@@ -148,4 +160,4 @@ def _ups(facts: Facts, unit: DeviceInfo) -> Unit:
         # Carrying the load on battery is the UPS doing its job; the outage itself is item (四)'s and the
         # alerts' concern, not a loss of redundancy.
         return Unit(unit.id, "healthy", "電池供電中", "on battery", ev)
-    return Unit(unit.id, "healthy", f"輸出 {source}", f"output {source}", ev)
+    return Unit(unit.id, "healthy", OUTPUT_ZH.get(str(source), str(source)), f"output {source}", ev)
