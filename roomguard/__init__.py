@@ -12,6 +12,7 @@ from bus.child import roomguard_argv, supervise_child
 from bus.process import DEFAULT_STATE, StateDir, Verbose, run_jobs, start_logging, tune_gc_for_polling
 from collector import cli as collector_cli
 from collector.collect_cli import CollectorId, collector_job
+from compliance import cli as compliance_cli
 from ingest import cli as ingest_cli
 from siteconfig import cli as siteconfig_cli
 from siteconfig.cli import SiteArg, load_site_or_exit
@@ -42,9 +43,9 @@ def run(
     collector_id: CollectorId = None,
     verbose: Verbose = False,
 ) -> None:
-    """Collector, ingest and (with an alerts: section) alerts with one command, for a single edge box;
-    ingest and alerts run as child processes so that writing a backlog or sending notifications never
-    slows polling down. 收集、寫入與告警一併執行。"""
+    """Collector, ingest, alerts (with an alerts: section) and compliance with one command, for a single
+    edge box; all but the collector run as child processes so that writing a backlog, sending
+    notifications or building evidence never slows polling down. 收集、寫入、告警與查核一併執行。"""
     start_logging(verbose)
     site = load_site_or_exit(path)
     common = ("--state-dir", str(state_dir), *(["-v"] if verbose else []))
@@ -56,6 +57,9 @@ def run(
     if site.alerts is not None:
         alerts = roomguard_argv("alerts", "serve", str(path), *common)
         jobs.append(lambda stop: supervise_child(alerts, "alerts", stop, nice=INGEST_NICE))
+    if site.compliance.enabled:
+        compliance = roomguard_argv("compliance", "serve", str(path), *common)
+        jobs.append(lambda stop: supervise_child(compliance, "compliance", stop, nice=INGEST_NICE))
     run_jobs(jobs, seconds)
 
 
@@ -64,6 +68,7 @@ bus_cli.register(app)
 collector_cli.register(app)
 ingest_cli.register(app)
 alerts_cli.register(app)
+compliance_cli.register(app)
 app.command("run")(run)
 
 

@@ -4,6 +4,8 @@
 # var/demo/ (unless already running there), then `roomguard run` (collector + ingest): every device's
 # readings land in InfluxDB within seconds. Prints where the data is and a status line every few
 # seconds. Ctrl-C stops everything it started. DEMO_SECONDS=N stops after N seconds (0 = until Ctrl-C).
+# The room runs DEMO_SPEED times faster than real time (default 30), and the demo starts the generator's
+# monthly test on load: about a minute later it is a CC-16000 test record and the generator item passes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -17,18 +19,28 @@ SITE=${SITE:-deploy/examples/site.yaml}
 : "${ROOMGUARD_SNMPV3_PRIV_KEY:=demo-priv-pass-phrase}" "${ROOMGUARD_SNMP_TRAP_COMMUNITY:=trap-ro}"
 : "${ROOMGUARD_MQTT_PASSWORD:=demo}" "${ROOMGUARD_MQTT_COLLECTOR_PASSWORD:=demo-collector}"
 : "${ROOMGUARD_MQTT_INGEST_PASSWORD:=demo-ingest}" "${ROOMGUARD_MQTT_ALERTS_PASSWORD:=demo-alerts}"
+: "${ROOMGUARD_MQTT_COMPLIANCE_PASSWORD:=demo-compliance}"
 : "${ROOMGUARD_ALERT_WEBHOOK_KEY:=demo-webhook-key}"
 : "${ROOMGUARD_INFLUX_TOKEN:=demo}" "${ROOMGUARD_INFLUX_PASSWORD:=demo}"
 export ROOMGUARD_SNMP_COMMUNITY_UPS1 ROOMGUARD_SNMP_COMMUNITY_ENV1 ROOMGUARD_SNMP_COMMUNITY_ENV2 \
   ROOMGUARD_SNMP_COMMUNITY_NETBOTZ ROOMGUARD_SNMP_COMMUNITY_DOOR ROOMGUARD_SNMPV3_AUTH_KEY \
   ROOMGUARD_SNMPV3_PRIV_KEY ROOMGUARD_SNMP_TRAP_COMMUNITY ROOMGUARD_MQTT_PASSWORD \
   ROOMGUARD_MQTT_COLLECTOR_PASSWORD ROOMGUARD_MQTT_INGEST_PASSWORD ROOMGUARD_MQTT_ALERTS_PASSWORD \
+  ROOMGUARD_MQTT_COMPLIANCE_PASSWORD \
   ROOMGUARD_ALERT_WEBHOOK_KEY ROOMGUARD_INFLUX_TOKEN ROOMGUARD_INFLUX_PASSWORD
 
-roomguard check-config "$SITE"
 DEMO=var/demo
 STATE=$DEMO/state
 mkdir -p "$DEMO" "$STATE"
+# The simulated room runs DEMO_SPEED times faster than real time, while every reading carries the wall
+# clock: the demo's copy of the site scales the generator test's 30 minutes on load the same way, so the
+# 30-minute monthly test takes about a minute here and still counts (a real site keeps 30).
+DEMO_SPEED=${DEMO_SPEED:-30}
+MIN_MINUTES=$(python3 -c "print(round(30 / float('$DEMO_SPEED'), 3))")
+sed -e "s/min_minutes: 30,/min_minutes: $MIN_MINUTES,/" "$SITE" > "$DEMO/site.yaml"
+grep -q "min_minutes: $MIN_MINUTES," "$DEMO/site.yaml" || { echo "could not scale the generator test rule" >&2; exit 1; }
+SITE=$DEMO/site.yaml
+roomguard check-config "$SITE"
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -111,7 +123,7 @@ if [[ -n $HOOK_PORT ]] && ! listening "$HOOK_PORT"; then
 fi
 
 # --- simulator, then collector + ingest + alerts ------------------------------------------------------
-roomguard simulate "$SITE" > "$DEMO/simulator.log" 2>&1 &
+roomguard simulate "$SITE" --speed "$DEMO_SPEED" > "$DEMO/simulator.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 100); do
   curl -fs localhost:18080/state >/dev/null 2>&1 && break
@@ -124,7 +136,7 @@ PIDS+=($RUN)
 
 cat <<INFO
 
-simulator, collector, ingest and alerts running (logs: $DEMO/simulator.log, $DEMO/run.log)
+simulator (x$DEMO_SPEED), collector, ingest, alerts and compliance running (logs: $DEMO/simulator.log, $DEMO/run.log)
 data 資料: InfluxDB http://127.0.0.1:$INFLUX_PORT/query  database $INFLUX_DB (one measurement per device class)
   curl -G http://127.0.0.1:$INFLUX_PORT/query --data-urlencode "db=$INFLUX_DB" \\
        --data-urlencode "q=SELECT last(*) FROM env GROUP BY device"
@@ -136,8 +148,33 @@ scenarios 情境:  .venv/bin/roomguard scenario $SITE utility_outage   (from a s
 alerts 告警:     .venv/bin/roomguard alerts list $SITE --state-dir $STATE
                  .venv/bin/roomguard alerts ack $SITE <id> --by <name> --state-dir $STATE
 status 狀態:     .venv/bin/roomguard status $SITE --state-dir $STATE
+CC-16000 查核:   .venv/bin/roomguard compliance $SITE status --state-dir $STATE
+                 .venv/bin/roomguard compliance $SITE tests --state-dir $STATE
+                 .venv/bin/roomguard compliance $SITE evidence-pack --from $(date +%Y-%m-01) --to $(date +%F) --state-dir $STATE
+                 .venv/bin/roomguard audit $SITE verify --state-dir $STATE
 
 INFO
+# The generator's monthly test on load, once everything is up: a minute later it is a test record.
+( sleep 15
+  roomguard scenario "$SITE" generator_monthly_test >/dev/null 2>&1 &&
+    echo "started 已啟動 generator_monthly_test: 發電機月測（帶載 ≥30 % 運轉 ≥30 分鐘，模擬加速）"
+  for _ in $(seq 1 60); do
+    sleep 5
+    if roomguard compliance "$SITE" list generator_test --state-dir "$STATE" 2>/dev/null | grep -q '"counts": true'; then
+      echo "generator test recorded 發電機測試已記錄:"
+      roomguard compliance "$SITE" tests --state-dir "$STATE" 2>/dev/null | sed 's/^/  /'
+      for _ in $(seq 1 20); do  # the board is evaluated every 30 s
+        if roomguard compliance "$SITE" status --json --state-dir "$STATE" 2>/dev/null |
+           python3 -c 'import json,sys; b={l["item"]: l for l in json.load(sys.stdin)}; sys.exit(b["cc16000-05-generator-test"]["status"] != "pass")'; then
+          roomguard compliance "$SITE" status --state-dir "$STATE" 2>/dev/null | grep -A3 '發電機定期測試' | sed 's/^/  /'
+          break
+        fi
+        sleep 3
+      done
+      break
+    fi
+  done ) &
+PIDS+=($!)
 while kill -0 $RUN 2>/dev/null; do
   sleep 5
   kill -0 $RUN 2>/dev/null || break
@@ -151,7 +188,8 @@ lines = [l.strip() for l in sys.stdin.read().splitlines()]
 pick = lambda key: next((l for l in lines if l.startswith(key)), "")
 short = lambda text: re.sub(r" \(pid .*?\)| 127\.0\.0\.1:\d+|  published.*", "", text)
 parts = [pick("collector"), pick("broker"), pick("outbox").split(" (max")[0], pick("ingest"), pick("database"),
-         re.sub(r"running 執行中; ", "", pick("alerts"))]
+         re.sub(r"running 執行中; ", "", pick("alerts")),
+         re.sub(r"running 執行中; |; evaluated 評估於 \S+ \S+", "", pick("compliance"))]
 print(" | ".join(short(x) for x in parts if x), end="")
 '
   echo " | InfluxDB points in the last minute 最近一分鐘: $points"

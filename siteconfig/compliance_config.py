@@ -99,7 +99,7 @@ class ComplianceConfig(StrictModel):
     """The CC-16000 board: cadences and bounds; every check is evaluated every `evaluate_every_s`."""
 
     enabled: bool = Field(True, description="Run the compliance process with `roomguard run`.")
-    evaluate_every_s: Seconds = Field(60.0, description="Seconds between two evaluations of the board.")
+    evaluate_every_s: Seconds = Field(30.0, description="Seconds between two evaluations of the board.")
     generator_tests: GeneratorTests = Field(default_factory=GeneratorTests, description="Generator tests.")
     generator_readiness: GeneratorReadiness = Field(
         default_factory=GeneratorReadiness, description="Generator readiness."

@@ -12,7 +12,17 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("roomguard", "collector", "ingest", "alerts", "bus", "records", "siteconfig", "devices")
+PACKAGES = (
+    "roomguard",
+    "collector",
+    "ingest",
+    "alerts",
+    "compliance",
+    "bus",
+    "records",
+    "siteconfig",
+    "devices",
+)
 LINT_IMPORTS = str(Path(sys.executable).parent / "lint-imports")
 
 

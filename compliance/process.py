@@ -1,0 +1,337 @@
+"""`roomguard compliance SITE serve`: bus in, evidence and check results out.
+
+Reads everything of its site through the durable consumer: readings feed the live picture (newest
+values, environment windows) and the detectors (a generator run becomes a test record, a UPS self-test
+result a test record); the retained alert topic opens and updates incident reviews (compliance never
+imports alerts: the alert payload is the contract). A batch is acked only after the records and the
+detectors' progress it produced are committed together, so a killed process neither loses a run nor
+records it twice. Every `evaluate_every_s` the board is evaluated; results that changed are stored and
+every item is published as a reading of class `compliance` (device = the item's key, room
+`_compliance`: the results belong to the site), through a durable outbox, so alert rules fire on them
+and ingest stores them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bus.broker import broker_settings
+from bus.consumer import ConsumerSettings, DurableConsumer, Message
+from bus.outbox import Outbox
+from bus.publisher import MqttPublisher
+from bus.state_dir import prepare_state_dir
+from bus.status_file import process_identity, write_snapshot
+from compliance.checks import evaluate
+from compliance.facts import AlertInfo, DeviceInfo, Facts
+from compliance.generator_runs import RunDetector, sample_from_metrics
+from compliance.incidents import alert_info, incident_from_alert, incident_id, parse_alert
+from compliance.items import ITEMS
+from compliance.kinds import KINDS, Incident, RecordModel
+from compliance.result import CheckResult
+from compliance.store import Records, put, save_state
+from compliance.telemetry import Telemetry
+from compliance.ups_tests import UpsTestDetector, ups_sample_from_metrics
+from devices.reading import DeviceClass, DeviceRef, Metric, PollResult, Quality
+from devices.registry import ProfileRegistry
+from devices.wire import (
+    COLLECTOR_LEVEL,
+    COMPLIANCE_LEVEL,
+    WireError,
+    decode_poll,
+    decode_status,
+    encode_poll,
+    topic_compliance,
+)
+from records.audit import Actor
+from records.db import make_engine, session_factory
+from records.migrate import upgrade
+from records.site import records_url
+from siteconfig.config import SiteConfig
+
+_LOG = logging.getLogger("compliance")
+MODEL = "roomguard-compliance"
+STATUS_EVERY_S = 2.0
+TICK_S = 1.0
+OUTBOX_MAX_BYTES = 64 * 1024 * 1024
+OUTBOX_MAX_AGE_S = 7 * 86_400.0
+# Records older than this are still read for the checks: a cadence (a semi-annual inspection, a yearly
+# drill) needs the last occurrence even when it is older than the period the board looks at.
+HISTORY_DAYS = 400
+STATE_DETECTORS = "detectors"
+STATE_PUBLISH = "publish"
+
+
+def compliance_client_id(site: SiteConfig) -> str:
+    """MQTT client id of the site's compliance process (its durable session)."""
+    return f"roomguard-compliance-{site.site.id}"
+
+
+def site_devices(site: SiteConfig, registry: ProfileRegistry | None = None) -> tuple[DeviceInfo, ...]:
+    """Every configured device with its class (from its profile) and room."""
+    registry = registry or ProfileRegistry.builtin()
+    return tuple(DeviceInfo(d.id, registry.get(d.profile).device_class, d.room) for d in site.devices)
+
+
+def process_actor() -> Actor:
+    """Who the process's own writes are audited as."""
+    return Actor("roomguard-compliance", f"process:compliance@{socket.gethostname()}")
+
+
+@dataclass(slots=True)
+class Found:
+    """What one batch produced: records to write (in order)."""
+
+    records: list[RecordModel]
+
+
+class ComplianceProcess:
+    """The compliance process of one site (see the module docstring)."""
+
+    def __init__(self, site: SiteConfig, state_dir: Path, *, clock: Callable[[], datetime] | None = None):
+        self.site = site
+        self.cfg = site.compliance
+        self.state_dir = state_dir
+        self.now = clock or (lambda: datetime.now(UTC))
+        self.tz = ZoneInfo(site.site.timezone)
+        prepare_state_dir(state_dir)
+        engine = make_engine(records_url(site, state_dir))
+        upgrade(engine)
+        self.records = Records(session_factory(engine))
+        self.actor = process_actor()
+        self.devices = site_devices(site)
+        self.classes = {d.id: d.device_class for d in self.devices}
+        self.telemetry = Telemetry(self.cfg.environment)
+        saved = self.records.load_state(STATE_DETECTORS) or {}
+        self.runs = RunDetector.from_json(self.cfg.generator_tests, saved.get("runs"))
+        self.ups_tests = UpsTestDetector.from_json(saved.get("ups"))
+        self.alerts: dict[str, AlertInfo] = {}
+        pub = self.records.load_state(STATE_PUBLISH) or {}
+        self.epoch: str = pub.get("epoch") or uuid.uuid4().hex[:12]
+        self.seqs: dict[str, int] = dict(pub.get("seqs") or {})
+        self.prefix = site.mqtt.topic_prefix
+        self.consumer = DurableConsumer(
+            broker_settings(site, compliance_client_id(site), role="compliance"),
+            ConsumerSettings(topic=f"{self.prefix}/{site.site.id}/#", batch_size=2000, batch_delay_s=0.2),
+            name="compliance",
+        )
+        # The outbox's SQLite connection belongs to the thread that opens it: run() opens it on the loop.
+        self.outbox: Outbox | None = None
+        self.publisher: MqttPublisher | None = None
+        self.board: list[CheckResult] = []
+        self.recorded = 0
+        self.undecodable = 0
+        self.evaluated_at: datetime | None = None
+
+    # -- bus in
+
+    def fold(self, msg: Message) -> list[RecordModel]:
+        """Fold one bus message into the live picture; the records it completes."""
+        levels = msg.topic[len(self.prefix) + 1 :].split("/")
+        if len(levels) == 4 and levels[3] == "readings":
+            result, _ = decode_poll(msg.payload)
+            return self._poll(result)
+        if len(levels) == 4 and levels[3] == "status" and levels[1] != COLLECTOR_LEVEL:
+            self.telemetry.status(levels[2], decode_status(msg.payload).state == "online")
+            return []
+        if len(levels) == 3 and levels[1] == "alerts":
+            return self._alert(levels[2], msg.payload)
+        return []
+
+    def _poll(self, result: PollResult) -> list[RecordModel]:
+        good = self.telemetry.poll(result)
+        cls = result.ref.device_class
+        if cls is DeviceClass.GENSET:
+            out: list[RecordModel] = []
+            out += self.runs.feed(sample_from_metrics(result.ts, result.ref.device, good))
+            return out
+        if cls is DeviceClass.UPS and good:
+            return list(self.ups_tests.feed(ups_sample_from_metrics(result.ts, result.ref.device, good)))
+        return []
+
+    def _alert(self, alert_id: str, payload: bytes) -> list[RecordModel]:
+        parsed = parse_alert(payload)
+        if parsed is None:  # an empty retained payload: the alert was cleared
+            self.alerts.pop(alert_id, None)
+            return []
+        self.alerts[parsed.id] = alert_info(parsed)
+        existing = self.records.get(Incident, incident_id(parsed))
+        device = (parsed.labels or {}).get("device")
+        context = self._context_lines(device) if existing is None and device else []
+        incident = incident_from_alert(parsed, existing, self.cfg.incidents, context, tz=self.tz)
+        return [] if incident is None or incident == existing else [incident]
+
+    def _context_lines(self, device: str) -> list[str]:
+        state = self.telemetry.devices.get(device)
+        if state is None or not state.metrics:
+            return []
+        values = ", ".join(f"{k}={v}" for k, v in sorted(state.metrics.items()) if not k.startswith("alarm_"))
+        at = state.last_seen.astimezone(self.tz).isoformat(timespec="seconds") if state.last_seen else "?"
+        return [f"{at} {device}: {values}"]
+
+    async def handle(self, batch: list[Message], stop: asyncio.Event, deadline: float | None) -> bool:
+        """Fold one batch in; True (ack) only after its records and the detectors' state committed."""
+        found: list[RecordModel] = []
+        for msg in batch:
+            try:
+                found += self.fold(msg)
+            except (WireError, ValueError) as exc:
+                self.undecodable += 1
+                _LOG.warning("compliance: undecodable message on %s: %s", msg.topic, exc)
+        await asyncio.to_thread(self._commit, found, self.now())
+        return True
+
+    def _commit(self, found: Sequence[RecordModel], now: datetime) -> None:
+        with self.records.sessions.begin() as s:
+            for r in found:
+                if put(s, r, self.actor, now).outcome != "unchanged":
+                    self.recorded += 1
+                    _LOG.info("compliance: recorded %s %s", r.KIND, r.ref())
+            save_state(
+                s, STATE_DETECTORS, {"runs": self.runs.to_json(), "ups": self.ups_tests.to_json()}, now
+            )
+
+    # -- the board
+
+    def facts(self, now: datetime) -> Facts:
+        """Everything the checks look at, now."""
+        since = now - timedelta(days=max(HISTORY_DAYS, self.cfg.lookback_days))
+        with self.records.sessions() as s:
+            from compliance.store import records as load_records
+
+            kinds = {name: load_records(s, model, since=since) for name, model in KINDS.items()}
+        return Facts(
+            now=now,
+            tz=self.tz,
+            config=self.cfg,
+            site_id=self.site.site.id,
+            rooms=tuple(r.id for r in self.site.rooms),
+            devices=self.devices,
+            records=kinds,  # type: ignore[arg-type]
+            telemetry=dict(self.telemetry.devices),
+            environment=self.telemetry.environment(now),
+            alerts=tuple(self.alerts.values()),
+        )
+
+    def evaluate_now(self, now: datetime) -> list[CheckResult]:
+        """Evaluate the board and store what changed; the results."""
+        closed = self.runs.flush(now)
+        if closed:
+            self._commit(closed, now)
+        results = evaluate(self.facts(now))
+        self.records.save_results(results, now)
+        self.board, self.evaluated_at = results, now
+        return results
+
+    def publish(self, results: Sequence[CheckResult], now: datetime) -> None:
+        """Queue every item's result as a reading (on the loop's thread, which owns the outbox)."""
+        if self.outbox is None or self.publisher is None:
+            return
+        messages = []
+        for r in results:
+            seq = self.seqs.get(r.item, -1) + 1
+            self.seqs[r.item] = seq
+            days = r.days_to_due(now)
+            ref = DeviceRef(self.site.site.id, COMPLIANCE_LEVEL, r.item, DeviceClass.COMPLIANCE, MODEL)
+            poll = PollResult(
+                ref,
+                now,
+                (
+                    Metric("status", r.status),
+                    Metric("days_to_due", days, Quality.GOOD if days is not None else Quality.UNAVAILABLE),
+                ),
+            )
+            topic = topic_compliance(self.prefix, self.site.site.id, r.item)
+            messages.append((topic, encode_poll(poll, seq, self.epoch)))
+        self.outbox.put_many(messages)
+        self.records.save_state(STATE_PUBLISH, {"epoch": self.epoch, "seqs": self.seqs}, now)
+        self.publisher.notify()
+
+    async def evaluate_loop(self, stop: asyncio.Event) -> None:
+        """Evaluate the board every `evaluate_every_s` (and once at start)."""
+        while not stop.is_set():
+            try:
+                now = self.now()
+                self.publish(await asyncio.to_thread(self.evaluate_now, now), now)
+            except Exception:
+                _LOG.exception("compliance: evaluating the board failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.cfg.evaluate_every_s)
+
+    # -- status
+
+    def snapshot(self, running: bool = True) -> dict[str, Any]:
+        """What `roomguard status` shows about compliance."""
+        titles = {i.key: i for i in ITEMS}
+        return {
+            "running": running,
+            **process_identity(),
+            "site": self.site.site.id,
+            "broker_connected": self.consumer.connected.is_set(),
+            "evaluated_at": self.evaluated_at.isoformat() if self.evaluated_at else None,
+            "board": [
+                {
+                    "item": r.item,
+                    "code": titles[r.item].code if r.item in titles else "",
+                    "status": r.status,
+                    "reason_zh": r.reason_zh,
+                    "reason_en": r.reason_en,
+                }
+                for r in self.board
+            ],
+            "recorded": self.recorded,
+            "undecodable": self.undecodable,
+            "outbox_depth": self.outbox.depth()[0] if self.outbox else None,
+        }
+
+    async def status_loop(self, stop: asyncio.Event) -> None:
+        """Write the status snapshot every STATUS_EVERY_S."""
+        while not stop.is_set():
+            try:
+                write_snapshot(self.state_dir, "compliance", self.snapshot())
+            except Exception:
+                _LOG.exception("compliance: status snapshot failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), STATUS_EVERY_S)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set."""
+        self.outbox = Outbox(
+            self.state_dir / "compliance-outbox.db", OUTBOX_MAX_BYTES, OUTBOX_MAX_AGE_S, release="broker"
+        )
+        self.publisher = MqttPublisher(
+            broker_settings(self.site, f"{compliance_client_id(self.site)}-pub", role="compliance"),
+            self.outbox,
+        )
+        await self.publisher.start()
+        loops = [
+            asyncio.create_task(self.evaluate_loop(stop), name="compliance-evaluate"),
+            asyncio.create_task(self.status_loop(stop), name="compliance-status"),
+        ]
+        try:
+            await self.consumer.run(self.handle, stop)
+        finally:
+            stop.set()
+            for t in loops:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            with contextlib.suppress(Exception):
+                await self.publisher.stop()
+            with contextlib.suppress(Exception):
+                write_snapshot(self.state_dir, "compliance", self.snapshot(running=False))
+            self.outbox.close()
+            self.outbox = self.publisher = None
+
+
+async def run_compliance(site: SiteConfig, state_dir: Path, stop: asyncio.Event) -> None:
+    """Run the compliance process of `site` with its records under `state_dir` until `stop` is set."""
+    await ComplianceProcess(site, state_dir).run(stop)
