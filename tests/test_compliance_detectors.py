@@ -386,7 +386,7 @@ def test_sample_from_metrics_reads_mode_state_and_load() -> None:
 @pytest.mark.parametrize(
     ("scenario", "poll_s", "clear_at_s", "trigger", "counts", "reason_starts"),
     [
-        ("generator_monthly_test", 5, None, "test_mode", True, "31.9 min at ≥ 30 % (avg 76.7 %): counts / "),
+        ("generator_monthly_test", 5, None, "test_mode", True, "34.9 min at ≥ 30 % (avg 76.7 %): counts / "),
         ("generator_short_test", 10, None, "test_mode", False, "only 19.8 min on load"),
         ("generator_light_test", 5, None, "test_mode", False, "load 20 % below 30 % / "),
         ("utility_outage", 1, 600, "mains_failure", False, "only 9.8 min on load"),

@@ -33,7 +33,8 @@ from devices.sim.physics_power import (
 
 DEVICE_CLASSES = ("ups", "genset", "crac", "env", "door", "contact")
 MAX_SUBSTEP_S = 1.0  # integration step: start sequences are specified to the second
-TEST_ON_LOAD_S = 32 * 60.0  # NFPA 110 monthly test: >=30 min on load; 2 min margin for poll granularity
+TEST_ON_LOAD_S = 35 * 60.0  # NFPA 110 monthly test: >=30 min on load; sites run 5 min more so that the
+# ATS transfer and poll granularity never make a test fall short (at --speed 30 the margin is still 10 s)
 TEST_MIN_LOAD_PCT = 30.0
 LOAD_BANK_PCT = 40.0  # a portable load bank tops the test load up to this share of the rating
 SHORT_TEST_ON_LOAD_S = 20 * 60.0  # cut short: too short to count as the monthly test
