@@ -256,6 +256,11 @@ class UpsTest(RecordModel):
     )
     result: Literal["passed", "warning", "failed", "aborted", "invalid_test"] = field("結果", "Result")
     started_by: str | None = field("啟動來源", "Started by (internal schedule, front panel, protocol)", None)
+    time_known: bool = field(
+        "測試時間已知",
+        "The test time is known (false: a result the device already showed when first read, time unknown)",
+        True,
+    )
     source: Literal["telemetry", "history", "manual"] = field(
         "來源", "Telemetry, rebuilt from history, or entered", "manual"
     )

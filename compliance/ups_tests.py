@@ -113,6 +113,7 @@ class UpsTestDetector:
                 started_by=sample.test_source if sample.test_source in STARTED_BY else None,
                 source=self.source,
                 notes=FIRST_READ_NOTE if known is None else None,
+                time_known=known is not None,
             )
         ]
 

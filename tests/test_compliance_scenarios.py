@@ -8,8 +8,9 @@ process, so the test can read its records and move its clock) turns what arrives
   turns `pass` (its result reaches InfluxDB as a `compliance` reading); a 20-minute run and a run at
   20 % load are recorded and do not count; the counted record, deleted, is rebuilt the same from
   InfluxDB history;
-* the UPS: the self-test result the simulator serves over SNMP (RFC 1628 upsTestResultsSummary) becomes
-  a record;
+* the UPS: the self-test result the simulator serves over SNMP (RFC 1628 upsTestResultsSummary) is
+  recorded once with its time unknown (it does not start the cadence); a self-test run on the simulated
+  UPS (`ups_self_test`: in progress, then passed) becomes a record with its time;
 * `utility_outage`: the critical on-battery alert (the alerts process publishes it on the retained
   alert topic) opens an incident review; the item is `warn` while the review is open within its due
   date, `fail` after, `pass` once it is closed with cause and measures.
@@ -251,13 +252,22 @@ async def test_ups_self_test_and_outage_incident_review(
 ) -> None:
     # Real time: the generator takes the load over within ~15 s, so the UPS is on battery only that long.
     async with _pipeline(tmp_path, mosquitto, influxd, env, speed=1, alerts=True) as pipe:
-        # The SNMP UPS's self-test result (upsTestResultsSummary) becomes a record.
-        ups_tests = await pipe.until_record(
-            "the UPS self-test record",
-            lambda: [t for t in pipe.compliance.records.of_kind(UpsTest) if t.device == "ups-snmp"],
-            30,
+        # The result the SNMP UPS already shows (upsTestResultsSummary) is recorded once, its time unknown:
+        # it does not start the cadence. A self-test run now is a record with its time.
+        def snmp_ups_tests() -> list[UpsTest]:
+            return [t for t in pipe.compliance.records.of_kind(UpsTest) if t.device == "ups-snmp"]
+
+        (first,) = await pipe.until_record("the UPS's standing result recorded", snmp_ups_tests, 30)
+        assert first.result == "passed"
+        assert not first.time_known
+        assert pipe.evaluate(datetime.now(UTC))["cc16000-05-ups-test"].status == "unknown"
+        await asyncio.to_thread(call, pipe.control, "POST", "ups_self_test", "ups-snmp")
+        _, test = await pipe.until_record(
+            "the UPS self-test record", lambda: snmp_ups_tests()[1:] and snmp_ups_tests(), 30
         )
-        assert ups_tests[0].result == "passed"
+        assert test.result == "passed"
+        assert test.time_known
+        assert test.source == "telemetry"
 
         await pipe.scenario("utility_outage")
         incidents = await pipe.until_record(

@@ -249,7 +249,22 @@ def _ups_name(test: UpsTest, facts: Facts) -> tuple[str, str]:
 
 def _ups_test(facts: Facts, device: str, records: list[UpsTest]) -> Finding:
     cadence = facts.config.ups_tests
-    runs = happened(facts, records)
+    # A result the UPS already showed when roomguard first read it has no test time: it proves a test
+    # happened once, not when, so it cannot start the cadence (a missing input is unknown, never pass).
+    untimed = [t for t in happened(facts, records) if not t.time_known]
+    runs = [t for t in happened(facts, records) if t.time_known]
+    if not runs and untimed:
+        first_zh, first_en = _ups_name(untimed[-1], facts)
+        return Finding(
+            "unknown",
+            f"UPS {device} 僅有首次讀取時已存在之結果（{first_zh}，測試時間不明）；"
+            "請執行一次自我測試或登錄測試紀錄",
+            f"UPS {device}: only a result already present when first read ({first_en}, test time unknown); "
+            "run a self-test or record one",
+            (record_evidence(untimed[-1], untimed[-1].result),),
+            untimed[-1].tested_at,
+            None,
+        )
     if not runs:
         zh_every, en_every = every(cadence)
         return Finding(

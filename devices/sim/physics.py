@@ -38,6 +38,7 @@ TEST_ON_LOAD_S = 35 * 60.0  # NFPA 110 monthly test: >=30 min on load; sites run
 TEST_MIN_LOAD_PCT = 30.0
 LOAD_BANK_PCT = 40.0  # a portable load bank tops the test load up to this share of the rating
 SHORT_TEST_ON_LOAD_S = 20 * 60.0  # cut short: too short to count as the monthly test
+UPS_SELF_TEST_S = 10.0  # a UPS battery self-test: a few seconds on battery under the UPS's own control
 LIGHT_TEST_LOAD_PCT = 20.0  # too light to count as the monthly test
 DOOR_OPEN_AFTER_GRANT_S = 2.0
 LOCK_RELEASE_S = 5.0
@@ -116,6 +117,12 @@ SCENARIOS: dict[str, ScenarioInfo] = {
             "then cool-down and stop (under 30 %: no monthly test)",
         ),
         ScenarioInfo("water_leak", "contact", "漏水偵測", "Water leak detected"),
+        ScenarioInfo(
+            "ups_self_test",
+            "ups",
+            "UPS 自我測試：測試中約 10 秒，結果為通過",
+            "UPS self-test: in progress for about 10 s, then passed",
+        ),
     )
 }
 
@@ -280,6 +287,8 @@ class RoomModel:
             self._test_on_load_s[target] = 0.0
         elif name == "door_held_open":
             self._emit(target, "access_granted", {"credential": "sim-card-0001", "reason": "card"})
+        elif name == "ups_self_test":
+            self._ups[target].test_result = "in_progress"
 
     def _end(self, name: str, target: str) -> None:
         self._active.pop((name, target), None)
@@ -287,6 +296,8 @@ class RoomModel:
             self.silent_devices.discard(target)
         elif name in GEN_TESTS:
             self._gensets[target].control_mode = "auto"
+        elif name == "ups_self_test":
+            self._ups[target].test_result = "passed"
 
     def _is(self, name: str, target: str = "") -> bool:
         return (name, target) in self._active
@@ -328,6 +339,9 @@ class RoomModel:
         self._step_doors()
 
     def _step_power(self, dt: float) -> None:
+        for (name, uid), since in list(self._active.items()):
+            if name == "ups_self_test" and self.sim_time - since >= UPS_SELF_TEST_S:
+                self._end(name, uid)  # the test is over: the UPS reports its result
         mains_ok = not self._is("utility_outage")
         if mains_ok:
             self._mains_on_s += dt
