@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import JSON, Integer, String, Text, UniqueConstraint, or_, select
+from sqlalchemy import JSON, ColumnElement, Integer, String, Text, UniqueConstraint, and_, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from compliance.kinds import RecordModel, kind
+from compliance.kinds import KINDS, RecordModel, kind
 from compliance.result import CheckResult, Evidence, Status
 from records.audit import Actor, append
 from records.db import Base
@@ -142,6 +142,19 @@ def void(session: Session, kind_name: str, ref: str, actor: Actor, reason: str, 
     append(session, actor, "void", f"compliance.{kind_name}", ref, before=row.data, note=reason, at=now)
 
 
+# Kinds with an end (a visit, a rack tenancy, an incident): without one they are still open, so they
+# overlap every later period.
+OPEN_ENDED = tuple(name for name, model in KINDS.items() if model.UNTIL)
+
+
+def _overlaps(since: datetime) -> ColumnElement[bool]:
+    return or_(
+        RecordRow.at >= since,
+        RecordRow.until >= since,
+        and_(RecordRow.until.is_(None), RecordRow.kind.in_(OPEN_ENDED)),
+    )
+
+
 def load(session: Session, model: type[M], ref: str) -> M | None:
     """One live (not void) record of a kind by key."""
     row = session.scalars(
@@ -160,7 +173,7 @@ def records(
     if until is not None:
         q = q.where(RecordRow.at < until)
     if since is not None:
-        q = q.where(or_(RecordRow.at >= since, RecordRow.until >= since))
+        q = q.where(_overlaps(since))
     return [model.model_validate(r.data) for r in session.scalars(q.order_by(RecordRow.at, RecordRow.id))]
 
 
@@ -173,7 +186,7 @@ def rows(
     if until is not None:
         q = q.where(RecordRow.at < until)
     if since is not None:
-        q = q.where(or_(RecordRow.at >= since, RecordRow.until >= since))
+        q = q.where(_overlaps(since))
     return session.scalars(q.order_by(RecordRow.at, RecordRow.id)).all()
 
 

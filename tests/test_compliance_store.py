@@ -1,5 +1,6 @@
-"""The hash-chained audit log on a real SQLite file: every record write is audited once, an identical
-write is not, and `verify` names an entry edited, deleted or cut off directly in the database."""
+"""The compliance store and its hash-chained audit log on a real SQLite file: every record write is
+audited once, an identical write is not, `verify` names an entry edited, deleted or cut off directly in
+the database, and a record still open overlaps every later period."""
 
 from __future__ import annotations
 
@@ -90,3 +91,18 @@ def test_a_void_keeps_the_record_and_is_audited(db: Records) -> None:
     rep = report(db)
     assert rep.ok
     assert rep.entries == 2
+
+
+def test_an_open_record_overlaps_every_later_period(db: Records) -> None:
+    from compliance.kinds import Incident
+
+    incident = Incident(
+        incident_id="INC-9",
+        summary="市電中斷 / utility outage",
+        started_at=T0,
+        due_at=T0 + timedelta(days=14),
+    )
+    db.put_all([incident, shift(0)], WHO, T0)
+    later = T0 + timedelta(days=30)
+    assert [i.incident_id for i in db.of_kind(Incident, since=later)] == ["INC-9"]  # still open
+    assert db.of_kind(DutyShift, since=later) == []  # ended long before
