@@ -333,6 +333,57 @@ def rebuild(
     typer.echo(f"{len(results)} records from history 由歷史資料重建 {len(results)} 筆")
 
 
+@compliance_app.command("environment")
+def environment(
+    path: SiteArg,
+    since: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
+    until: Annotated[str, typer.Option("--to", help="Last day (inclusive), YYYY-MM-DD.")],
+) -> None:
+    """Time inside the ASHRAE envelopes per room and month, computed by InfluxDB. 溫濕度符合率（每月）。"""
+    from compliance.envelope import envelope_stats
+    from compliance.influxql import InfluxQL
+    from compliance.telemetry import envelopes_of
+
+    site = load_site_or_exit(path)
+    if site.influxdb is None:
+        raise _fail(f"{path}: no influxdb section: no history to compute from")
+    tz = ZoneInfo(site.site.timezone)
+    start, end = _day(since, tz, datetime.now(UTC)), _day(until, tz, datetime.now(UTC)) + timedelta(days=1)
+    recommended, allowable = envelopes_of(site.compliance.environment)
+
+    async def stats() -> Any:
+        async with InfluxQL.from_site(site) as client:
+            return await envelope_stats(client, site.site.id, start, end, tz, [recommended, allowable])
+
+    import asyncio
+
+    months = asyncio.run(stats())
+    if not months:
+        typer.echo("no environmental readings in the period 期間內無溫濕度資料")
+
+    def pct(v: float | None) -> str:
+        return "  —  " if v is None else f"{v * 100:5.1f}%"
+
+    def num(v: float | None) -> str:
+        return "—" if v is None else f"{v:.1f}"
+
+    def shares(name: str, m: Any) -> str:
+        s = m.share(name)
+        return f"{pct(s.temp)} {pct(s.humidity)} {pct(s.both)}"
+
+    typer.echo(
+        f"{'room 機房':<12} {'month 月份':<10} {'samples':>9}  {recommended.name + ' T/H/both':<20} "
+        f"{allowable.name + ' T/H/both':<20} temp °C min/avg/max  RH % min/avg/max"
+    )
+    for m in months:
+        temps = "/".join(num(v) for v in (m.temp_min, m.temp_avg, m.temp_max))
+        rhs = "/".join(num(v) for v in (m.rh_min, m.rh_avg, m.rh_max))
+        typer.echo(
+            f"{m.room:<12} {m.month:%Y-%m}    {m.samples:>9}  "
+            f"{shares(recommended.name, m)}  {shares(allowable.name, m)}  {temps}  {rhs}"
+        )
+
+
 @compliance_app.command("evidence-pack")
 def evidence_pack(
     path: SiteArg,

@@ -1,20 +1,24 @@
 """`roomguard compliance SITE …` and `roomguard audit SITE …` on a real records database (SQLite file):
 records by hand and by import (Big5, all or nothing, idempotent), an incident review closed only with
 cause and measures, the audit chain broken by a direct SQLite edit, an evidence pack that verifies until
-one byte of it changes."""
+one byte of it changes, and the monthly time inside the ASHRAE envelopes computed by InfluxDB."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import sqlite3
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from ingest.influx_writer import InfluxV1Writer
 from roomguard import app
+from testkit.services import Influxd
 
 SITE = """\
 site: {id: cli-test, name: 查核指令測試}
@@ -224,3 +228,36 @@ def test_an_evidence_pack_verifies_until_one_byte_changes(site: Path, tmp_path: 
     err = run("compliance", "verify-pack", tampered, code=1)
     assert "drill.csv" in err
     assert "NOT verified" in err
+
+
+async def test_environment_shares_come_from_the_database(tmp_path: Path, influxd: Influxd) -> None:
+    database = "cli_env"
+    influxd.create_database(database)
+    start = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
+    lines = [
+        "env,device=th-1,model=sht20-xy-md02,room=mr1,site=cli-test "
+        f'temp_c={temp},rh_pct=45.0,quality="good" '
+        f"{int((start + timedelta(minutes=i)).timestamp()) * 10**9}"
+        for i, temp in enumerate([22.0] * 100 + [29.0] * 20)
+    ]
+    writer = InfluxV1Writer(influxd.url, database, timeout_s=10)
+    try:
+        assert (await writer.write(lines)).accepted
+    finally:
+        await writer.close()
+    path = tmp_path / "site.yaml"
+    path.write_text(
+        SITE + f"influxdb: {{url: 'http://127.0.0.1:{influxd.port}', api: v1, database: {database}}}\n",
+        encoding="utf-8",
+    )
+    out = await asyncio.to_thread(
+        run, "compliance", path, "environment", "--from", "2026-11-01", "--to", "2026-11-30"
+    )
+    row = next(line for line in out.splitlines() if line.startswith("mr1"))
+    assert "2026-11" in row
+    assert " 120 " in row
+    # Recommended: 20 of 120 samples at 29 °C are too warm, and at 45 % RH their dew point (15.9 °C) is
+    # above 15 °C too: temperature, humidity and both are 100/120 each.
+    assert row.count(" 83.3%") == 3
+    assert "100.0%" in row  # allowable A1
+    assert "22.0/23.2/29.0" in row
