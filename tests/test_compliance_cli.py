@@ -261,3 +261,74 @@ async def test_environment_shares_come_from_the_database(tmp_path: Path, influxd
     assert row.count(" 83.3%") == 3
     assert "100.0%" in row  # allowable A1
     assert "22.0/23.2/29.0" in row
+
+
+def test_update_adds_the_witness_to_a_detected_generator_test(site: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    run(
+        "compliance",
+        site,
+        "record",
+        "generator_test",
+        "device=gen-1",
+        "started_at=2026-11-03 10:00",
+        "on_load_minutes=35",
+        "min_load_pct=40",
+        "avg_load_pct=41",
+        "trigger=test_mode",
+        "counts=true",
+        "source=telemetry",
+        "--by",
+        "roomguard",
+        "--state-dir",
+        state,
+    )
+    ref = "gen-1@2026-11-03T02:00:00Z"
+    out = run(
+        "compliance",
+        site,
+        "update",
+        "generator_test",
+        ref,
+        "見證人=王小明",
+        "technician=大同發電機 張技師",
+        "--by",
+        "林主任",
+        "--state-dir",
+        state,
+    )
+    assert out.startswith("updated generator_test")
+    listed = run("compliance", site, "list", "generator_test", "--state-dir", state)
+    assert '"witness": "王小明"' in listed
+    assert '"source": "telemetry"' in listed  # the rest unchanged
+    key_change = run(
+        "compliance",
+        site,
+        "update",
+        "generator_test",
+        ref,
+        "device=gen-2",
+        "--by",
+        "林主任",
+        "--state-dir",
+        state,
+        code=2,
+    )
+    assert "void it and record it anew" in key_change
+    unknown = run(
+        "compliance",
+        site,
+        "update",
+        "generator_test",
+        ref,
+        "colour=red",
+        "--by",
+        "林主任",
+        "--state-dir",
+        state,
+        code=2,
+    )
+    assert "witness" in unknown  # the valid fields are listed
+    audit = run("audit", site, "show", "--state-dir", state)
+    assert '"action": "update"' in audit
+    assert '"actor": "林主任"' in audit
