@@ -82,3 +82,31 @@ def test_status_reads_snapshots_written_0600(tmp_path: Path) -> None:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o600
     assert json.loads(path.read_text())["x"] == 1
+
+
+def test_the_compliance_board_shows_counts_and_every_item_not_passing(tmp_path: Path) -> None:
+    now = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+    board = [
+        {"item": "cc16000-03-environment", "code": "CC-16000 (三)", "status": "pass", "reason_zh": "正常"},
+        {
+            "item": "cc16000-05-generator-test",
+            "code": "CC-16000 (五)",
+            "status": "fail",
+            "reason_zh": "發電機 gen-1 月測逾期 3 天",
+            "reason_en": "generator gen-1: monthly test 3 days overdue",
+        },
+        {
+            "item": "cc16000-07-duty-roster",
+            "code": "CC-16000 (七)1",
+            "status": "unknown",
+            "reason_zh": "無值班表",
+        },
+    ]
+    snap = {**process_identity(), "running": True, "evaluated_at": now.isoformat(), "board": board}
+    write_snapshot(tmp_path, "compliance", snap)
+    text = format_status(tmp_path, "tpe-hq", now + timedelta(seconds=1), TAIPEI)
+    assert "pass 通過 1, warn 注意 0, fail 未通過 1, unknown 未知 1" in text
+    assert "12-01 10:00" in text  # evaluated at, in the site's zone
+    assert "FAIL     CC-16000 (五) 發電機 gen-1 月測逾期 3 天" in text
+    assert "generator gen-1: monthly test 3 days overdue" in text
+    assert "正常" not in text  # a passing item is only counted
