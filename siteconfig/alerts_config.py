@@ -104,7 +104,8 @@ class Route(StrictModel):
 
 def _clock(value: Any) -> Any:
     if isinstance(value, str):
-        m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value)
+        # HH:MM as people write it; HH:MM:00 as a dumped configuration writes it back (round trip).
+        m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)(?::00)?", value)
         if m is None:
             raise ValueError("a time of day HH:MM (24-hour, site time zone)")
         return time(int(m[1]), int(m[2]))

@@ -377,3 +377,12 @@ def test_device_model_is_usable_directly() -> None:
     )
     assert (dev.protocol, dev.transport_kind) == ("snmp", "snmp")
     assert dev.endpoint() == "snmp v2c 10.0.0.5:161"
+
+
+def test_a_site_dumped_as_json_validates_again() -> None:
+    """Before: the trading session's times dumped as 09:00:00 were refused when read back (HH:MM only)."""
+    site = SiteConfig.model_validate(
+        {"site": {"id": "rt", "name": "round trip"}, "rooms": [{"id": "mr1", "name": "主機房"}]}
+    )
+    again = SiteConfig.model_validate(site.model_dump(mode="json", exclude_none=True))
+    assert again.compliance.trading_session == site.compliance.trading_session
