@@ -30,17 +30,17 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from pipeline_support import simulator_up, spawn
 from test_notify_channels import Receiver, _serve
 
 from alerts.engine import EngineState
@@ -227,28 +227,6 @@ class Room:
         return value
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def _spawn(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "roomguard", *argv], cwd=ROOT, env=env, stdout=out, stderr=out
-        )
-        try:
-            yield proc
-        finally:
-            _stop(proc)
-
-
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, mosquitto: Mosquitto) -> dict[str, str]:
     monkeypatch.setenv(KEY_ENV, KEY)
@@ -283,21 +261,12 @@ async def _room(
     sim_log, collect_log = tmp / "simulate.log", tmp / "collect.log"
     alerts_state = tmp / "alerts"
     simulate = ["simulate", str(path), "--http-port", str(http_port), "--speed", str(speed)]
-    with _spawn(simulate, env, sim_log) as sim:
+    with spawn(simulate, env, sim_log) as sim:
         # The alerts process is built (records database migrated) while the simulator starts.
         building = asyncio.create_task(asyncio.to_thread(AlertsProcess, site, alerts_state))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while True:
-            try:
-                await asyncio.to_thread(call, control, "GET")
-                break
-            except Exception:
-                assert sim.poll() is None, f"simulator exited: {sim_log.read_text()[-2000:]}"
-                assert loop.time() < deadline, f"simulator not up in 30 s: {sim_log.read_text()[-2000:]}"
-                await asyncio.sleep(0.2)
+        await simulator_up(control, sim, sim_log)
         collect = ["collect", str(path), "--state-dir", str(tmp / "collector")]
-        with _spawn(collect, env, collect_log):
+        with spawn(collect, env, collect_log):
             alerts = await building
             stop = asyncio.Event()
             task = asyncio.create_task(alerts.run(stop))
