@@ -88,6 +88,13 @@ def _day(text: str | None, tz: ZoneInfo, default: datetime) -> datetime:
         raise typer.BadParameter(f"got {text!r}; a date YYYY-MM-DD") from None
 
 
+def _period(since: str | None, until: str | None, tz: ZoneInfo, first: datetime) -> tuple[datetime, datetime]:
+    """[start, end) from --from/--to days: --to is inclusive (its next local midnight); defaults `first`
+    and today."""
+    now = datetime.now(UTC)
+    return _day(since, tz, first), _day(until, tz, now) + timedelta(days=1)
+
+
 def _local(at: datetime | None, tz: ZoneInfo) -> str:
     return at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if at else "—"
 
@@ -264,8 +271,7 @@ def list_records(
     site = load_site_or_exit(path)
     tz = ZoneInfo(site.site.timezone)
     model = _kind(kind_name)
-    start = _day(since, tz, datetime(1970, 1, 1, tzinfo=UTC))
-    end = _day(until, tz, datetime.now(UTC)) + timedelta(days=1)
+    start, end = _period(since, until, tz, datetime(1970, 1, 1, tzinfo=UTC))
     for r in _records(site, state_dir).of_kind(model, since=start, until=end):
         typer.echo(json.dumps({"ref": r.ref(), **r.model_dump(mode="json")}, ensure_ascii=False))
 
@@ -349,8 +355,7 @@ def timeline_command(
     site = load_site_or_exit(path)
     tz = ZoneInfo(site.site.timezone)
     now = datetime.now(UTC)
-    start = _day(since, tz, now - timedelta(days=site.compliance.lookback_days))
-    end = _day(until, tz, now) + timedelta(days=1)
+    start, end = _period(since, until, tz, now - timedelta(days=site.compliance.lookback_days))
     entries = timeline(_records(site, state_dir), start, end)
     if not entries:
         typer.echo("no tests in the period 期間內無測試紀錄")
@@ -372,7 +377,7 @@ def rebuild(
     if site.influxdb is None:
         raise _fail(f"{path}: no influxdb section: nothing to rebuild from")
     tz = ZoneInfo(site.site.timezone)
-    start, end = _day(since, tz, datetime.now(UTC)), _day(until, tz, datetime.now(UTC)) + timedelta(days=1)
+    start, end = _period(since, until, tz, datetime.now(UTC))
     import asyncio
 
     results = asyncio.run(
@@ -398,7 +403,7 @@ def environment(
     if site.influxdb is None:
         raise _fail(f"{path}: no influxdb section: no history to compute from")
     tz = ZoneInfo(site.site.timezone)
-    start, end = _day(since, tz, datetime.now(UTC)), _day(until, tz, datetime.now(UTC)) + timedelta(days=1)
+    start, end = _period(since, until, tz, datetime.now(UTC))
     recommended, allowable = envelopes_of(site.compliance.environment)
 
     async def stats() -> Any:
@@ -450,7 +455,7 @@ def evidence_pack(
 
     site = load_site_or_exit(path)
     tz = ZoneInfo(site.site.timezone)
-    start, end = _day(since, tz, datetime.now(UTC)), _day(until, tz, datetime.now(UTC)) + timedelta(days=1)
+    start, end = _period(since, until, tz, datetime.now(UTC))
     if end <= start:
         raise _fail(f"--to {until} is before --from {since}")
     target = out or Path(f"cc16000-{site.site.id}-{since}-{until}.zip")
@@ -508,8 +513,7 @@ def audit_show(
 
     site = load_site_or_exit(path)
     tz = ZoneInfo(site.site.timezone)
-    start = _day(since, tz, datetime(1970, 1, 1, tzinfo=UTC))
-    end = _day(until, tz, datetime.now(UTC)) + timedelta(days=1)
+    start, end = _period(since, until, tz, datetime(1970, 1, 1, tzinfo=UTC))
     with _records(site, state_dir).sessions() as s:
         for e in iter_entries(s, since=start, until=end):
             typer.echo(
