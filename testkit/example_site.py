@@ -8,8 +8,9 @@ pointed at the test's own broker and database.
 from __future__ import annotations
 
 import re
-import socket
 from pathlib import Path
+
+from testkit.ports import reserve_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "deploy" / "examples" / "site.yaml"
@@ -36,16 +37,8 @@ SECRETS = {
 
 
 def free_port() -> int:
-    """A port free for both TCP (Modbus, HTTP) and UDP (SNMP, traps) on loopback."""
-    while True:
-        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            try:
-                udp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
+    """A port free for both TCP (Modbus, HTTP) and UDP (SNMP, traps) on loopback (testkit/ports.py)."""
+    return reserve_port()
 
 
 def _replace_section(text: str, name: str, body: str) -> str:

@@ -21,16 +21,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from testkit.ports import reserve_port
+
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
 _LIVE: set[Service] = set()
 
 
 def free_tcp_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now (testkit/ports.py)."""
+    return reserve_port()
 
 
 class ServiceStartError(RuntimeError):

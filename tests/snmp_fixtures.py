@@ -5,7 +5,6 @@ from __future__ import annotations
 import bz2
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from devices.reading import Value
 from devices.registry import load_profile
 from devices.snmp_codec import NO_SUCH, Oid, SnmpValue
 from devices.snmp_profile import SnmpProfile
+from testkit.ports import reserve_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ROOT / "devices" / "profiles"
@@ -99,10 +99,8 @@ def case_values(case_dir: Path) -> dict[str, SnmpValue]:
 
 
 def free_udp_port() -> int:
-    """A UDP port free right now on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A UDP port free right now on 127.0.0.1 (testkit/ports.py)."""
+    return reserve_port()
 
 
 def require_tool(path: str) -> str:
