@@ -393,9 +393,11 @@ def environment(
     path: SiteArg,
     since: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
     until: Annotated[str, typer.Option("--to", help="Last day (inclusive), YYYY-MM-DD.")],
+    state_dir: StateDir = DEFAULT_STATE,
 ) -> None:
     """Time inside the ASHRAE envelopes per room and month, computed by InfluxDB. 溫濕度符合率（每月）。"""
     from compliance.envelope import envelope_stats
+    from compliance.envelope_store import EnvelopeDays
     from compliance.influxql import InfluxQL
     from compliance.telemetry import envelopes_of
 
@@ -403,15 +405,30 @@ def environment(
     if site.influxdb is None:
         raise _fail(f"{path}: no influxdb section: no history to compute from")
     tz = ZoneInfo(site.site.timezone)
-    start, end = _period(since, until, tz, datetime.now(UTC))
+    now = datetime.now(UTC)
+    start, end = _period(since, until, tz, now)
     recommended, allowable = envelopes_of(site.compliance.environment)
+    excluded = site.compliance.environment.exclude_devices
+    kept = EnvelopeDays(_records(site, state_dir).sessions)
 
     async def stats() -> Any:
         async with InfluxQL.from_site(site) as client:
-            return await envelope_stats(client, site.site.id, start, end, tz, [recommended, allowable])
+            return await envelope_stats(
+                client,
+                site.site.id,
+                start,
+                end,
+                tz,
+                [recommended, allowable],
+                excluded=excluded,
+                store=kept,
+                now=now,
+            )
 
     import asyncio
 
+    if excluded:
+        typer.echo(f"not inlet sensors, left out 不計入: {', '.join(excluded)}")
     months = asyncio.run(stats())
     if not months:
         typer.echo("no environmental readings in the period 期間內無溫濕度資料")

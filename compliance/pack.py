@@ -42,13 +42,16 @@ from sqlalchemy import and_, or_, select
 from compliance.board import BoardLine, TimelineEntry, latest_board, timeline
 from compliance.envelope import (
     DayProfile,
+    DayStore,
     Envelope,
     EnvelopeMonth,
-    daily_profile,
     envelope,
-    envelope_stats,
+    envelope_days,
     month_windows,
+    months_of,
+    profiles_of,
 )
+from compliance.envelope_store import EnvelopeDays
 from compliance.export import (
     Column,
     DayStats,
@@ -213,7 +216,8 @@ async def _build_folder(pack: _Pack, records: Records, folder: Path, progress: P
     await _write_tables(pack, folder / RECORDS_XLSX, csv_dir, record_tables, "各類紀錄 records by kind")
 
     progress("3/6 環境 environment: ASHRAE shares per room and month (InfluxDB)")
-    env = await environment_data(pack.site, pack.start, pack.end, progress)
+    kept = EnvelopeDays(records.sessions)
+    env = await environment_data(pack.site, pack.start, pack.end, progress, kept, pack.now)
     env_tables = [environment_table(pack.site, env), daily_table(pack.site, env)]
     await _write_tables(
         pack, folder / ENVIRONMENT_XLSX, csv_dir, env_tables, "溫濕度 temperature and humidity"
@@ -440,6 +444,7 @@ class EnvData:
     months: list[EnvelopeMonth] = field(default_factory=list)
     days: list[DayProfile] = field(default_factory=list)
     missing: str | None = None
+    excluded: list[str] = field(default_factory=list)  # env sensors not at an inlet, left out
 
 
 def site_envelopes(site: SiteConfig) -> tuple[Envelope, Envelope]:
@@ -448,14 +453,26 @@ def site_envelopes(site: SiteConfig) -> tuple[Envelope, Envelope]:
     return envelope(cfg.recommended, cfg.rh_max_pct), envelope(cfg.allowable)
 
 
-async def environment_data(site: SiteConfig, start: datetime, end: datetime, progress: Progress) -> EnvData:
-    """Monthly shares and daily profiles from the site's InfluxDB; `missing` says why there are none."""
+async def environment_data(
+    site: SiteConfig,
+    start: datetime,
+    end: datetime,
+    progress: Progress,
+    store: DayStore | None = None,
+    now: datetime | None = None,
+) -> EnvData:
+    """Monthly shares and daily profiles from the site's InfluxDB; `missing` says why there are none.
+
+    With a `store` (and `now`), days measured before and still matching the database are reused
+    (compliance.envelope.envelope_days); the result is the same either way.
+    """
     rec, allow = site_envelopes(site)
     tz = ZoneInfo(site.site.timezone)
     windows = month_windows(start, end, tz)
+    excluded = site.compliance.environment.exclude_devices
 
     def without(why: str) -> EnvData:
-        return EnvData(rec, allow, windows, missing=f"{NO_ENV}: {why}")
+        return EnvData(rec, allow, windows, missing=f"{NO_ENV}: {why}", excluded=excluded)
 
     if site.influxdb is None:
         return without("場域設定未設定 InfluxDB (site file has no influxdb section)")
@@ -465,15 +482,17 @@ async def environment_data(site: SiteConfig, start: datetime, end: datetime, pro
         return without(f"InfluxDB 設定無法使用 (cannot use the influxdb settings): {exc}")
     try:
         async with client:
-            months = await envelope_stats(client, site.site.id, start, end, tz, [rec, allow])
-            progress(f"    {len(months)} room-months")
-            days = await daily_profile(client, site.site.id, None, start, end, tz)
+            days = await envelope_days(
+                client, site.site.id, start, end, tz, [rec, allow], excluded=excluded, store=store, now=now
+            )
     except InfluxQueryError as exc:
         # The pack is still worth having without the environment; it must say so, not fail.
         return without(f"InfluxDB {site.influxdb.url} 無法查詢 (unreachable or failed): {exc}")
-    if not months and not days:
+    months = months_of(days, start, end, tz, [rec, allow])
+    progress(f"    {len(months)} room-months, {len(days)} room-days")
+    if not months:
         return without("期間內 InfluxDB 無溫濕度樣本 (no env samples in the period)")
-    return EnvData(rec, allow, windows, months, days)
+    return EnvData(rec, allow, windows, months, profiles_of(days), excluded=excluded)
 
 
 def _pct(share: float | None) -> float | None:
@@ -563,6 +582,10 @@ def environment_table(site: SiteConfig, env: EnvData) -> Table:
         ]
         order = {r.id: i for i, r in enumerate(site.rooms)}
         rows.sort(key=lambda r: (str(r["month"]), order.get(str(r["room"]), len(order)), str(r["room"])))
+    if env.excluded:
+        rows.insert(
+            0, {"note": f"不計入（非進風口感測器） not inlet sensors, left out: {', '.join(env.excluded)}"}
+        )
     return Table("environment", "溫濕度月統計", "Temperature and humidity by room and month", columns, rows)
 
 

@@ -67,6 +67,9 @@ OUTBOX_MAX_AGE_S = 7 * 86_400.0
 # Records older than this are still read for the checks: a cadence (a semi-annual inspection, a yearly
 # drill) needs the last occurrence even when it is older than the period the board looks at.
 HISTORY_DAYS = 400
+# How often the background measures the newest ended days of the environment envelopes (and retries
+# after InfluxDB was unreachable); a day ends at local midnight, so hourly keeps yesterday ready.
+MEASURE_DAYS_EVERY_S = 3600.0
 STATE_DETECTORS = "detectors"
 STATE_PUBLISH = "publish"
 
@@ -131,6 +134,8 @@ class ComplianceProcess:
         self.recorded = 0
         self.undecodable = 0
         self.evaluated_at: datetime | None = None
+        self.days_measured_at: datetime | None = None
+        self.days_error: str | None = None
 
     # -- bus in
 
@@ -267,6 +272,47 @@ class ComplianceProcess:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.cfg.evaluate_every_s)
 
+    async def measure_days_once(self) -> int:
+        """Measure the ended local days of the last `keep_days_measured` not kept yet; room-days seen."""
+        from compliance.envelope import envelope_days
+        from compliance.envelope_store import EnvelopeDays
+        from compliance.influxql import InfluxQL
+        from compliance.telemetry import envelopes_of
+
+        env = self.cfg.environment
+        now = self.now()
+        today = datetime.combine(now.astimezone(self.tz).date(), datetime.min.time(), tzinfo=self.tz)
+        start = today - timedelta(days=env.keep_days_measured)
+        async with InfluxQL.from_site(self.site) as client:
+            days = await envelope_days(
+                client,
+                self.site.site.id,
+                start,
+                today,
+                self.tz,
+                list(envelopes_of(env)),
+                excluded=env.exclude_devices,
+                store=EnvelopeDays(self.records.sessions),
+                now=now,
+            )
+        self.days_measured_at, self.days_error = now, None
+        return len(days)
+
+    async def measure_days_loop(self, stop: asyncio.Event) -> None:
+        """Keep the environment's ended days measured, so a report of months reads them, not raw samples."""
+        if self.site.influxdb is None or self.cfg.environment.keep_days_measured == 0:
+            return
+        while not stop.is_set():
+            try:
+                n = await self.measure_days_once()
+                _LOG.info("compliance: %d room-days of the environment measured or kept", n)
+            except Exception as exc:
+                # InfluxDB down or refusing: the reports measure what is missing themselves; retry later.
+                self.days_error = f"{type(exc).__name__}: {exc}"[:500]
+                _LOG.warning("compliance: measuring the environment's days failed: %s", self.days_error)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), MEASURE_DAYS_EVERY_S)
+
     # -- status
 
     def snapshot(self, running: bool = True) -> dict[str, Any]:
@@ -290,6 +336,8 @@ class ComplianceProcess:
             ],
             "recorded": self.recorded,
             "undecodable": self.undecodable,
+            "days_measured_at": self.days_measured_at.isoformat() if self.days_measured_at else None,
+            "days_error": self.days_error,
             "outbox_depth": self.outbox.depth()[0] if self.outbox else None,
         }
 
@@ -316,6 +364,7 @@ class ComplianceProcess:
         loops = [
             asyncio.create_task(self.evaluate_loop(stop), name="compliance-evaluate"),
             asyncio.create_task(self.status_loop(stop), name="compliance-status"),
+            asyncio.create_task(self.measure_days_loop(stop), name="compliance-measure-days"),
         ]
         try:
             await self.consumer.run(self.handle, stop)

@@ -46,6 +46,8 @@ class Telemetry:
     def __init__(self, env: Environment):
         self.window = timedelta(hours=env.window_h)
         self.recommended, self.allowable = envelopes_of(env)
+        # Not server inlets (hot aisle, return air): ASHRAE's envelopes do not apply to them.
+        self.not_inlets = frozenset(env.exclude_devices)
         self.devices: dict[str, DeviceState] = {}
         self._rooms: dict[str, deque[_Bucket]] = {}
         self._online: dict[str, bool] = {}
@@ -62,7 +64,7 @@ class Telemetry:
             )
             return {}
         self.devices[dev] = DeviceState(result.ts, self._online.get(dev, True), good)
-        if result.ref.device_class.value == "env":
+        if result.ref.device_class.value == "env" and dev not in self.not_inlets:
             self._env_sample(result.ref.room, result.ts, good)
         return good
 

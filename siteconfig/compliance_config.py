@@ -54,6 +54,16 @@ class Environment(StrictModel):
     warn_outside_pct: float = Field(
         5.0, ge=0, le=100, description="Warn when more than this share of the window was outside recommended."
     )
+    exclude_devices: list[str] = Field(
+        default_factory=list,
+        description="Env sensors not at a server inlet (hot aisle, return air): not judged by the envelopes.",
+    )
+    keep_days_measured: int = Field(
+        400,
+        ge=0,
+        le=3660,
+        description="Days back the compliance process keeps measured for reports (0: on demand only).",
+    )
 
 
 class TradingSession(StrictModel):

@@ -117,6 +117,17 @@ def site_issues(site: SiteConfig) -> list[Issue]:
                     "expected": list(racks),
                 }
             )
+    ids = [d.id for d in site.devices]
+    for k, excluded in enumerate(site.compliance.environment.exclude_devices):
+        if excluded not in ids:
+            issues.append(
+                {
+                    "loc": ("compliance", "environment", "exclude_devices", k),
+                    "input": excluded,
+                    "msg": "unknown device",
+                    "expected": ids,
+                }
+            )
     return issues + _endpoint_clashes(site.devices)
 
 

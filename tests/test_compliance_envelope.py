@@ -10,9 +10,11 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,10 +27,12 @@ from compliance.envelope import (
     A4,
     ENVELOPES,
     RECOMMENDED,
+    DayEnvelope,
     Envelope,
     daily_profile,
     dew_point_c,
     envelope,
+    envelope_key,
     envelope_params,
     envelope_stats,
     gamma_of_dew_point,
@@ -36,11 +40,16 @@ from compliance.envelope import (
     humidity_within,
     month_windows,
     rh_at_dew_point,
+    runs_of,
     temp_within,
+    whole_days,
     within,
 )
-from compliance.influxql import InfluxQL
+from compliance.envelope_store import EnvelopeDays
+from compliance.influxql import InfluxQL, Series
 from ingest.influx_writer import InfluxV1Writer
+from records.db import make_engine, session_factory
+from records.migrate import upgrade
 from testkit.services import Influxd
 
 TPE = ZoneInfo("Asia/Taipei")
@@ -354,3 +363,129 @@ async def test_the_database_judges_the_dew_point_to_a_hundredth_of_a_degree(infl
 
 def _ns_of(ts: datetime) -> int:
     return int(ts.timestamp()) * 1_000_000_000
+
+
+# -- kept days: measured once, reused while the database holds the same samples
+
+
+class Watched:
+    """The real client, noting which statements went to the database (an observer, not a stand-in)."""
+
+    def __init__(self, client: InfluxQL):
+        self.client = client
+        self.requests: list[dict[str, Any]] = []
+
+    async def query(self, q: str, params: Mapping[str, Any] | None = None) -> Sequence[Series]:
+        self.requests.append({"statements": [q], **(params or {})})
+        return await self.client.query(q, params)
+
+    async def query_each(
+        self, statements: Sequence[str], params: Mapping[str, Any] | None = None
+    ) -> Sequence[Sequence[Series]]:
+        self.requests.append({"statements": list(statements), **(params or {})})
+        return await self.client.query_each(statements, params)
+
+    def measured(self) -> list[tuple[datetime, datetime]]:
+        """The windows of the requests that measured days (not just counted samples)."""
+        return [(r["start"], r["end"]) for r in self.requests if len(r["statements"]) > 1]
+
+
+@pytest.fixture
+def kept(tmp_path: Path) -> EnvelopeDays:
+    engine = make_engine(tmp_path / "records.db")
+    upgrade(engine)
+    return EnvelopeDays(session_factory(engine))
+
+
+@pytest.mark.integration
+async def test_kept_days_give_the_same_months_and_are_measured_once(
+    client: InfluxQL, kept: EnvelopeDays
+) -> None:
+    envs = [RECOMMENDED, A1]
+    start, end, now = date(2026, 6, 1), date(2026, 8, 1), datetime(2026, 8, 2, tzinfo=TPE)
+    fresh = await envelope_stats(client, "tpe1", start, end, TPE, envs)
+    watched = Watched(client)
+    first = await envelope_stats(watched, "tpe1", start, end, TPE, envs, store=kept, now=now)
+    assert first == pytest.approx(fresh)
+    # 06-01, 06-30 and 07-01 have samples: measured in two windows (06-01, then 06-30..07-01 cut at July).
+    assert watched.measured() == [
+        (datetime(2026, 6, 1, tzinfo=TPE), datetime(2026, 6, 2, tzinfo=TPE)),
+        (datetime(2026, 6, 30, tzinfo=TPE), datetime(2026, 7, 1, tzinfo=TPE)),
+        (datetime(2026, 7, 1, tzinfo=TPE), datetime(2026, 7, 2, tzinfo=TPE)),
+    ]
+    key = envelope_key(envs, ())
+    assert {(d.day, d.room) for d in kept.load("tpe1", key, start, end)} == {
+        (date(2026, 6, 1), ROOM_A),
+        (date(2026, 6, 30), ROOM_A),
+        (date(2026, 6, 30), ROOM_B),
+        (date(2026, 7, 1), ROOM_A),
+        (date(2026, 7, 1), ROOM_B),
+    }
+    again = Watched(client)
+    assert await envelope_stats(again, "tpe1", start, end, TPE, envs, store=kept, now=now) == first
+    assert again.measured() == []  # one count statement, nothing measured
+    # Other envelopes are other days: nothing kept for them yet.
+    assert kept.load("tpe1", envelope_key([A2], ()), start, end) == []
+
+
+@pytest.mark.integration
+async def test_a_late_sample_has_its_day_measured_again(
+    influxd: Influxd, client: InfluxQL, kept: EnvelopeDays
+) -> None:
+    envs = [RECOMMENDED]
+    start, end, now = date(2026, 6, 1), date(2026, 8, 1), datetime(2026, 8, 2, tzinfo=TPE)
+    await envelope_stats(client, "tpe1", start, end, TPE, envs, store=kept, now=now)
+    writer = InfluxV1Writer(influxd.url, client.database, timeout_s=10)
+    try:
+        late = Sample(ROOM_B, "env-2", datetime(2026, 7, 1, 9, 5, tzinfo=TPE), 33.0, 50.0)
+        assert (await writer.write([_line(late)])).accepted
+    finally:
+        await writer.close()
+    watched = Watched(client)
+    months = await envelope_stats(watched, "tpe1", start, end, TPE, envs, store=kept, now=now)
+    assert watched.measured() == [(datetime(2026, 7, 1, tzinfo=TPE), datetime(2026, 7, 2, tzinfo=TPE))]
+    b7 = next(m for m in months if (m.room, m.month) == (ROOM_B, date(2026, 7, 1)))
+    assert (b7.samples, b7.temp_max) == (145, 33.0)
+    assert b7.share("recommended").temp == pytest.approx(144 / 145)
+    assert months == pytest.approx(await envelope_stats(client, "tpe1", start, end, TPE, envs))
+
+
+@pytest.mark.integration
+async def test_only_whole_ended_days_are_kept(client: InfluxQL, kept: EnvelopeDays) -> None:
+    envs = [RECOMMENDED]
+    # From 06-30 12:00 (a part of a day) to 07-02, asked on 07-01 at 20:00 (07-01 has not ended).
+    start = datetime(2026, 6, 30, 12, tzinfo=TPE)
+    now = datetime(2026, 7, 1, 20, tzinfo=TPE)
+    months = await envelope_stats(client, "tpe1", start, date(2026, 7, 2), TPE, envs, store=kept, now=now)
+    a6 = next(m for m in months if (m.room, m.month) == (ROOM_A, date(2026, 6, 1)))
+    assert a6.samples == 72  # 12:00-23:50 of 06-30
+    assert kept.load("tpe1", envelope_key(envs, ()), date(2026, 6, 1), date(2026, 8, 1)) == []
+
+
+@pytest.mark.integration
+async def test_excluded_devices_are_left_out(client: InfluxQL) -> None:
+    start, end = date(2026, 6, 1), date(2026, 8, 1)
+    months = await envelope_stats(client, "tpe1", start, end, TPE, [RECOMMENDED], excluded=["env-2", "x'y"])
+    assert {m.room for m in months} == {ROOM_A}
+    days = await daily_profile(client, "tpe1", None, start, end, TPE, excluded=["env-1"])
+    assert {d.room for d in days} == {ROOM_B}
+
+
+def test_whole_days_and_runs() -> None:
+    lo, hi = datetime(2026, 6, 29, 6, tzinfo=TPE), datetime(2026, 7, 3, tzinfo=TPE)
+    assert whole_days(lo, hi, TPE, datetime(2026, 7, 2, 1, tzinfo=TPE)) == [
+        date(2026, 6, 30),
+        date(2026, 7, 1),
+    ]
+    assert whole_days(lo, hi, TPE, datetime(2026, 6, 30, 23, 59, tzinfo=TPE)) == []
+    # Consecutive days join, but not across the first of a month; the first day is clipped to `lo`.
+    days = [date(2026, 6, 29), date(2026, 6, 30), date(2026, 7, 1), date(2026, 7, 2)]
+    assert runs_of(days, lo, hi, TPE) == [
+        (lo, datetime(2026, 7, 1, tzinfo=TPE)),
+        (datetime(2026, 7, 1, tzinfo=TPE), hi),
+    ]
+
+
+def test_a_day_round_trips_through_json() -> None:
+    day = DayEnvelope(ROOM_A, date(2026, 6, 30), 3, 66.5, 21.0, 23.5, 3, 135.0, 44.0, 46.0, 3, ((3, 2, 2),))
+    assert DayEnvelope.from_json(day.room, day.day, day.to_json()) == day

@@ -9,16 +9,18 @@ import re
 import subprocess
 import time
 import zipfile
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 import compliance.pack as pack_module
+from compliance.envelope import envelope_key
+from compliance.envelope_store import EnvelopeDayRow, EnvelopeDays
 from compliance.export import MANIFEST_NAME, verify_manifest
 from compliance.items import ENVIRONMENT, GENERATOR_TEST, ITEMS, UPS_TEST
 from compliance.kinds import (
@@ -32,14 +34,14 @@ from compliance.kinds import (
     VendorVisit,
     labels,
 )
-from compliance.pack import build_pack
+from compliance.pack import build_pack, site_envelopes
 from compliance.result import CheckResult, Evidence
 from compliance.store import Records
 from records.audit import Actor
 from records.db import make_engine, session_factory
 from records.migrate import upgrade
 from siteconfig.config import SiteConfig, load_site
-from testkit.example_site import example_site
+from testkit.example_site import SECRETS, example_site
 from testkit.services import Influxd, free_tcp_port
 
 TZ = ZoneInfo("Asia/Taipei")
@@ -460,10 +462,13 @@ async def test_with_influxdb_the_pack_has_environment_numbers_and_charts(
             ts = day + timedelta(minutes=10 * i)
             hot = ts.date() == at(3, 2).date() and 12 <= ts.hour < 18
             temp = 29.0 if hot else 22.0 + 4 * (i % 12) / 11
+            ns = int(ts.timestamp()) * 1_000_000_000
             for device in ("env-1", "env-2"):
-                ns = int(ts.timestamp()) * 1_000_000_000
                 tags = f"device={device},room=mr1,site={site.site.id}"
                 lines.append(f'env,{tags} temp_c={temp},rh_pct=45.0,quality="good" {ns}')
+            # A hot-aisle probe (not an inlet: the example site excludes it) at 36 °C: never counted.
+            tags = f"device=th-a-hot,room=mr1,site={site.site.id}"
+            lines.append(f'env,{tags} temp_c=36.0,rh_pct=30.0,quality="good" {ns}')
     writer = InfluxV1Writer(influxd.url, database, timeout_s=10)
     try:
         for n in range(0, len(lines), 5000):
@@ -479,7 +484,8 @@ async def test_with_influxdb_the_pack_has_environment_numbers_and_charts(
 
     months = sheet_rows(workbook(path, "environment.xlsx")["溫濕度月統計"])
     head = months[1]
-    rows = {(r[0], r[2]): dict(zip(head, r, strict=True)) for r in months[2:]}
+    assert months[2][-1] == "不計入（非進風口感測器） not inlet sensors, left out: th-a-hot, th-b-hot"
+    rows = {(r[0], r[2]): dict(zip(head, r, strict=True)) for r in months[3:]}
     # Every room in every month; those without samples say so.
     assert list(rows) == [(room, f"2026-0{m}") for m in range(1, 7) for room in ("mr1", "gen1")]
     empty = [r for r in rows.values() if r["Temperature samples"] == 0]
@@ -507,3 +513,80 @@ async def test_with_influxdb_the_pack_has_environment_numbers_and_charts(
     # gen1 (the generator room) has no env sensor: said so, not left out.
     assert "發電機室GeneratorRoom" in flat
     assert "此機房期間內無樣本" in flat
+
+    # The five days were measured once and kept in the records database.
+    kept = EnvelopeDays(records.sessions)
+    key = envelope_key(list(site_envelopes(site)), site.compliance.environment.exclude_devices)
+    first = {(d.day, d.room): d for d in kept.load(site.site.id, key, START.date(), END.date())}
+    assert sorted(first) == [
+        (datetime(2026, m, d).date(), "mr1") for m, d in ((2, 26), (2, 27), (2, 28), (3, 1), (3, 2))
+    ]
+    # A reading that arrives late (an outbox flushed after an outage) in a kept day: the next pack sees
+    # the count change and measures that day again; the other days are reused as they were.
+    late = at(2, 27, 3) + timedelta(minutes=5)
+    writer = InfluxV1Writer(influxd.url, database, timeout_s=10)
+    try:
+        tags = f"device=env-1,room=mr1,site={site.site.id}"
+        ns = int(late.timestamp()) * 1_000_000_000
+        assert (await writer.write([f'env,{tags} temp_c=31.0,rh_pct=45.0,quality="good" {ns}'])).accepted
+    finally:
+        await writer.close()
+    later = NOW + timedelta(days=1)
+    again = await build_pack(
+        site, records, START, END, tmp_path / "again.zip", prepared_by="王小明", now=later
+    )
+    feb2 = {
+        (r[0], r[2]): dict(zip(head, r, strict=True))
+        for r in sheet_rows(workbook(again, "environment.xlsx")["溫濕度月統計"])[3:]
+    }["mr1", "2026-02"]
+    assert feb2["Temperature samples"] == 3 * 144 * 2 + 1
+    assert feb2["Max temperature °C"] == 31.0
+    assert feb2["Inside recommended %, dry bulb"] == round(100 * 864 / 865, 2)
+    second = {(d.day, d.room): d for d in kept.load(site.site.id, key, START.date(), END.date())}
+    assert second[datetime(2026, 2, 27).date(), "mr1"].temp_n == 289
+    assert {k: v for k, v in second.items() if k[0] != datetime(2026, 2, 27).date()} == {
+        k: v for k, v in first.items() if k[0] != datetime(2026, 2, 27).date()
+    }
+    with records.sessions() as s:
+        measured = dict(s.execute(select(EnvelopeDayRow.day, EnvelopeDayRow.measured_at)).tuples().all())
+    assert measured.pop(datetime(2026, 2, 27).date()) == later.astimezone(UTC)
+    assert set(measured.values()) == {NOW.astimezone(UTC)}
+
+
+@pytest.mark.integration
+async def test_the_compliance_process_keeps_the_ended_days_measured(
+    influxd: Influxd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from compliance.process import ComplianceProcess
+    from ingest.influx_writer import InfluxV1Writer
+
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    database = f"keep_{time.monotonic_ns()}"
+    influxd.create_database(database)
+    site_path, _ = example_site(
+        tmp_path / "site.yaml",
+        influxdb=f"influxdb:\n  url: {influxd.url}\n  api: v1\n  database: {database}\n",
+    )
+    site = load_site(site_path)
+    # 2026-06-29 .. 2026-07-01 local, hourly, one inlet sensor; asked on 07-01 at 15:00.
+    tags = f"device=th-a01,room=mr1,site={site.site.id}"
+    lines = [
+        f"env,{tags} temp_c=23.0,rh_pct=50.0 {int(ts.timestamp()) * 10**9}"
+        for ts in (datetime(2026, 6, 29, tzinfo=TZ) + timedelta(hours=h) for h in range(63))
+    ]
+    writer = InfluxV1Writer(influxd.url, database, timeout_s=10)
+    try:
+        assert (await writer.write(lines)).accepted
+    finally:
+        await writer.close()
+    now = datetime(2026, 7, 1, 15, tzinfo=TZ)
+    process = ComplianceProcess(site, tmp_path / "state", clock=lambda: now)
+    assert await process.measure_days_once() == 2  # 06-29 and 06-30: today has not ended
+    kept = EnvelopeDays(process.records.sessions)
+    key = envelope_key(list(site_envelopes(site)), site.compliance.environment.exclude_devices)
+    days = kept.load(site.site.id, key, date(2025, 1, 1), date(2027, 1, 1))
+    # Today is measured by each report that asks for it, until it has ended.
+    assert [(d.day, d.temp_n) for d in days] == [(date(2026, 6, 29), 24), (date(2026, 6, 30), 24)]
+    assert process.snapshot()["days_measured_at"] == now.isoformat()
+    assert process.snapshot()["days_error"] is None
