@@ -51,40 +51,29 @@ import json
 import os
 import pstats
 import queue
-import resource
 import shutil
 import tempfile
 import threading
 import time
 import urllib.parse
 import urllib.request
+import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import psutil
+from sqlalchemy import select
 
 import compliance.pack as pack_module
 from bench.compliance_data import DATASET_VERSION, POLL_S, Plan, check_results, lines, records
-from compliance.envelope import (
-    GAMMA,
-    MAGNUS_A,
-    MAGNUS_B_C,
-    PAIRED,
-    SCOPE,
-    STATS,
-    Envelope,
-    daily_profile,
-    daily_statement,
-    envelope_stats,
-    share_statements,
-    temp_condition,
-)
+from compliance.envelope import counts_statement, paired_statement, share_statements, stats_statement
+from compliance.envelope_store import EnvelopeDayRow
 from compliance.influxql import InfluxQL, Params, Series
 from compliance.pack import build_pack, site_envelopes
 from compliance.store import Records
@@ -102,6 +91,8 @@ TZ = ZoneInfo("Asia/Taipei")
 WHO = Actor("bench", "bench:compliance")
 TARGET_RATIO = 2.0
 TARGET_S = 60.0
+# Requests in flight, as compliance.envelope.measure_days sends them.
+CONCURRENCY = 2
 # build_pack's progress steps, by their number.
 STEPS = {
     "1/6": "board and result changes",
@@ -307,45 +298,6 @@ class RssPeak:
         self._thread.join()
 
 
-@dataclass
-class Ours:
-    envelope_s: float = 0.0
-    daily_s: float = 0.0
-    room_months: int = 0
-    samples: int = 0
-    days: int = 0
-    requests: list[Request] = field(default_factory=list)
-    shares: list[str] = field(default_factory=list)
-
-
-async def our_queries(site: SiteConfig, start: datetime, end: datetime) -> Ours:
-    """roomguard's envelope statistics and daily profile of the period, timed; the requests noted."""
-    rec, allow = site_envelopes(site)
-    RecordingInfluxQL.log = []
-    out = Ours()
-    async with RecordingInfluxQL.from_site(site) as client:
-        t0 = time.perf_counter()
-        months = await envelope_stats(client, site.site.id, start, end, TZ, [rec, allow])
-        out.envelope_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        days = await daily_profile(client, site.site.id, None, start, end, TZ)
-        out.daily_s = time.perf_counter() - t0
-    out.requests = RecordingInfluxQL.log
-    out.room_months, out.samples, out.days = len(months), sum(m.samples for m in months), len(days)
-
-    def pct(v: float | None) -> str:
-        return "—" if v is None else f"{100 * v:5.1f}"
-
-    for m in months:
-        r, a = m.share(rec.name), m.share(allow.name)
-        out.shares.append(
-            f"{m.room:5} {m.month:%Y-%m} {m.samples:>10,} temp {m.temp_min:5.1f}/{m.temp_avg:5.1f}/"
-            f"{m.temp_max:5.1f} °C  in {rec.name}: {pct(r.temp)}/{pct(r.humidity)}/{pct(r.both)} %  "
-            f"in {allow.name}: {pct(a.temp)}/{pct(a.humidity)}/{pct(a.both)} % (dry bulb/humidity/both)"
-        )
-    return out
-
-
 def records_db(folder: Path, site: SiteConfig, plan: Plan) -> tuple[Records, int]:
     """A migrated SQLite records DB holding the period's records; how many records."""
     engine = make_engine(folder / "records.db")
@@ -424,13 +376,17 @@ def replay(url: str, forms: Sequence[Mapping[str, str]], workers: int = 1) -> fl
 def statement_labels(site: SiteConfig) -> dict[str, str]:
     """What each statement roomguard sends is for."""
     rec, allow = site_envelopes(site)
-    labels = {STATS: "stats: count/min/mean/max", PAIRED: "paired count (temp and RH)"}
+    n = len(site.compliance.environment.exclude_devices)
+    labels = {
+        stats_statement(n): "stats: count/sum/min/max per room-day",
+        paired_statement(n): "paired count (temp and RH)",
+        counts_statement(n): "sample counts (are the kept days current?)",
+    }
     for i, env in enumerate((rec, allow)):
-        temp, hum, both = share_statements(i, env)
+        temp, hum, both = share_statements(i, env, n)
         labels[temp] = f"{env.name}: dry bulb (plain WHERE)"
         labels[hum] = f"{env.name}: humidity (dew-point subquery)"
         labels[both] = f"{env.name}: both (dew-point subquery)"
-    labels[daily_statement(False)] = "daily profile GROUP BY time(1d)"
     return labels
 
 
@@ -444,86 +400,6 @@ def per_statement(url: str, requests: Sequence[Request], labels: Mapping[str, st
             raw_query(url, form)
             label = labels.get(s, s[:60])
             out[label] = out.get(label, 0.0) + time.perf_counter() - t0
-    return out
-
-
-def rh_condition(i: int, env: Envelope) -> str:
-    """Envelope `i`'s plain RH bounds (what humidity_condition tests besides the dew point)."""
-    parts = ['"rh_pct" > 0']
-    if env.rh_min is not None:
-        parts.append(f'"rh_pct" >= $e{i}_rh_lo')
-    if env.rh_max is not None:
-        parts.append(f'"rh_pct" <= $e{i}_rh_hi')
-    return "(" + " AND ".join(parts) + ")"
-
-
-def gamma_condition(i: int, env: Envelope) -> str:
-    parts = []
-    if env.dp_min is not None:
-        parts.append(f"{GAMMA} >= $e{i}_g_lo")
-    if env.dp_max is not None:
-        parts.append(f"{GAMMA} <= $e{i}_g_hi")
-    return "(" + " AND ".join(parts) + ")"
-
-
-def variants(site: SiteConfig) -> list[tuple[str, str, str, bool]]:
-    """(label, roomguard's statement, a variant, same result expected) for the dew-point statements.
-
-    * pushdown: the plain conditions (dry bulb, RH bounds) move into the subquery's WHERE, so only the
-      samples they keep get ln() and leave the subquery; the outer query tests g alone. Same result.
-    * no ln(): the same subquery and outer WHERE without the computed column (the machinery's cost).
-    * plain WHERE: no subquery, only the dry-bulb and RH bounds: what each count would cost if g (or a
-      Magnus dew point) were a stored field. Not the same result (no dew-point test).
-    """
-    rec, _ = site_envelopes(site)
-    out: list[tuple[str, str, str, bool]] = []
-    window = "time >= $start AND time < $end"
-    magnus = f'ln("rh_pct" / 100) + {MAGNUS_A!r} * "temp_c" / ({MAGNUS_B_C!r} + "temp_c") AS {GAMMA}'
-    for i, env in ((0, rec),):
-        _, hum, both = share_statements(i, env)
-        t, rh, g = temp_condition(i), rh_condition(i, env), gamma_condition(i, env)
-        for name, current, plain in (
-            (f"{env.name} humidity", hum, rh),
-            (f"{env.name} both", both, f"{t} AND {rh}"),
-        ):
-            pushed = (
-                f'SELECT count({GAMMA}) AS n FROM (SELECT "temp_c", "rh_pct", {magnus} FROM "env" '
-                f'WHERE {SCOPE} AND {plain} GROUP BY "room") WHERE {window} AND {g} GROUP BY "room"'
-            )
-            no_ln = (
-                f'SELECT count("rh_pct") AS n FROM (SELECT "temp_c", "rh_pct" FROM "env" WHERE {SCOPE} '
-                f'GROUP BY "room") WHERE {window} AND {plain} GROUP BY "room"'
-            )
-            flat = f'SELECT count("rh_pct") AS n FROM "env" WHERE {SCOPE} AND {plain} GROUP BY "room"'
-            out.append((f"{name}: pushdown into the subquery", current, pushed, True))
-            out.append((f"{name}: subquery without ln()", current, no_ln, False))
-            out.append((f"{name}: plain WHERE (a stored dew point)", current, flat, False))
-    return out
-
-
-def counts(doc: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        json.dumps(s.get("tags"), sort_keys=True): s["values"]
-        for r in doc.get("results", [])
-        for s in r.get("series", [])
-    }
-
-
-def compare_variants(url: str, requests: Sequence[Request], site: SiteConfig) -> list[str]:
-    """Each variant beside roomguard's statement over every month: seconds, and whether the counts agree."""
-    out: list[str] = []
-    for label, current, variant, exact in variants(site):
-        t_cur = t_var = 0.0
-        same = True
-        for r in requests:
-            t0 = time.perf_counter()
-            a = raw_query(url, {**r.form, "q": current})
-            t1 = time.perf_counter()
-            b = raw_query(url, {**r.form, "q": variant})
-            t_cur, t_var = t_cur + t1 - t0, t_var + time.perf_counter() - t1
-            same = same and counts(a) == counts(b)
-        agree = ("same counts" if same else "DIFFERENT COUNTS") if exact else "not comparable"
-        out.append(f"    {label:56} {t_var:8.2f} s  (roomguard's {t_cur:6.2f} s; {agree})")
     return out
 
 
@@ -590,8 +466,25 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
+def pack_rows(label: str, pack: PackRun, raw: float, target_s: float | None) -> None:
+    """A pack's time beside InfluxDB's for its requests (the ratio target when cold), steps, memory."""
+    ratio = pack.seconds / raw if raw else float("nan")
+    if target_s is None:
+        note = f"pack/raw = {ratio:.2f} (target <= {TARGET_RATIO:g}: {verdict(ratio <= TARGET_RATIO)})"
+    else:
+        note = f"under {target_s:.0f} s: {verdict(pack.seconds < target_s)}"
+    row(label, f"{pack.seconds:.2f} s", note)
+    for name, secs in pack.steps:
+        row(f"  {name}", f"{secs:.2f} s")
+    row(
+        "  peak RSS (sampled every 20 ms)",
+        mb(pack.rss_peak),
+        f"before it {mb(pack.rss_before)}; zip {pack.size / 1e6:.1f} MB",
+    )
+
+
 def main() -> None:
-    """Write (or reuse) the half-year, time roomguard's queries and pack, replay them raw, print."""
+    """Write (or reuse) the half-year; time the pack cold and with kept days, each beside raw InfluxDB."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--days", type=int, default=183, help="length of the period (from --start)")
     ap.add_argument("--start", type=date.fromisoformat, default=date(2026, 6, 1), help="first local day")
@@ -620,90 +513,80 @@ def main() -> None:
             flush=True,
         )
         prepare(db, db_dir, site, plan)
-
-        ours = asyncio.run(our_queries(site, start, end))
-        envelope_forms = [r.form for r in ours.requests[:-1]]
-        daily_forms = [r.form for r in ours.requests[-1:]]
-        influx = psutil.Process(db.pid)
-        cpu0 = sum(influx.cpu_times()[:2])
-        with RssPeak(db.pid) as influx_rss:
-            raw_env = replay(db.url, envelope_forms)
-            raw_daily = replay(db.url, daily_forms)
-        influx_cpu = sum(influx.cpu_times()[:2]) - cpu0
-        raw = raw_env + raw_daily
         folder = work / "records"
         folder.mkdir()
         records_store, n_records = records_db(folder, site, plan)
-        pack = asyncio.run(run_pack(site, records_store, start, end, work / "out" / "pack.zip"))
-        sent = [(r.form, r.statements) for r in ours.requests]
-        same = [(r.form, r.statements) for r in pack.requests] == sent
-        statements = sum(len(r.statements) for r in ours.requests)
 
-        row("env samples (temp_c) in the period", f"{ours.samples:,}")
-        row(
-            f"InfluxDB alone: roomguard's {len(sent)} requests ({statements} statements), urllib",
-            f"{raw:.2f} s",
-            f"influxd {influx_cpu / raw:.2f} cores busy, peak RSS {mb(influx_rss.peak)}",
+        # 1. Cold: no day kept yet (a new install, or the first report after a rebuild from history).
+        cold = asyncio.run(run_pack(site, records_store, start, end, work / "out" / "cold.zip"))
+        influx = psutil.Process(db.pid)
+        cpu0 = sum(influx.cpu_times()[:2])
+        with RssPeak(db.pid) as influx_rss:
+            raw_cold = replay(db.url, [r.form for r in cold.requests], workers=CONCURRENCY)
+        influx_cpu = sum(influx.cpu_times()[:2]) - cpu0
+        # 2. Kept: the same pack again, every ended day measured before (what the process keeps ready).
+        warm = asyncio.run(run_pack(site, records_store, start, end, work / "out" / "warm.zip"))
+        raw_warm = replay(db.url, [r.form for r in warm.requests], workers=CONCURRENCY)
+        same = member_bytes(work / "out" / "cold.zip", "environment.xlsx") == member_bytes(
+            work / "out" / "warm.zip", "environment.xlsx"
         )
-        row(f"  envelope statistics ({len(envelope_forms)} requests, one per month)", f"{raw_env:.2f} s")
-        row("  daily profile (1 request)", f"{raw_daily:.2f} s")
-        row(
-            f"roomguard envelope_stats ({ours.room_months} room-months, 2 envelopes)",
-            f"{ours.envelope_s:.2f} s",
-        )
-        row(f"roomguard daily_profile ({ours.days} room-days)", f"{ours.daily_s:.2f} s")
-        ratio = pack.seconds / raw
-        row(
-            f"roomguard evidence pack (build_pack, {n_records} records)",
-            f"{pack.seconds:.2f} s",
-            f"pack/raw = {ratio:.2f} (target <= {TARGET_RATIO:g}: {verdict(ratio <= TARGET_RATIO)}), "
-            f"under {TARGET_S:.0f} s: {verdict(pack.seconds < TARGET_S)}",
-        )
-        for name, secs in pack.steps:
-            row(f"  {name}", f"{secs:.2f} s")
-        row(
-            "pack peak RSS (sampled every 20 ms)",
-            mb(pack.rss_peak),
-            f"before it {mb(pack.rss_before)}; process ru_maxrss "
-            f"{mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)}; zip {pack.size / 1e6:.1f} MB",
-        )
-        print(
-            f"  the pack sent {'the same' if same else 'DIFFERENT'} requests as envelope_stats, daily_profile"
-        )
-        print("  shares per room-month (the pack's environment.xlsx):")
-        for line in ours.shares:
-            print("    " + line)
+        statements = sum(len(r.statements) for r in cold.requests)
+        room_days = len(records_store_days(records_store))
 
+        row(
+            f"InfluxDB alone, cold: the pack's {len(cold.requests)} requests ({statements} statements), "
+            f"urllib, {CONCURRENCY} at a time",
+            f"{raw_cold:.2f} s",
+            f"influxd {influx_cpu / raw_cold:.2f} cores busy, peak RSS {mb(influx_rss.peak)}",
+        )
+        pack_rows(f"roomguard evidence pack, cold ({n_records} records)", cold, raw_cold, None)
+        env_s = dict(cold.steps).get(STEPS["3/6"], cold.seconds)
+        row(
+            f"  room-days measured and kept ({args.days} days)",
+            f"{room_days:,}",
+            f"{env_s / max(1, args.days):.2f} s per day: what the process spends on yesterday each night",
+        )
+        row(
+            f"InfluxDB alone, kept days: the pack's {len(warm.requests)} request(s), urllib",
+            f"{raw_warm:.2f} s",
+        )
+        pack_rows("roomguard evidence pack, days kept", warm, raw_warm, TARGET_S)
+        print(f"  environment.xlsx of both packs: {'identical' if same else 'DIFFERENT'}", flush=True)
         if args.profile:
-            profile(db, site, ours, raw_env, records_store, start, end, work)
+            profile(db, site, cold, records_store, start, end, work)
     finally:
         db.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
+def member_bytes(zip_path: Path, name: str) -> bytes:
+    """One member of a pack (by file name)."""
+    with zipfile.ZipFile(zip_path) as z:
+        return z.read(next(n for n in z.namelist() if n.endswith(name)))
+
+
+def records_store_days(db: Records) -> list[Any]:
+    """Every kept room-day of the records database."""
+    with db.sessions() as s:
+        return list(s.scalars(select(EnvelopeDayRow.id)).all())
+
+
 def profile(
     db: BenchInfluxd,
     site: SiteConfig,
-    ours: Ours,
-    raw_env: float,
+    cold: PackRun,
     records_store: Records,
     start: datetime,
     end: datetime,
     work: Path,
 ) -> None:
-    """Where the time goes: each statement alone, months in parallel, variants, cProfile of the pack."""
-    print("Profile: each statement alone, summed over the months (raw urllib):")
-    times = per_statement(db.url, ours.requests, statement_labels(site))
+    """Where the time goes: each statement alone, summed; cProfile of the pack with kept days."""
+    print("Profile: each statement of the cold pack alone, summed over its requests (raw urllib):")
+    times = per_statement(db.url, cold.requests, statement_labels(site))
     total = sum(times.values())
     for label, secs in sorted(times.items(), key=lambda x: -x[1]):
-        per = secs / max(1, ours.samples) * 1e9
-        print(f"    {label:44} {secs:8.2f} s  {100 * secs / total:5.1f} %  {per:6.0f} ns/sample")
-    two = replay(db.url, [r.form for r in ours.requests[:-1]], workers=2)
-    print(f"  the envelope requests two at a time: {two:.2f} s (one at a time {raw_env:.2f} s)")
-    print("Profile: variants of the recommended envelope's dew-point statements, every month (raw):")
-    for line in compare_variants(db.url, ours.requests[:-1], site):
-        print(line)
-    print("Profile: cProfile of build_pack (worker-thread steps inline):")
+        print(f"    {label:50} {secs:8.2f} s  {100 * secs / total:5.1f} %")
+    print("Profile: cProfile of build_pack with the days kept (worker-thread steps inline):")
     print(asyncio.run(profiled_pack(site, records_store, start, end, work / "out" / "pack2.zip")))
 
 

@@ -364,12 +364,17 @@ class ComplianceProcess:
         loops = [
             asyncio.create_task(self.evaluate_loop(stop), name="compliance-evaluate"),
             asyncio.create_task(self.status_loop(stop), name="compliance-status"),
-            asyncio.create_task(self.measure_days_loop(stop), name="compliance-measure-days"),
         ]
+        # Measuring months of history can take minutes: cancelled at stop, not waited for (a day is
+        # kept only once measured, so nothing is half-written).
+        measuring = asyncio.create_task(self.measure_days_loop(stop), name="compliance-measure-days")
         try:
             await self.consumer.run(self.handle, stop)
         finally:
             stop.set()
+            measuring.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await measuring
             for t in loops:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
