@@ -10,35 +10,34 @@ retention policy, hence 7-day shards; cold shards fully compacted before anythin
    the v1 /write API, 50 000 lines per POST, precision s; prints points and points/s. With `--reuse DIR`
    the database lives in DIR and a marker point says what it holds: a re-run with the same --days and
    dataset skips the write;
-2. times roomguard's `envelope_stats` (the period, per room and month, recommended + allowable) and
-   `daily_profile` (per room and day), then the whole evidence pack (`build_pack`) of the period over a
-   records DB holding its generator and UPS tests, a duty shift every 12 h, vendor visits, disposals,
-   incidents; the pack's peak RSS (sampled, and the process's ru_maxrss);
-3. the peer: the very same InfluxQL requests roomguard sent (form fields captured from the client),
-   replayed with urllib against /query, end to end including reading the JSON.
-Targets: the pack within 2x the raw queries, and under 60 s.
-`--profile` adds the time of every statement alone (by kind), the months sent two at a time, variants
-of the dew-point statements (with a check that the exact one gives the same counts), and a cProfile of
-the pack with its worker-thread steps run inline.
+2. builds the whole evidence pack (`build_pack`) of the period over a records DB holding its generator
+   and UPS tests, a duty shift every 12 h, vendor visits, disposals, incidents, cold: no day of the
+   environment measured yet (a new install, the first report after a history import); the pack
+   measures every day and keeps it (compliance.envelope.envelope_days);
+3. the peer: the very same InfluxQL requests the pack sent (form fields captured from the client),
+   replayed with urllib against /query, as many at a time as roomguard sends (2), end to end
+   including reading the JSON;
+4. builds the same pack again, the days now kept (what the compliance process keeps ready: it
+   measures each ended day in the background), beside its one request replayed raw; both packs'
+   environment.xlsx must be identical. Peak RSS of each pack (sampled).
+Targets: the cold pack within 2x the raw queries; the pack with kept days under 60 s.
+`--profile` adds the time of every statement alone (by kind) and a cProfile of the pack (days kept).
 
 Measured on a 2-core box (24 GB, InfluxDB 1.6.7, Python 3.11), the full half-year: 41,109,120 points
-written at 84,900 points/s (484 s), 18,964,800 env samples in the period, two runs:
+written at 147,900 points/s (278 s), 18,964,800 env samples of six probes in the period (the two
+hot-aisle probes' are left out of the envelopes as not inlets), two runs:
 
-    InfluxDB alone, the 7 requests (49 statements) replayed      427.6 s           382.3 s
-    roomguard envelope_stats (6 room-months)                     397.7 s           363.3 s
-    roomguard daily_profile (183 room-days)                       28.0 s            21.9 s
-    roomguard evidence pack (its environment step)     390.7 (389.2) s   365.0 (363.3) s
-    pack / raw (target <= 2: met)                                  0.91              0.95
-    pack under 60 s                                              missed            missed
-    pack peak RSS (sampled; before it)                     180 (149) MB      163 (106) MB
+    InfluxDB alone, cold: the 7 requests (49 statements), 2 at a time   148.0 s           137.8 s
+    roomguard evidence pack, cold                                       138.1 s           145.7 s
+    pack / raw (target <= 2: met)                                          0.93              1.06
+    room-days measured and kept, per day                                 0.75 s            0.79 s
+    InfluxDB alone, kept days: the 1 request (sample counts)              3.40 s            3.02 s
+    roomguard evidence pack, days kept (target < 60 s: met)              4.93 s            4.39 s
+    pack peak RSS, cold / days kept                                 235 / 256 MB      163 / 185 MB
 
-`--profile`: the four dew-point subquery statements (humidity and both, per envelope) are 83 % of
-InfluxDB's time at 3.4-3.9 µs per sample each; stats 1.2 µs, the daily profile 0.9 µs, the plain
-counts 0.3 µs. InfluxDB runs a request's statements one after another on one core (1.1 cores busy):
-the months two at a time took 180.7 s instead of 400.7 s. Without ln() the subquery still costs 72-75 %
-as much; the same RH and dry-bulb tests as a plain WHERE (what a stored dew point would allow) 10-13x
-less; moving the plain conditions into the subquery 21 % less for "both", nothing for "humidity".
-cProfile: 358 of the pack's 362 s wait on InfluxDB; the workbooks take 2.2 s, the PDF 1.2 s.
+Before the days were kept (same data, previous version): the pack 391 s beside 428 s raw, requests one
+at a time, dew-point subqueries 83 % of InfluxDB's time at 3.4-3.9 µs per sample; moving the plain
+bounds into the subquery and sending two requests at a time brought the cold pack to ~140 s.
 """
 
 from __future__ import annotations
