@@ -20,7 +20,7 @@ retention policy, hence 7-day shards; cold shards fully compacted before anythin
 4. builds the same pack again, the days now kept (what the compliance process keeps ready: it
    measures each ended day in the background), beside its one request replayed raw; both packs'
    environment.xlsx must be identical. Peak RSS of each pack (sampled).
-Targets: the cold pack within 2x the raw queries; the pack with kept days under 60 s.
+Targets: each pack within 2x the raw queries it sent; the pack with kept days also under 60 s.
 `--profile` adds the time of every statement alone (by kind) and a cProfile of the pack (days kept).
 
 Measured on a 2-core box (24 GB, InfluxDB 1.6.7, Python 3.11), the full half-year: 41,109,120 points
@@ -29,10 +29,11 @@ hot-aisle probes' are left out of the envelopes as not inlets), two runs:
 
     InfluxDB alone, cold: the 7 requests (49 statements), 2 at a time   148.0 s           137.8 s
     roomguard evidence pack, cold                                       138.1 s           145.7 s
-    pack / raw (target <= 2: met)                                          0.93              1.06
+    cold pack / raw (target <= 2: met)                                     0.93              1.06
     room-days measured and kept, per day                                 0.75 s            0.79 s
     InfluxDB alone, kept days: the 1 request (sample counts)              3.40 s            3.02 s
     roomguard evidence pack, days kept (target < 60 s: met)              4.93 s            4.39 s
+    kept-days pack / its raw request (target <= 2: met)                    1.45              1.45
     pack peak RSS, cold / days kept                                 235 / 256 MB      163 / 185 MB
 
 Before the days were kept (same data, previous version): the pack 391 s beside 428 s raw, requests one
@@ -466,12 +467,11 @@ def verdict(ok: bool) -> str:
 
 
 def pack_rows(label: str, pack: PackRun, raw: float, target_s: float | None) -> None:
-    """A pack's time beside InfluxDB's for its requests (the ratio target when cold), steps, memory."""
+    """A pack's time beside InfluxDB's for its requests (and the 60 s target), its steps, its memory."""
     ratio = pack.seconds / raw if raw else float("nan")
-    if target_s is None:
-        note = f"pack/raw = {ratio:.2f} (target <= {TARGET_RATIO:g}: {verdict(ratio <= TARGET_RATIO)})"
-    else:
-        note = f"under {target_s:.0f} s: {verdict(pack.seconds < target_s)}"
+    note = f"pack/raw = {ratio:.2f} (target <= {TARGET_RATIO:g}: {verdict(ratio <= TARGET_RATIO)})"
+    if target_s is not None:
+        note += f", under {target_s:.0f} s: {verdict(pack.seconds < target_s)}"
     row(label, f"{pack.seconds:.2f} s", note)
     for name, secs in pack.steps:
         row(f"  {name}", f"{secs:.2f} s")
