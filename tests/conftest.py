@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from testkit.services import Influxd, Mosquitto, VictoriaMetrics, serve
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_net_snmp_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """net-snmp tools keep their engine boots and id in this run's own folder, not /var/lib/snmp.
+
+    snmpinform, snmptrap, snmpget … read and rewrite snmpapp.conf there on every call; two runs side by
+    side (or a run beside an operator's tool) rewriting it at once made a v3 inform fail in both with
+    "buffer too small to read octet string (17 < 17)" and a timeout. The subprocesses inherit this.
+    """
+    old = os.environ.get("SNMP_PERSISTENT_DIR")
+    os.environ["SNMP_PERSISTENT_DIR"] = str(tmp_path_factory.mktemp("net-snmp-state"))
+    yield
+    if old is None:
+        os.environ.pop("SNMP_PERSISTENT_DIR", None)
+    else:
+        os.environ["SNMP_PERSISTENT_DIR"] = old
+
 
 # Session-scoped servers are shared: tests use their own database/measurement names. The function-scoped
 # public fixtures restart a server a previous test left stopped. Tests that stop or kill a server for an
