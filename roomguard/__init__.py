@@ -13,6 +13,7 @@ from bus.process import DEFAULT_STATE, StateDir, Verbose, run_jobs, start_loggin
 from collector import cli as collector_cli
 from collector.collect_cli import CollectorId, collector_job
 from compliance import cli as compliance_cli
+from compliance.access import cli as access_cli
 from ingest import cli as ingest_cli
 from siteconfig import cli as siteconfig_cli
 from siteconfig.cli import SiteArg, load_site_or_exit
@@ -69,6 +70,7 @@ collector_cli.register(app)
 ingest_cli.register(app)
 alerts_cli.register(app)
 compliance_cli.register(app)
+access_cli.register(app)
 app.command("run")(run)
 
 

@@ -66,6 +66,28 @@ class Environment(StrictModel):
     )
 
 
+class PanelDoor(StrictModel):
+    """A door of an access panel export: its name and the zone it opens."""
+
+    name: str = Field(min_length=1, description="Door name as people call it.")
+    zone: str = Field(min_length=1, description="Zone (door group) the grants name.")
+
+
+class AccessRules(StrictModel):
+    """Thresholds of the access-rights flags (CC-16000 (一)(十三)) and the panel's doors."""
+
+    dormant_days: int = Field(90, ge=1, description="No use for this many days: DORMANT_90D (NIST PE-2: 90).")
+    escort_window_s: float = Field(
+        120.0, gt=0, description="An escort badges at the same door within this many seconds of a vendor."
+    )
+    min_travel_s: float = Field(
+        60.0, gt=0, description="One credential at two doors closer in time than this: SHARED_CARD."
+    )
+    doors: dict[int, PanelDoor] = Field(
+        default_factory=dict, description="Panel door numbers (ZKTeco DoorID 1-4) to door names and zones."
+    )
+
+
 class TradingSession(StrictModel):
     """When maintenance must not stop systems (TWSE regular session, site time zone)."""
 
@@ -131,6 +153,7 @@ class ComplianceConfig(StrictModel):
         default_factory=lambda: Cadence(every_days=92, warn_days=14),
         description="Access-rights reviews (CC-16000 (十三); quarterly).",
     )
+    access: AccessRules = Field(default_factory=lambda: AccessRules(), description="Access-rights flags.")
     environment: Environment = Field(default_factory=Environment, description="Environmental bounds.")
     trading_session: TradingSession = Field(default_factory=TradingSession, description="Trading hours.")
     redundancy: Redundancy = Field(default_factory=Redundancy, description="N of N+1.")

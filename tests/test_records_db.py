@@ -14,6 +14,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import StatementError
 
 import alerts.store  # registers the alert tables on the shared metadata
+import compliance.access.store
 import compliance.envelope_store
 import compliance.store  # noqa: F401  (these register the compliance tables)
 import records
@@ -50,7 +51,7 @@ def test_upgrade_creates_the_tables_and_matches_the_models(tmp_path: Path) -> No
     u = url(tmp_path)
     assert current(u) is None
     upgrade(u)
-    assert current(u) == head() == "0003"
+    assert current(u) == head() == "0004"
     engine = make_engine(u)
     assert set(inspect(engine).get_table_names()) >= ALERT_TABLES | COMPLIANCE_TABLES
     with engine.connect() as conn:

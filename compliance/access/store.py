@@ -1,0 +1,334 @@
+"""The access-rights tables of the records database and the only way to write them: audited.
+
+Tables (migration 0004): `access_holders` and `access_grants` (one row per person / grant, the value
+as JSON; an import that changes nothing writes nothing), `access_badges` (the panels' events, unique by
+time, door, credential and direction, so a file imported twice adds nothing; one audit entry per import
+with the file's hash and counts), `access_reviews` (a quarter's review as JSON with its status).
+Every change appends to the hash-chained audit log in the same transaction (records.audit); an attempt
+the workflow refuses (a signed review, separation of duties) is audited too, then raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Integer, String, UniqueConstraint, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from compliance.access.codec import grant_json, grant_of, holder_json, holder_of, review_json, review_of
+from compliance.access.model import Badge, Direction, Grant, Holder
+from compliance.access.review import Review, ReviewRefused, decide, sign_off
+from records.audit import Actor, append
+from records.db import Base
+
+ID_LEN = 200
+# Badge rows per INSERT: well under SQLite's 32 766 bound parameters (6 columns each).
+BADGE_CHUNK = 5000
+
+
+class AccessHolderRow(Base):
+    """One holder (a person with, or once with, machine-room access)."""
+
+    __tablename__ = "access_holders"
+
+    person_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
+
+
+class AccessGrantRow(Base):
+    """One access grant."""
+
+    __tablename__ = "access_grants"
+
+    grant_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(ID_LEN), index=True)
+    credential_id: Mapped[str] = mapped_column(String(ID_LEN), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
+
+
+class AccessBadgeRow(Base):
+    """One badge event of a door panel."""
+
+    __tablename__ = "access_badges"
+    __table_args__ = (UniqueConstraint("at", "door", "credential_id", "direction", name="badge_once"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    door: Mapped[str] = mapped_column(String(ID_LEN))
+    zone: Mapped[str] = mapped_column(String(ID_LEN))
+    credential_id: Mapped[str] = mapped_column(String(ID_LEN), index=True)
+    granted: Mapped[bool] = mapped_column(Boolean)
+    direction: Mapped[str] = mapped_column(String(16))
+
+
+class AccessReviewRow(Base):
+    """A quarterly review (open or signed) as JSON."""
+
+    __tablename__ = "access_reviews"
+
+    review_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    site: Mapped[str] = mapped_column(String(ID_LEN))
+    quarter: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class PutCounts:
+    """What an import did: created, updated, unchanged."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def _put(
+    session: Session,
+    row_type: Any,
+    key: str,
+    entity: str,
+    data: dict[str, Any],
+    actor: Actor,
+    now: datetime,
+    extra: dict[str, Any],
+) -> str:
+    row = session.get(row_type, key)
+    if row is None:
+        session.add(
+            row_type(**{row_type.__mapper__.primary_key[0].name: key}, data=data, updated_at=now, **extra)
+        )
+        append(session, actor, "create", entity, key, after=data, at=now)
+        return "created"
+    if row.data == data:
+        return "unchanged"
+    before = row.data
+    row.data, row.updated_at = data, now
+    for k, v in extra.items():
+        setattr(row, k, v)
+    append(session, actor, "update", entity, key, before=before, after=data, at=now)
+    return "updated"
+
+
+class AccessStore:
+    """Transactions over the access tables: each call is one commit."""
+
+    def __init__(self, sessions: sessionmaker[Session]):
+        self.sessions = sessions
+
+    def put_holders(self, holders: Iterable[Holder], actor: Actor, now: datetime) -> PutCounts:
+        """Create or update holders by person id, audited; identical ones change nothing."""
+        done: dict[str, int] = {"created": 0, "updated": 0, "unchanged": 0}
+        with self.sessions.begin() as session:
+            for h in holders:
+                done[
+                    _put(
+                        session, AccessHolderRow, h.person_id, "access.holder", holder_json(h), actor, now, {}
+                    )
+                ] += 1
+        return PutCounts(**done)
+
+    def put_grants(self, grants: Iterable[Grant], actor: Actor, now: datetime) -> PutCounts:
+        """Create or update grants by grant id, audited; identical ones change nothing."""
+        done: dict[str, int] = {"created": 0, "updated": 0, "unchanged": 0}
+        with self.sessions.begin() as session:
+            for g in grants:
+                extra = {"person_id": g.person_id, "credential_id": g.credential_id}
+                done[
+                    _put(
+                        session, AccessGrantRow, g.grant_id, "access.grant", grant_json(g), actor, now, extra
+                    )
+                ] += 1
+        return PutCounts(**done)
+
+    def add_badges(self, badges: Sequence[Badge], actor: Actor, now: datetime, source: str) -> int:
+        """Add badge events not stored yet (one audit entry for the import); how many were new."""
+        rows = [
+            {
+                "at": b.at,
+                "door": b.door,
+                "zone": b.zone,
+                "credential_id": b.credential_id,
+                "granted": b.granted,
+                "direction": b.direction,
+            }
+            for b in badges
+        ]
+        with self.sessions.begin() as session:
+            before = self._badge_count(session)
+            dialect = session.get_bind().dialect.name
+            for i in range(0, len(rows), BADGE_CHUNK):
+                session.execute(_insert_ignoring_duplicates(dialect), rows[i : i + BADGE_CHUNK])
+            new = self._badge_count(session) - before
+            append(
+                session,
+                actor,
+                "import",
+                "access.badges",
+                source,
+                after={"rows": len(rows), "new": new, "duplicates": len(rows) - new},
+                at=now,
+            )
+        return new
+
+    @staticmethod
+    def _badge_count(session: Session) -> int:
+        from sqlalchemy import func
+
+        return int(session.scalar(select(func.count()).select_from(AccessBadgeRow)) or 0)
+
+    def holders(self) -> dict[str, Holder]:
+        """Every holder by person id."""
+        with self.sessions() as session:
+            return {r.person_id: holder_of(r.data) for r in session.scalars(select(AccessHolderRow))}
+
+    def grants(self) -> list[Grant]:
+        """Every grant, by grant id."""
+        with self.sessions() as session:
+            rows = session.scalars(select(AccessGrantRow).order_by(AccessGrantRow.grant_id))
+            return [grant_of(r.data) for r in rows]
+
+    def badges(self, since: datetime | None = None, until: datetime | None = None) -> list[Badge]:
+        """Badge events in [since, until), by time."""
+        q = select(
+            AccessBadgeRow.at,
+            AccessBadgeRow.door,
+            AccessBadgeRow.zone,
+            AccessBadgeRow.credential_id,
+            AccessBadgeRow.granted,
+            AccessBadgeRow.direction,
+        ).order_by(AccessBadgeRow.at)
+        if since is not None:
+            q = q.where(AccessBadgeRow.at >= since)
+        if until is not None:
+            q = q.where(AccessBadgeRow.at < until)
+        with self.sessions() as session:
+            return [
+                Badge(at, door, zone, cred, granted, _direction(direction))
+                for at, door, zone, cred, granted, direction in session.execute(q).tuples()
+            ]
+
+    # -- reviews
+
+    def reviews(self, quarter: str | None = None) -> list[Review]:
+        """Reviews (of one quarter), oldest first."""
+        q = select(AccessReviewRow).order_by(AccessReviewRow.created_at, AccessReviewRow.review_id)
+        if quarter is not None:
+            q = q.where(AccessReviewRow.quarter == quarter)
+        with self.sessions() as session:
+            return [review_of(r.data) for r in session.scalars(q)]
+
+    def review(self, review_id: str) -> Review:
+        """One review (ReviewRefused naming the known ones if there is none)."""
+        with self.sessions() as session:
+            row = session.get(AccessReviewRow, review_id)
+            if row is None:
+                known = ", ".join(session.scalars(select(AccessReviewRow.review_id))) or "none"
+                raise ReviewRefused(f"no review {review_id!r} / 無此覆核 (reviews: {known})")
+            return review_of(row.data)
+
+    def start(self, review: Review, actor: Actor, now: datetime) -> Review:
+        """Store a new review, audited (its lines and flags counted in the entry)."""
+        with self.sessions.begin() as session:
+            if session.get(AccessReviewRow, review.review_id) is not None:
+                raise ReviewRefused(f"review {review.review_id} exists already / 覆核已存在")
+            data = review_json(review)
+            session.add(
+                AccessReviewRow(
+                    review_id=review.review_id,
+                    site=review.site_id,
+                    quarter=review.quarter,
+                    status=review.status,
+                    data=data,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            flagged = sum(1 for ln in review.lines if ln.flags)
+            append(
+                session,
+                actor,
+                "create",
+                "access.review",
+                review.review_id,
+                at=now,
+                after={
+                    "quarter": review.quarter,
+                    "lines": len(review.lines),
+                    "flagged": flagged,
+                    "removed": len(review.removed),
+                    "supersedes": review.supersedes,
+                },
+            )
+        return review
+
+    def decide(
+        self, review_id: str, grant_id: str, decision: str, reason: str, by: str, actor: Actor, now: datetime
+    ) -> Review:
+        """Record a decision on one grant, audited with the line before and after; refusals audited too."""
+        return self._change(
+            review_id,
+            actor,
+            now,
+            "decide",
+            grant_id,
+            lambda r: decide(r, grant_id, decision, reason, by, now),
+        )
+
+    def sign_off(self, review_id: str, by: str, actor: Actor, now: datetime, note: str = "") -> Review:
+        """Sign the review off (then it is read-only), audited; a refusal is audited too."""
+        return self._change(review_id, actor, now, "sign_off", "", lambda r: sign_off(r, by, now, note))
+
+    def _change(
+        self, review_id: str, actor: Actor, now: datetime, action: str, grant_id: str, change: Any
+    ) -> Review:
+        entity_id = review_id + (f"#{grant_id}" if grant_id else "")
+        try:
+            with self.sessions.begin() as session:
+                row = session.get(AccessReviewRow, review_id, with_for_update=True)
+                if row is None:
+                    raise ReviewRefused(f"no review {review_id!r} / 無此覆核")
+                old = review_of(row.data)
+                new: Review = change(old)
+                row.data, row.status, row.updated_at = review_json(new), new.status, now
+                before, after = _diff(old, new, grant_id)
+                append(session, actor, action, "access.review", entity_id, before=before, after=after, at=now)
+                return new
+        except ReviewRefused as refused:
+            with self.sessions.begin() as session:
+                append(
+                    session, actor, "refused", "access.review", entity_id, note=f"{action}: {refused}", at=now
+                )
+            raise
+
+
+def _diff(old: Review, new: Review, grant_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What an audit entry keeps of a change: the decided line, or the status and sign-offs."""
+    if grant_id:
+        a, b = old.line(grant_id), new.line(grant_id)
+        keys = ("decision", "reason", "decided_by")
+        return {k: getattr(a, k) for k in keys}, {k: getattr(b, k) for k in keys}
+    return (
+        {"status": old.status, "sign_offs": len(old.sign_offs)},
+        {"status": new.status, "sign_offs": [s.by for s in new.sign_offs]},
+    )
+
+
+def _direction(text: str) -> Direction:
+    return "in" if text == "in" else "out" if text == "out" else "unknown"
+
+
+def _insert_ignoring_duplicates(dialect: str) -> Any:
+    """INSERT … that skips rows already stored (SQLite OR IGNORE, PostgreSQL ON CONFLICT DO NOTHING)."""
+    if dialect == "sqlite":
+        return sqlite.insert(AccessBadgeRow).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        return postgresql.insert(AccessBadgeRow).on_conflict_do_nothing()
+    return insert(AccessBadgeRow).prefix_with("IGNORE")
