@@ -135,6 +135,7 @@ class ComplianceProcess:
         self.undecodable = 0
         self.evaluated_at: datetime | None = None
         self.days_measured_at: datetime | None = None
+        self._access_cache: tuple[tuple[object, ...], list[Any], list[Any]] | None = None
         self.days_error: str | None = None
 
     # -- bus in
@@ -225,7 +226,21 @@ class ComplianceProcess:
             telemetry=dict(self.telemetry.devices),
             environment=self.telemetry.environment(now),
             alerts=tuple(self.alerts.values()),
+            access_review=self._access_review(now),
         )
+
+    def _access_review(self, now: datetime) -> CheckResult | None:
+        """Item (十三) from the stored access reviews (compliance.access), None without a signed one."""
+        from compliance.access.board import access_review_result
+        from compliance.access.store import AccessStore
+
+        store = AccessStore(self.records.sessions)
+        # Reviews of 20 000 grants are large JSON: read again only when a review or a grant changed.
+        version = store.version()
+        if self._access_cache is None or self._access_cache[0] != version:
+            self._access_cache = (version, store.reviews(), store.grants())
+        _, reviews, grants = self._access_cache
+        return access_review_result(reviews, grants, self.cfg.access_review, now, self.tz)
 
     def evaluate_now(self, now: datetime) -> list[CheckResult]:
         """Evaluate the board and store what changed; the results."""

@@ -215,6 +215,18 @@ class AccessStore:
                 for at, door, zone, cred, granted, direction in session.execute(q).tuples()
             ]
 
+    def version(self) -> tuple[object, ...]:
+        """Changes whenever a grant or a review changes (cheap: what a cache of them is keyed by)."""
+        from sqlalchemy import func
+
+        with self.sessions() as session:
+            return (
+                session.scalar(select(func.max(AccessReviewRow.updated_at))),
+                session.scalar(select(func.count()).select_from(AccessReviewRow)),
+                session.scalar(select(func.max(AccessGrantRow.updated_at))),
+                session.scalar(select(func.count()).select_from(AccessGrantRow)),
+            )
+
     # -- reviews
 
     def reviews(self, quarter: str | None = None) -> list[Review]:
