@@ -31,6 +31,8 @@ from bus.outbox import Outbox
 from bus.publisher import MqttPublisher
 from bus.state_dir import prepare_state_dir
 from bus.status_file import process_identity, write_snapshot
+from compliance.access.model import DoorEvent
+from compliance.access.store import add_door_events
 from compliance.checks import evaluate
 from compliance.facts import AlertInfo, DeviceInfo, Facts
 from compliance.generator_runs import RunDetector, sample_from_metrics
@@ -47,6 +49,7 @@ from devices.wire import (
     COLLECTOR_LEVEL,
     COMPLIANCE_LEVEL,
     WireError,
+    decode_event,
     decode_poll,
     decode_status,
     encode_poll,
@@ -135,6 +138,7 @@ class ComplianceProcess:
         self.undecodable = 0
         self.evaluated_at: datetime | None = None
         self.days_measured_at: datetime | None = None
+        self._door_events: list[DoorEvent] = []
         self._access_cache: tuple[tuple[object, ...], list[Any], list[Any]] | None = None
         self.days_error: str | None = None
 
@@ -151,6 +155,11 @@ class ComplianceProcess:
             return []
         if len(levels) == 3 and levels[1] == "alerts":
             return self._alert(levels[2], msg.payload)
+        if len(levels) == 2 and levels[1] == "events":
+            event = decode_event(msg.payload)
+            if event.kind == "door" and event.device:
+                # Access evidence without a panel export (CC-16000 (一)): forced and held doors.
+                self._door_events.append(DoorEvent(event.ts, event.device, event.room or "", event.name))
         return []
 
     def _poll(self, result: PollResult) -> list[RecordModel]:
@@ -193,11 +202,13 @@ class ComplianceProcess:
             except (WireError, ValueError) as exc:
                 self.undecodable += 1
                 _LOG.warning("compliance: undecodable message on %s: %s", msg.topic, exc)
-        await asyncio.to_thread(self._commit, found, self.now())
+        doors, self._door_events = self._door_events, []
+        await asyncio.to_thread(self._commit, found, self.now(), doors)
         return True
 
-    def _commit(self, found: Sequence[RecordModel], now: datetime) -> None:
+    def _commit(self, found: Sequence[RecordModel], now: datetime, doors: Sequence[DoorEvent] = ()) -> None:
         with self.records.sessions.begin() as s:
+            add_door_events(s, doors)
             for r in found:
                 if put(s, r, self.actor, now).outcome != "unchanged":
                     self.recorded += 1

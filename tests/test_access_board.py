@@ -86,3 +86,36 @@ def test_the_process_puts_the_review_on_the_board(tmp_path: Path, monkeypatch: p
     by_key = {r.item: r for r in process.evaluate_now(now)}
     assert by_key[ACCESS_REVIEW.key].status == "pass"
     assert "ACR-2026Q3-s" in by_key[ACCESS_REVIEW.key].reason_en
+
+
+async def test_door_events_from_the_bus_are_kept_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from bus.consumer import Message
+    from compliance.access.store import AccessStore
+    from compliance.process import ComplianceProcess
+    from devices.wire import WireEvent, encode_event, topic_events
+    from siteconfig.config import load_site
+    from testkit.example_site import SECRETS, example_site
+
+    for k, v in SECRETS.items():
+        monkeypatch.setenv(k, v)
+    site = load_site(example_site(tmp_path / "site.yaml")[0])
+    process = ComplianceProcess(site, tmp_path / "state", clock=lambda: SIGNED)
+    topic = topic_events(site.mqtt.topic_prefix, site.site.id)
+    forced = WireEvent(SIGNED, site.site.id, "door", "forced", room="mr1", device="door-main")
+    held = WireEvent(
+        SIGNED + timedelta(minutes=3), site.site.id, "door", "held_open", room="mr1", device="door-rear"
+    )
+    trap = WireEvent(SIGNED, site.site.id, "trap", "upsTrapOnBattery", device="ups-1")
+    batch = [Message(i, 1, topic, encode_event(e), 1) for i, e in enumerate((forced, held, trap))]
+    assert await process.handle(batch, asyncio.Event(), None)
+    assert await process.handle(batch[:1], asyncio.Event(), None)  # redelivered after a reconnect
+    kept = AccessStore(process.records.sessions).door_events()
+    assert [(e.device, e.state, e.room) for e in kept] == [
+        ("door-main", "forced", "mr1"),
+        ("door-rear", "held_open", "mr1"),
+    ]
+    assert kept[0].at == SIGNED

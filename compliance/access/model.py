@@ -133,6 +133,16 @@ class Badge:
 
 
 @dataclass(frozen=True, slots=True)
+class DoorEvent:
+    """A door state change seen on the bus (open, forced, held_open, closed): evidence without an export."""
+
+    at: datetime
+    device: str
+    room: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
 class FlagRules:
     """The thresholds of the flags (the defaults follow docs/compliance.md's sources)."""
 

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from compliance.access.codec import grant_json, grant_of, holder_json, holder_of, review_json, review_of
-from compliance.access.model import Badge, Direction, Grant, Holder
+from compliance.access.model import Badge, Direction, DoorEvent, Grant, Holder
 from compliance.access.review import Review, ReviewRefused, decide, sign_off
 from records.audit import Actor, append
 from records.db import Base
@@ -65,6 +65,28 @@ class AccessBadgeRow(Base):
     credential_id: Mapped[str] = mapped_column(String(ID_LEN), index=True)
     granted: Mapped[bool] = mapped_column(Boolean)
     direction: Mapped[str] = mapped_column(String(16))
+
+
+class AccessDoorEventRow(Base):
+    """A door state change from the bus (roomguard.events/1, kind door)."""
+
+    __tablename__ = "access_door_events"
+    __table_args__ = (UniqueConstraint("at", "device", "state", name="door_event_once"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    device: Mapped[str] = mapped_column(String(ID_LEN))
+    room: Mapped[str] = mapped_column(String(ID_LEN))
+    state: Mapped[str] = mapped_column(String(40))
+
+
+def add_door_events(session: Session, events: Sequence[DoorEvent]) -> None:
+    """Record door events in the caller's transaction; one seen before (a redelivery) is skipped."""
+    if events:
+        rows = [{"at": e.at, "device": e.device, "room": e.room, "state": e.state} for e in events]
+        session.execute(
+            _insert_ignoring_duplicates(session.get_bind().dialect.name, AccessDoorEventRow), rows
+        )
 
 
 class AccessReviewRow(Base):
@@ -165,7 +187,9 @@ class AccessStore:
             before = self._badge_count(session)
             dialect = session.get_bind().dialect.name
             for i in range(0, len(rows), BADGE_CHUNK):
-                session.execute(_insert_ignoring_duplicates(dialect), rows[i : i + BADGE_CHUNK])
+                session.execute(
+                    _insert_ignoring_duplicates(dialect, AccessBadgeRow), rows[i : i + BADGE_CHUNK]
+                )
             new = self._badge_count(session) - before
             append(
                 session,
@@ -226,6 +250,16 @@ class AccessStore:
                 session.scalar(select(func.max(AccessGrantRow.updated_at))),
                 session.scalar(select(func.count()).select_from(AccessGrantRow)),
             )
+
+    def door_events(self, since: datetime | None = None, until: datetime | None = None) -> list[DoorEvent]:
+        """Door state changes in [since, until), by time."""
+        q = select(AccessDoorEventRow).order_by(AccessDoorEventRow.at, AccessDoorEventRow.device)
+        if since is not None:
+            q = q.where(AccessDoorEventRow.at >= since)
+        if until is not None:
+            q = q.where(AccessDoorEventRow.at < until)
+        with self.sessions() as session:
+            return [DoorEvent(r.at, r.device, r.room, r.state) for r in session.scalars(q)]
 
     # -- reviews
 
@@ -337,10 +371,10 @@ def _direction(text: str) -> Direction:
     return "in" if text == "in" else "out" if text == "out" else "unknown"
 
 
-def _insert_ignoring_duplicates(dialect: str) -> Any:
+def _insert_ignoring_duplicates(dialect: str, table: Any) -> Any:
     """INSERT … that skips rows already stored (SQLite OR IGNORE, PostgreSQL ON CONFLICT DO NOTHING)."""
     if dialect == "sqlite":
-        return sqlite.insert(AccessBadgeRow).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
     if dialect == "postgresql":
-        return postgresql.insert(AccessBadgeRow).on_conflict_do_nothing()
-    return insert(AccessBadgeRow).prefix_with("IGNORE")
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return insert(table).prefix_with("IGNORE")
