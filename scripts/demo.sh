@@ -134,6 +134,15 @@ roomguard run "$SITE" --state-dir "$STATE" --seconds "${DEMO_SECONDS:-0}" > "$DE
 RUN=$!
 PIDS+=($RUN)
 
+# --- access rights: a few dozen people, their grants and a quarter of badge events (every flag shows) -----
+python -m compliance.access.demo "$DEMO/access" >/dev/null
+for kind in holders grants badges; do
+  roomguard access "$SITE" import "$kind" "$DEMO/access/$kind.csv" --by demo --state-dir "$STATE" |
+    sed 's/^/access 門禁 │ /'
+done
+roomguard access "$SITE" flags --state-dir "$STATE" | sed -n 's/^\([A-Z][A-Z_0-9]*\) .*/\1/p' | sort | uniq -c |
+  awk '{printf "%s %s×%s", (NR > 1 ? "," : "access 門禁 │ flags 異常旗標:"), $2, $1} END {print ""}'
+
 cat <<INFO
 
 simulator (x$DEMO_SPEED), collector, ingest, alerts and compliance running (logs: $DEMO/simulator.log, $DEMO/run.log)
@@ -152,6 +161,10 @@ CC-16000 查核:   .venv/bin/roomguard compliance $SITE status --state-dir $STAT
                  .venv/bin/roomguard compliance $SITE tests --state-dir $STATE
                  .venv/bin/roomguard compliance $SITE evidence-pack --from $(date +%Y-%m-01) --to $(date +%F) --state-dir $STATE
                  .venv/bin/roomguard audit $SITE verify --state-dir $STATE
+門禁覆核 access: .venv/bin/roomguard access $SITE flags --state-dir $STATE
+                 .venv/bin/roomguard access $SITE review start $(date +%Y)Q$(( ($(date +%-m) - 1) / 3 + 1 )) --by 機房管理人 --state-dir $STATE
+                 .venv/bin/roomguard access $SITE review decide <review> --unflagged --decision keep --by 資訊主管 --state-dir $STATE
+                 .venv/bin/roomguard access $SITE review export <review> --out $DEMO/review --state-dir $STATE
 
 INFO
 # The generator's monthly test on load, once everything is up: a minute later it is a test record.
