@@ -195,6 +195,12 @@ def test_review_sign_off_separation_of_duties_read_only_and_export(
         ).stdout.split()
     ]
     assert verify_manifest(folder) == []
+    assert all(not (p.stat().st_mode & 0o222) for p in files)  # signed: the files are read-only
+    again = roomguard(
+        "access", str(site), "review", "export", review_id, "--out", str(folder), state=state, check=False
+    )
+    assert again.returncode == 3
+    assert "already holds an export" in again.stderr
     xlsx = next(p for p in files if p.suffix == ".xlsx")
     from openpyxl import load_workbook
 

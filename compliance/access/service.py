@@ -86,7 +86,21 @@ def start_review(
 def export_review(
     store: AccessStore, review_id_: str, folder: Path, *, site_name: str, company: str, tz: tzinfo
 ) -> list[Path]:
-    """Write the review's XLSX, CSVs, PDF and manifest into `folder`; the files."""
+    """Write the review's XLSX, CSVs, PDF and manifest into `folder`; the files.
+
+    A signed review's files are made read-only (TWSE 臺證輔字第1060504884號: kept read-only after sign-off),
+    and a folder that already holds an export is refused rather than overwritten.
+    """
+    import os
+    import stat
+
     from compliance.access.export import write_review_export
 
-    return write_review_export(store.review(review_id_), folder, site_name=site_name, company=company, tz=tz)
+    review = store.review(review_id_)
+    if (folder / "MANIFEST.sha256").exists():
+        raise ReviewRefused(f"{folder} already holds an export (MANIFEST.sha256): choose an empty folder")
+    files = write_review_export(review, folder, site_name=site_name, company=company, tz=tz)
+    if review.status == "signed":
+        for f in files:
+            os.chmod(f, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    return files
