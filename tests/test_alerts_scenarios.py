@@ -150,7 +150,9 @@ def _alert_payloads(recv: Receiver) -> list[dict[str, Any]]:
         assert verify_signature(KEY, ts, r.body, r.headers["X-Roomguard-Signature"], now=float(ts))
         payload = json.loads(r.body)
         if payload.get("schema") == "roomguard.alert-summary/1":
-            out += [m["alert"] for m in payload["alerts"]]
+            # A group notification (alerts of one room firing together; on a slow box the CRAC's and the
+            # probes' alerts can coincide): each member is that alert's first notice.
+            out += [{**m["alert"], "notice": {"kind": m["kind"], "level": 0}} for m in payload["alerts"]]
         else:
             out.append(payload)
     return out
