@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import typing
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,17 +41,7 @@ FlagCode = Literal[
     "AFTER_HOURS",
     "UNESCORTED_VENDOR",
 ]
-FLAG_CODES: tuple[FlagCode, ...] = (
-    "DORMANT_90D",
-    "LEAVER_ACTIVE",
-    "EXPIRED_ACTIVE",
-    "VENDOR_NO_WORK_ORDER",
-    "NO_APPROVAL",
-    "SELF_APPROVED",
-    "SHARED_CARD",
-    "AFTER_HOURS",
-    "UNESCORTED_VENDOR",
-)
+FLAG_CODES: tuple[FlagCode, ...] = typing.get_args(FlagCode)
 # How many example times a flag's evidence quotes (the count says how many there were).
 EXAMPLES = 3
 

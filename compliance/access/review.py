@@ -10,16 +10,17 @@ them in the layout of docs/access-review.md (sheets A-F).
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, tzinfo
 from typing import Literal
 
 from compliance.access.flags import Flag, grant_flags
 from compliance.access.model import Badge, FlagRules, Grant, Holder
 
 Decision = Literal["keep", "revoke", "change", "to_confirm"]
-DECISIONS: tuple[Decision, ...] = ("keep", "revoke", "change", "to_confirm")
+DECISIONS: tuple[Decision, ...] = typing.get_args(Decision)
 DECISION_ZH = {"keep": "維持", "revoke": "撤銷", "change": "修改", "to_confirm": "待確認"}
 ChangeType = Literal["added", "modified", "revoked", "none"]
 CHANGE_ZH = {"added": "新增", "modified": "修改", "revoked": "撤銷", "none": "無"}
@@ -236,8 +237,3 @@ def sign_off(review: Review, by: str, at: datetime, note: str = "") -> Review:
             f"{' …' if len(missing) > 10 else ''}"
         )
     return replace(review, status="signed", sign_offs=(*review.sign_offs, SignOff(by, at, "reviewer", note)))
-
-
-def due_after(signed_at: datetime, every_days: int) -> datetime:
-    """When the next review is due."""
-    return signed_at + timedelta(days=every_days)
