@@ -3,15 +3,17 @@ read-only afterwards (every refused attempt audited), separation of duties, the 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from compliance.access.codec import review_json
 from compliance.access.model import Badge, FlagRules, Grant, Holder, Schedule
-from compliance.access.review import Quarter, ReviewRefused
+from compliance.access.review import Quarter, Review, ReviewRefused, decide, review_lines
 from compliance.access.service import start_review
 from compliance.access.store import AccessStore
 from records.audit import Actor, AuditEntry, verify
@@ -175,3 +177,80 @@ def test_quarters() -> None:
     assert Quarter.parse("2027q1", TZ).previous(TZ).label == "2026Q4"
     with pytest.raises(ValueError, match="YEARQn"):
         Quarter.parse("2026Q5", TZ)
+
+
+def test_decisions_on_many_grants_are_all_or_none_and_each_audited(store: AccessStore) -> None:
+    seed(store)
+    now = at(12, 31, 9)
+    review = start_review(store, "tpe-hq", "2026Q4", "機房管理人", Actor("m", "test"), now, TZ, RULES)
+    boss = Actor("資訊主管", "test")
+    with pytest.raises(ReviewRefused, match="G-NOPE") as refused:
+        store.decide_many(review.review_id, ["G-E001", "G-NOPE"], "keep", "", "資訊主管", boss, now)
+    assert "G-E001" in str(refused.value)  # the message lists the review's grants
+    assert store.review(review.review_id).line("G-E001").decision is None  # none of them decided
+    assert (
+        store.decide_many(review.review_id, ["G-E001", "G-V001", "G-E001"], "keep", "", "資訊主管", boss, now)
+        == 2
+    )
+    decided = store.review(review.review_id)
+    assert [(ln.grant.grant_id, ln.decision, ln.decided_by) for ln in decided.lines] == [
+        ("G-E001", "keep", "資訊主管"),
+        ("G-E002", None, ""),
+        ("G-V001", "keep", "資訊主管"),
+    ]
+    assert decided.line("G-E001").decided_at == now
+    # Re-deciding keeps the earlier decision in the audit entry's "before".
+    store.decide(review.review_id, "G-V001", "change", "office hours only", "資訊主管", boss, now)
+    with store.sessions() as s:
+        entries = s.scalars(
+            select(AuditEntry).where(AuditEntry.entity == "access.review", AuditEntry.action == "decide")
+        ).all()
+        assert [e.entity_id.split("#")[1] for e in entries] == ["G-E001", "G-V001", "G-V001"]
+        assert entries[-1].before == {"decision": "keep", "reason": "", "decided_by": "資訊主管"}
+        assert entries[-1].after == {
+            "decision": "change",
+            "reason": "office hours only",
+            "decided_by": "資訊主管",
+        }
+        assert [e.action for e in s.scalars(select(AuditEntry).where(AuditEntry.action == "refused"))] == [
+            "refused"
+        ]
+        assert verify(s).ok
+    with pytest.raises(ReviewRefused, match="valid choices"):
+        store.decide_many(review.review_id, ["G-E002"], "maybe", "", "資訊主管", boss, now)
+    # The decisions survive sign-off, and the signed review's snapshot carries them too.
+    store.decide(review.review_id, "G-E002", "revoke", "left", "資訊主管", boss, now)
+    signed = store.sign_off(review.review_id, "資訊主管", boss, now)
+    assert [ln.decision for ln in signed.lines] == ["keep", "revoke", "change"]
+    assert [ln.decision for ln in store.reviews("2026Q4")[0].lines] == ["keep", "revoke", "change"]
+
+
+def test_the_migration_moves_decisions_stored_inside_reviews_into_their_rows(tmp_path: Path) -> None:
+    engine = make_engine(tmp_path / "records.db")
+    upgrade(engine, "0005")
+    before = AccessStore(session_factory(engine))
+    # What a 0005 database holds: the review's JSON with a decision inside it.
+    seed(before)
+    now = at(12, 31, 9)
+    lines, _ = review_lines(
+        before.holders(), before.grants(), before.badges(), Quarter.parse("2026Q4", TZ), now, TZ
+    )
+    review = Review(
+        "ACR-old", "tpe-hq", "2026Q4", at(10, 1, 0), at(1, 1, 0, year=2027), now, "m", tuple(lines)
+    )
+    review = decide(review, "G-E002", "revoke", "left", "資訊主管", now)
+    with engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO access_reviews (review_id, site, quarter, status, data, created_at, updated_at) "
+                "VALUES ('ACR-old', 'tpe-hq', '2026Q4', 'open', :data, :t, :t)"
+            ),
+            {"data": json.dumps(review_json(review)), "t": "2026-12-31 01:00:00.000000"},
+        )
+    upgrade(engine)
+    after = AccessStore(session_factory(engine)).review("ACR-old")
+    assert [(ln.grant.grant_id, ln.decision, ln.reason, ln.decided_at) for ln in after.lines] == [
+        ("G-E001", None, "", None),
+        ("G-E002", "revoke", "left", now),
+        ("G-V001", None, "", None),
+    ]

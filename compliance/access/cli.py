@@ -206,7 +206,7 @@ def review_decide(
     ] = False,
     state_dir: StateDir = DEFAULT_STATE,
 ) -> None:
-    """Record the reviewer's decision on grants (each one audited). 覆核決定。"""
+    """Record the reviewer's decision on grants: all or none, each one audited. 覆核決定。"""
     from compliance.access.review import ReviewRefused
 
     if not decision or not by:
@@ -220,8 +220,7 @@ def review_decide(
             chosen += [ln.grant.grant_id for ln in review.lines if not ln.flags and ln.decision is None]
         if not chosen:
             raise _fail("name grant ids, or --unflagged")
-        for gid in chosen:
-            store.decide(review_id, gid, decision, reason, by, actor, now)
+        store.decide_many(review_id, chosen, decision, reason, by, actor, now)
     except ReviewRefused as exc:
         raise _refused(exc) from None
     typer.echo(f"{review_id}: {decision} for {len(chosen)} grant(s)")

@@ -6,10 +6,12 @@ little memory. Times are aware datetimes; a schedule is read in the site's time 
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, tzinfo
-from typing import Literal
+from typing import Any, Literal
 
 HolderType = Literal["employee", "contractor", "vendor", "futures_affiliate", "other"]
 HOLDER_TYPES: tuple[HolderType, ...] = ("employee", "contractor", "vendor", "futures_affiliate", "other")
@@ -50,23 +52,29 @@ class Schedule:
     @classmethod
     def parse(cls, text: str) -> Schedule:
         """'24x7', 'mon-fri 08:00-18:00', 'mon,wed,fri 09:00-17:30' or 'sat-sun 22:00-06:00'."""
-        raw = " ".join(text.strip().lower().split())
-        if raw in ("24x7", "24*7", "24\u00d77", "always", "全天"):  # \u00d7: the multiplication sign
-            return ALWAYS
-        m = re.fullmatch(r"([a-z,\-]+) (\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})", raw)
-        if m is None:
-            raise ScheduleError(
-                f"schedule {text!r}: expected '24x7' or 'DAYS HH:MM-HH:MM' such as 'mon-fri 08:00-18:00' "
-                f"(days: {', '.join(WEEKDAYS)}, ranges with '-', lists with ',')"
-            )
-        days = _days(m.group(1), text)
-        end_h, end_m = int(m.group(4)), int(m.group(5))
-        try:
-            start = time(int(m.group(2)), int(m.group(3)))
-            end = time(0) if (end_h, end_m) == (24, 0) else time(end_h, end_m)  # 24:00 = midnight
-        except ValueError as exc:
-            raise ScheduleError(f"schedule {text!r}: {exc}") from None
-        return cls(frozenset(days), start, end, raw)
+        return _parse_schedule(text)
+
+
+# A site has a handful of schedule texts and a quarter's review reads 20,000 grants: parse each once.
+@functools.lru_cache(maxsize=1024)
+def _parse_schedule(text: str) -> Schedule:
+    raw = " ".join(text.strip().lower().split())
+    if raw in ("24x7", "24*7", "24\u00d77", "always", "全天"):  # \u00d7: the multiplication sign
+        return ALWAYS
+    m = re.fullmatch(r"([a-z,\-]+) (\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})", raw)
+    if m is None:
+        raise ScheduleError(
+            f"schedule {text!r}: expected '24x7' or 'DAYS HH:MM-HH:MM' such as 'mon-fri 08:00-18:00' "
+            f"(days: {', '.join(WEEKDAYS)}, ranges with '-', lists with ',')"
+        )
+    days = _days(m.group(1), text)
+    end_h, end_m = int(m.group(4)), int(m.group(5))
+    try:
+        start = time(int(m.group(2)), int(m.group(3)))
+        end = time(0) if (end_h, end_m) == (24, 0) else time(end_h, end_m)  # 24:00 = midnight
+    except ValueError as exc:
+        raise ScheduleError(f"schedule {text!r}: {exc}") from None
+    return Schedule(frozenset(days), start, end, raw)
 
 
 def _days(spec: str, text: str) -> set[int]:
@@ -140,6 +148,17 @@ class DoorEvent:
     device: str
     room: str
     state: str
+
+
+@dataclass(frozen=True, slots=True)
+class GrantChange:
+    """One audited change of a stored grant: when it was recorded, by whom, the grant before and after."""
+
+    at: datetime
+    actor: str
+    action: str  # create | update
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, tzinfo
 from typing import Literal
 
-from compliance.access.flags import Flag, grant_flags
+from compliance.access.flags import Flag, Uses, between, grant_flags
 from compliance.access.model import Badge, FlagRules, Grant, Holder
 
 Decision = Literal["keep", "revoke", "change", "to_confirm"]
@@ -155,19 +155,15 @@ def review_lines(
     through the grant's zones. Without a previous review every line is 'added' if granted in the
     quarter, else 'none'.
     """
-    events = list(events)
     in_scope = [
         g for g in grants if g.valid_from < quarter.end and (g.valid_to is None or g.valid_to > quarter.start)
     ]
-    flags = grant_flags(holders, in_scope, events, now, tz, rules)
-    by_cred: dict[str, list[Badge]] = {}
-    for e in events:
-        if e.granted and e.at <= now:
-            by_cred.setdefault(e.credential_id, []).append(e)
+    uses = Uses(events, now)
+    flags = grant_flags(holders, in_scope, uses, now, tz, rules)
     lines: list[ReviewLine] = []
     for n, g in enumerate(sorted(in_scope, key=lambda g: (g.person_id, g.grant_id)), start=1):
-        used = [e.at for e in by_cred.get(g.credential_id, []) if g.covers(e.zone) and e.at >= g.valid_from]
-        in_period = sum(quarter.start <= t < quarter.end for t in used)
+        used = between(uses.covered(g), g.valid_from, None)
+        in_period = len(between(used, max(g.valid_from, quarter.start), quarter.end))
         before = ""
         if previous is None or g.grant_id not in previous:
             change: ChangeType = "added" if previous is not None or g.valid_from >= quarter.start else "none"
@@ -185,7 +181,7 @@ def review_lines(
                 g,
                 holders.get(g.person_id),
                 tuple(flags[g.grant_id]),
-                max(used, default=None),
+                used[-1].at if used else None,
                 in_period,
                 change,
                 before,
@@ -196,19 +192,26 @@ def review_lines(
     return lines, removed
 
 
+def check_decision(review_id_: str, quarter: str, status: str, decision: str, reason: str) -> Decision:
+    """The decision; refused on a signed review, if unknown, or a change without a reason."""
+    if status == "signed":
+        raise ReviewRefused(
+            f"覆核 {review_id_} 已簽核, 不得修改; 請建立新的覆核 / review {review_id_} is signed "
+            f"off and read-only; start a new review of {quarter} to change it"
+        )
+    known = next((d for d in DECISIONS if d == decision), None)
+    if known is None:
+        raise ReviewRefused(f"decision {decision!r}: valid choices are {', '.join(DECISIONS)}")
+    if known != "keep" and not reason.strip():
+        raise ReviewRefused(f"決定 {known} 需說明理由 / a {known} decision needs a reason (--reason)")
+    return known
+
+
 def decide(review: Review, grant_id: str, decision: str, reason: str, by: str, at: datetime) -> Review:
     """The review with `by`'s decision on one grant; refused once signed, or without a reason to change."""
-    if review.status == "signed":
-        raise ReviewRefused(
-            f"覆核 {review.review_id} 已簽核, 不得修改; 請建立新的覆核 / review {review.review_id} is signed "
-            f"off and read-only; start a new review of {review.quarter} to change it"
-        )
-    if decision not in DECISIONS:
-        raise ReviewRefused(f"decision {decision!r}: valid choices are {', '.join(DECISIONS)}")
-    if decision != "keep" and not reason.strip():
-        raise ReviewRefused(f"決定 {decision} 需說明理由 / a {decision} decision needs a reason (--reason)")
+    known = check_decision(review.review_id, review.quarter, review.status, decision, reason)
     line = review.line(grant_id)
-    new = replace(line, decision=decision, reason=reason.strip(), decided_by=by, decided_at=at)
+    new = replace(line, decision=known, reason=reason.strip(), decided_by=by, decided_at=at)
     return replace(review, lines=tuple(new if ln is line else ln for ln in review.lines))
 
 

@@ -88,18 +88,24 @@ def export_review(
 ) -> list[Path]:
     """Write the review's XLSX, CSVs, PDF and manifest into `folder`; the files.
 
+    Sheet E holds the quarter's changes of the stored grants from the audit log (compliance.access.changelog).
+
     A signed review's files are made read-only (TWSE 臺證輔字第1060504884號: kept read-only after sign-off),
     and a folder that already holds an export is refused rather than overwritten.
     """
     import os
     import stat
 
+    from compliance.access.changelog import change_log
     from compliance.access.export import write_review_export
 
     review = store.review(review_id_)
     if (folder / "MANIFEST.sha256").exists():
         raise ReviewRefused(f"{folder} already holds an export (MANIFEST.sha256): choose an empty folder")
-    files = write_review_export(review, folder, site_name=site_name, company=company, tz=tz)
+    changes = change_log(store.grant_changes(), review.period_start, review.period_end, tz)
+    files = write_review_export(
+        review, folder, site_name=site_name, company=company, tz=tz, change_log=changes
+    )
     if review.status == "signed":
         for f in files:
             os.chmod(f, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)

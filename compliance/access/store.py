@@ -1,9 +1,11 @@
 """The access-rights tables of the records database and the only way to write them: audited.
 
-Tables (migration 0004): `access_holders` and `access_grants` (one row per person / grant, the value
+Tables (migrations 0004-0006): `access_holders` and `access_grants` (one row per person / grant, the value
 as JSON; an import that changes nothing writes nothing), `access_badges` (the panels' events, unique by
 time, door, credential and direction, so a file imported twice adds nothing; one audit entry per import
-with the file's hash and counts), `access_reviews` (a quarter's review as JSON with its status).
+with the file's hash and counts), `access_reviews` (a quarter's review as JSON with its status: the
+snapshot), `access_review_lines` (one row per reviewed grant with its decision, so a decision writes one
+row, not the whole review).
 Every change appends to the hash-chained audit log in the same transaction (records.audit); an attempt
 the workflow refuses (a signed review, separation of duties) is audited too, then raised.
 """
@@ -11,18 +13,18 @@ the workflow refuses (a signed review, separation of duties) is audited too, the
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Integer, String, UniqueConstraint, insert, select
+from sqlalchemy import JSON, Boolean, Integer, String, Text, UniqueConstraint, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from compliance.access.codec import grant_json, grant_of, holder_json, holder_of, review_json, review_of
-from compliance.access.model import Badge, Direction, DoorEvent, Grant, Holder
-from compliance.access.review import Review, ReviewRefused, decide, sign_off
-from records.audit import Actor, append
+from compliance.access.model import Badge, Direction, DoorEvent, Grant, GrantChange, Holder
+from compliance.access.review import Review, ReviewLine, ReviewRefused, check_decision, sign_off
+from records.audit import Actor, AuditEntry, append
 from records.db import Base
 
 ID_LEN = 200
@@ -101,6 +103,20 @@ class AccessReviewRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class AccessReviewLineRow(Base):
+    """One grant of a review with the reviewer's decision (the review's JSON stays the snapshot)."""
+
+    __tablename__ = "access_review_lines"
+
+    review_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    row_no: Mapped[int]
+    decision: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    decided_by: Mapped[str] = mapped_column(String(ID_LEN))
+    decided_at: Mapped[datetime | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +255,16 @@ class AccessStore:
                 for at, door, zone, cred, granted, direction in session.execute(q).tuples()
             ]
 
+    def grant_changes(self) -> list[GrantChange]:
+        """Every audited create and update of a grant, in chain order (sheet E reads them)."""
+        q = (
+            select(AuditEntry.at, AuditEntry.actor, AuditEntry.action, AuditEntry.before, AuditEntry.after)
+            .where(AuditEntry.entity == "access.grant", AuditEntry.action.in_(("create", "update")))
+            .order_by(AuditEntry.seq)
+        )
+        with self.sessions() as session:
+            return [GrantChange(*row) for row in session.execute(q).tuples()]
+
     def version(self) -> tuple[object, ...]:
         """Changes whenever a grant or a review changes (cheap: what a cache of them is keyed by)."""
         from sqlalchemy import func
@@ -264,21 +290,17 @@ class AccessStore:
     # -- reviews
 
     def reviews(self, quarter: str | None = None) -> list[Review]:
-        """Reviews (of one quarter), oldest first."""
+        """Reviews (of one quarter) with their decisions, oldest first."""
         q = select(AccessReviewRow).order_by(AccessReviewRow.created_at, AccessReviewRow.review_id)
         if quarter is not None:
             q = q.where(AccessReviewRow.quarter == quarter)
         with self.sessions() as session:
-            return [review_of(r.data) for r in session.scalars(q)]
+            return [_with_decisions(session, review_of(r.data)) for r in session.scalars(q)]
 
     def review(self, review_id: str) -> Review:
-        """One review (ReviewRefused naming the known ones if there is none)."""
+        """One review with its decisions (ReviewRefused naming the known ones if there is none)."""
         with self.sessions() as session:
-            row = session.get(AccessReviewRow, review_id)
-            if row is None:
-                known = ", ".join(session.scalars(select(AccessReviewRow.review_id))) or "none"
-                raise ReviewRefused(f"no review {review_id!r} / 無此覆核 (reviews: {known})")
-            return review_of(row.data)
+            return _load_review(session, review_id)
 
     def start(self, review: Review, actor: Actor, now: datetime) -> Review:
         """Store a new review, audited (its lines and flags counted in the entry)."""
@@ -297,6 +319,9 @@ class AccessStore:
                     updated_at=now,
                 )
             )
+            rows = [_line_row(review.review_id, ln) for ln in review.lines]
+            for i in range(0, len(rows), BADGE_CHUNK):
+                session.execute(insert(AccessReviewLineRow), rows[i : i + BADGE_CHUNK])
             flagged = sum(1 for ln in review.lines if ln.flags)
             append(
                 session,
@@ -317,54 +342,158 @@ class AccessStore:
 
     def decide(
         self, review_id: str, grant_id: str, decision: str, reason: str, by: str, actor: Actor, now: datetime
-    ) -> Review:
+    ) -> None:
         """Record a decision on one grant, audited with the line before and after; refusals audited too."""
-        return self._change(
-            review_id,
-            actor,
-            now,
-            "decide",
-            grant_id,
-            lambda r: decide(r, grant_id, decision, reason, by, now),
-        )
+        self.decide_many(review_id, [grant_id], decision, reason, by, actor, now)
+
+    def decide_many(
+        self,
+        review_id: str,
+        grant_ids: Sequence[str],
+        decision: str,
+        reason: str,
+        by: str,
+        actor: Actor,
+        now: datetime,
+    ) -> int:
+        """Record one decision on several grants in one transaction (all or none), one audit entry each.
+
+        Refused (and the refusal audited) on a signed review, an unknown decision, a change without a
+        reason, or a grant that is not in the review; how many grants were decided.
+        """
+        chosen = list(dict.fromkeys(grant_ids))
+        entity_id = f"{review_id}#{chosen[0]}" if len(chosen) == 1 else review_id
+        try:
+            with self.sessions.begin() as session:
+                head = session.execute(
+                    select(AccessReviewRow.status, AccessReviewRow.quarter)
+                    .where(AccessReviewRow.review_id == review_id)
+                    .with_for_update()
+                ).one_or_none()
+                if head is None:
+                    raise ReviewRefused(f"no review {review_id!r} / 無此覆核")
+                check_decision(review_id, head.quarter, head.status, decision, reason)
+                before = _decisions(session, review_id, chosen)
+                _refuse_unknown(session, review_id, [g for g in chosen if g not in before])
+                after = {"decision": decision, "reason": reason.strip(), "decided_by": by}
+                session.execute(
+                    update(AccessReviewLineRow),
+                    [{"review_id": review_id, "grant_id": g, **after, "decided_at": now} for g in chosen],
+                )
+                session.execute(
+                    update(AccessReviewRow)
+                    .where(AccessReviewRow.review_id == review_id)
+                    .values(updated_at=now)
+                )
+                for g in chosen:
+                    append(session, actor, "decide", "access.review", f"{review_id}#{g}",
+                           before=before[g], after=after, at=now)  # fmt: skip
+                return len(chosen)
+        except ReviewRefused as refused:
+            self._refused(actor, now, "decide", entity_id, refused)
+            raise
 
     def sign_off(self, review_id: str, by: str, actor: Actor, now: datetime, note: str = "") -> Review:
         """Sign the review off (then it is read-only), audited; a refusal is audited too."""
-        return self._change(review_id, actor, now, "sign_off", "", lambda r: sign_off(r, by, now, note))
-
-    def _change(
-        self, review_id: str, actor: Actor, now: datetime, action: str, grant_id: str, change: Any
-    ) -> Review:
-        entity_id = review_id + (f"#{grant_id}" if grant_id else "")
         try:
             with self.sessions.begin() as session:
                 row = session.get(AccessReviewRow, review_id, with_for_update=True)
-                if row is None:
-                    raise ReviewRefused(f"no review {review_id!r} / 無此覆核")
-                old = review_of(row.data)
-                new: Review = change(old)
+                old = _load_review(session, review_id)
+                new = sign_off(old, by, now, note)
+                assert row is not None  # _load_review refused a missing one
                 row.data, row.status, row.updated_at = review_json(new), new.status, now
-                before, after = _diff(old, new, grant_id)
-                append(session, actor, action, "access.review", entity_id, before=before, after=after, at=now)
+                append(
+                    session,
+                    actor,
+                    "sign_off",
+                    "access.review",
+                    review_id,
+                    before={"status": old.status, "sign_offs": len(old.sign_offs)},
+                    after={"status": new.status, "sign_offs": [s.by for s in new.sign_offs]},
+                    at=now,
+                )
                 return new
         except ReviewRefused as refused:
-            with self.sessions.begin() as session:
-                append(
-                    session, actor, "refused", "access.review", entity_id, note=f"{action}: {refused}", at=now
-                )
+            self._refused(actor, now, "sign_off", review_id, refused)
             raise
 
+    def _refused(self, actor: Actor, now: datetime, action: str, entity_id: str, refused: Exception) -> None:
+        """An attempt the workflow refused, kept in the audit log in its own transaction."""
+        with self.sessions.begin() as session:
+            append(session, actor, "refused", "access.review", entity_id, note=f"{action}: {refused}", at=now)
 
-def _diff(old: Review, new: Review, grant_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """What an audit entry keeps of a change: the decided line, or the status and sign-offs."""
-    if grant_id:
-        a, b = old.line(grant_id), new.line(grant_id)
-        keys = ("decision", "reason", "decided_by")
-        return {k: getattr(a, k) for k in keys}, {k: getattr(b, k) for k in keys}
-    return (
-        {"status": old.status, "sign_offs": len(old.sign_offs)},
-        {"status": new.status, "sign_offs": [s.by for s in new.sign_offs]},
+
+DECISION_KEYS = ("decision", "reason", "decided_by")
+# Grant ids per IN (...) query: well under SQLite's bound-parameter limit.
+ID_CHUNK = 5000
+
+
+def _line_row(review_id: str, ln: ReviewLine) -> dict[str, Any]:
+    return {
+        "review_id": review_id,
+        "grant_id": ln.grant.grant_id,
+        "row_no": ln.row_no,
+        "decision": ln.decision,
+        "reason": ln.reason,
+        "decided_by": ln.decided_by,
+        "decided_at": ln.decided_at,
+    }
+
+
+def _decisions(session: Session, review_id: str, grant_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """{grant id: its decision, reason, decider} for those of `grant_ids` in the review."""
+    t = AccessReviewLineRow
+    out: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(grant_ids), ID_CHUNK):
+        q = select(t.grant_id, t.decision, t.reason, t.decided_by).where(
+            t.review_id == review_id, t.grant_id.in_(grant_ids[i : i + ID_CHUNK])
+        )
+        for gid, *values in session.execute(q):
+            out[gid] = dict(zip(DECISION_KEYS, values, strict=True))
+    return out
+
+
+def _refuse_unknown(session: Session, review_id: str, missing: Sequence[str]) -> None:
+    if not missing:
+        return
+    t = AccessReviewLineRow
+    known = list(
+        session.scalars(select(t.grant_id).where(t.review_id == review_id).order_by(t.row_no).limit(21))
     )
+    listed = ", ".join(known[:20]) + (" …" if len(known) > 20 else "")
+    raise ReviewRefused(
+        f"權限 {', '.join(missing[:10])} 不在覆核 {review_id} 中 / grant(s) {', '.join(missing[:10])}"
+        f"{' …' if len(missing) > 10 else ''} not in review {review_id} (grants: {listed})"
+    )
+
+
+def _load_review(session: Session, review_id: str) -> Review:
+    row = session.get(AccessReviewRow, review_id)
+    if row is None:
+        known = ", ".join(session.scalars(select(AccessReviewRow.review_id))) or "none"
+        raise ReviewRefused(f"no review {review_id!r} / 無此覆核 (reviews: {known})")
+    return _with_decisions(session, review_of(row.data))
+
+
+def _with_decisions(session: Session, review: Review) -> Review:
+    """The review's snapshot with the decisions of its line rows."""
+    t = AccessReviewLineRow
+    rows = session.execute(
+        select(t.grant_id, t.decision, t.reason, t.decided_by, t.decided_at).where(
+            t.review_id == review.review_id, t.decision.is_not(None)
+        )
+    )
+    decided = {gid: (d, r, by, at) for gid, d, r, by, at in rows}
+    if not decided:
+        return review
+    lines = []
+    for ln in review.lines:
+        found = decided.get(ln.grant.grant_id)
+        if found is not None:
+            d, r, by, at = found
+            ln = replace(ln, decision=d, reason=r, decided_by=by, decided_at=at)
+        lines.append(ln)
+    return replace(review, lines=tuple(lines))
 
 
 def _direction(text: str) -> Direction:
