@@ -83,6 +83,35 @@ def test_golden_case(path: Path) -> None:
             assert f.reason_en
 
 
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_the_zone_the_times_come_in_changes_nothing(zone: str) -> None:
+    """The flags compare instants (in UTC inside): every golden case's times given in another zone, the
+    events in one zone and the grants and `now` in others, give the same flags and the same evidence."""
+    other = ZoneInfo(zone)
+
+    def moved(items: list[dict[str, Any]], keys: tuple[str, ...], tz: ZoneInfo) -> list[dict[str, Any]]:
+        return [{k: (datetime.fromisoformat(v).astimezone(tz).isoformat() if k in keys and v else v)
+                 for k, v in item.items()} for item in items]  # fmt: skip
+
+    for path in CASES:
+        case = json.loads(path.read_text(encoding="utf-8"))
+        holders = [_holder(h) for h in case["holders"]]
+        now = _at(case["now"])
+        assert now is not None
+        rules = _rules(case.get("rules", {}))
+        want = grant_flags({h.person_id: h for h in holders}, [_grant(g) for g in case["grants"]],
+                           [_badge(e) for e in case["events"]], now, TZ, rules)  # fmt: skip
+        got = grant_flags(
+            {h.person_id: h for h in map(_holder, moved(case["holders"], ("left_at",), other))},
+            [_grant(g) for g in moved(case["grants"], ("valid_from", "valid_to"), ZoneInfo("Europe/Berlin"))],
+            [_badge(e) for e in moved(case["events"], ("at",), other)],
+            now.astimezone(ZoneInfo("Pacific/Auckland")),
+            TZ,
+            rules,
+        )
+        assert got == want, path
+
+
 def test_events_after_now_do_not_count() -> None:
     now = datetime(2026, 12, 31, 10, tzinfo=TZ)
     grant = Grant("G1", "E1", "C1", ("mr1",), datetime(2026, 1, 5, tzinfo=TZ), approver="A", requester="R")
