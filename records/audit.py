@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -75,9 +75,28 @@ def entry_hash(
     prev_hash: str,
 ) -> str:
     """SHA-256 (hex) of an entry's content in canonical JSON (sorted keys, UTF-8, no spaces)."""
+    return _hash(
+        seq, _canonical_time(at), actor, source, action, entity, entity_id, before, after, note, prev_hash
+    )
+
+
+def _hash(
+    seq: int,
+    at: str,
+    actor: str,
+    source: str,
+    action: str,
+    entity: str,
+    entity_id: str,
+    before: Any,
+    after: Any,
+    note: str | None,
+    prev_hash: str,
+) -> str:
+    """entry_hash with the time already canonical (a batch shares one time: formatted once)."""
     body = {
         "seq": seq,
-        "at": _canonical_time(at),
+        "at": at,
         "actor": actor,
         "source": source,
         "action": action,
@@ -100,6 +119,18 @@ class Actor:
     source: str
 
 
+@dataclass(frozen=True, slots=True)
+class AuditItem:
+    """One entry of a batch for `append_many`: what was done to which record, before and after."""
+
+    action: str
+    entity: str
+    entity_id: str
+    before: Any = None
+    after: Any = None
+    note: str | None = None
+
+
 def append(
     session: Session,
     actor: Actor,
@@ -113,35 +144,62 @@ def append(
     at: datetime | None = None,
 ) -> AuditEntry:
     """Add one entry in the caller's transaction (it commits with the write it describes)."""
+    [entry] = append_many(session, actor, [AuditItem(action, entity, entity_id, before, after, note)], at=at)
+    return entry
+
+
+def append_many(
+    session: Session, actor: Actor, entries: Sequence[AuditItem], *, at: datetime | None = None
+) -> list[AuditEntry]:
+    """Add entries in order, in the caller's transaction: the chain `append` makes, one head update."""
+    if not entries:
+        return []  # no head read, no flush: nothing to chain
     at = at or datetime.now(UTC)
+    stamp = _canonical_time(at)
     # The head row is the chain's lock: SQLite holds the write lock already (BEGIN IMMEDIATE),
     # PostgreSQL takes the row lock, so two writers never chain onto the same predecessor.
     head = session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one_or_none()
-    seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
-    digest = entry_hash(
-        seq, at, actor.name, actor.source, action, entity, entity_id, before, after, note, prev
-    )
-    entry = AuditEntry(
-        seq=seq,
-        at=at,
-        actor=actor.name,
-        source=actor.source,
-        action=action,
-        entity=entity,
-        entity_id=entity_id,
-        before=before,
-        after=after,
-        note=note,
-        prev_hash=prev,
-        hash=digest,
-    )
-    session.add(entry)
+    seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
+    added: list[AuditEntry] = []
+    for item in entries:
+        seq += 1
+        digest = _hash(
+            seq,
+            stamp,
+            actor.name,
+            actor.source,
+            item.action,
+            item.entity,
+            item.entity_id,
+            item.before,
+            item.after,
+            item.note,
+            prev,
+        )
+        added.append(
+            AuditEntry(
+                seq=seq,
+                at=at,
+                actor=actor.name,
+                source=actor.source,
+                action=item.action,
+                entity=item.entity,
+                entity_id=item.entity_id,
+                before=item.before,
+                after=item.after,
+                note=item.note,
+                prev_hash=prev,
+                hash=digest,
+            )
+        )
+        prev = digest
+    session.add_all(added)
     if head is None:
-        session.add(AuditHead(id=1, seq=seq, hash=digest))
+        session.add(AuditHead(id=1, seq=seq, hash=prev))
     else:
-        head.seq, head.hash = seq, digest
+        head.seq, head.hash = seq, prev
     session.flush()
-    return entry
+    return added
 
 
 @dataclass(frozen=True, slots=True)

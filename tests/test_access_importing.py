@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import codecs
+import csv
+import io
 import json
-from datetime import datetime, time
+import random
+from collections.abc import Callable, Sequence
+from datetime import datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from compliance.access import importing
 from compliance.access.importing import (
     ExportFailed,
     GrantRow,
+    _generic_badges,
     parse_badges,
     parse_grants,
     parse_holders,
     parse_zkteco,
 )
 from compliance.access.model import ALWAYS, Badge, Grant, Holder, Schedule
-from compliance.importing import ImportFailed, UnreadableFile
+from compliance.importing import ImportFailed, RecordImportError, UnreadableFile
 
 TZ = ZoneInfo("Asia/Taipei")
 DOORS = {1: ("機房前門", "mr1"), 2: ("機房後門", "mr2"), 3: ("UPS室", "ups")}
@@ -380,3 +386,258 @@ def test_generic_json_problems_count_records(tmp_path: Path) -> None:
     [problem] = caught.value.problems
     assert (problem.row, problem.field, problem.value) == (2, "person_id", "E001")
     assert "first in record 1" in problem.message
+
+
+# --- badges.csv: the fast path against the generic one ----------------------------------------------------
+#
+# parse_badges reads a CSV without a pydantic model per row; `_generic_badges` is the model-per-row path
+# (JSON's, and the reference): on any file both give the same badges (same zones of their times, same
+# order) or the same failure, to the character.
+
+DOOR_ZONES = {
+    "機房前門": "mr1",
+    "機房後門": "mr2",
+    "許功蓋室": "ups",
+    "門, 北側": "mr1",
+    "籠\n7": "cage",
+    "機房\u2028前門": "mr1",
+}
+AT_CELLS = (
+    "2024-05-02 09:05",
+    "2024-05-02 09:04:30",
+    " 2024-05-02 09:04:30.250 ",
+    "2024-05-02T09:04:30+08:00",
+    "2024-05-02T01:04:30Z",  # the same instant as 09:04:30 in Taipei, in another zone: order is kept
+    "2024-05-02t09:06",
+    "2024/05/02 19:00",
+    "2024/05/02 19:00:05",
+    "2024/5/2 下午 7:05",
+    "2024/5/2 上午 12:10",
+    "2024-5-2 下午 12:00:01",
+)
+DOOR_CELLS = ("機房前門", " 機房後門 ", "許功蓋室", "門, 北側", "籠\n7")
+ZONE_CELLS = ("", "", "mr1", " mr2 ", "cage")
+CREDENTIAL_CELLS = ("12345678", "0012", " 87654321 ", "pin:3")
+GRANTED_CELLS = ("", "是", "否", "yes", "No", "Y", "n", "TRUE", "0", "1")
+DIRECTION_CELLS = ("", "in", "OUT", "Unknown", " out ", "in")
+HEADERS = {
+    "zh": ("時間", "門", "區域", "憑證編號", "允許", "方向"),
+    "mixed": ("時間 / at", "Door", "ZONE", "Credential-ID", "granted", " direction "),
+}
+
+Outcome = tuple[str, object, object]
+
+
+def outcome(parse: Callable[..., list[Badge]], path: Path, tz: tzinfo, **kw: object) -> Outcome:
+    """The badges (with each time's zone and fold), or the failure's type, text and problems."""
+    try:
+        badges = parse(path, tz, DOOR_ZONES, **kw)
+    except RecordImportError as exc:
+        return type(exc).__name__, str(exc), getattr(exc, "problems", None)
+    return "ok", [(b, b.at.tzinfo, b.at.fold) for b in badges], None
+
+
+def agree(path: Path, tz: tzinfo = TZ, **kw: object) -> Outcome:
+    """parse_badges' outcome, asserted equal to the generic path's."""
+    fast = outcome(parse_badges, path, tz, **kw)
+    assert fast == outcome(_generic_badges, path, tz, **kw)
+    return fast
+
+
+def varied_rows(seed: int, n: int) -> list[list[str]]:
+    """`n` valid rows mixing every spelling the generic path reads, blank and short rows among them."""
+    rnd = random.Random(seed)
+    rows: list[list[str]] = []
+    for _ in range(n):
+        row = [rnd.choice(cells) for cells in (AT_CELLS, DOOR_CELLS, ZONE_CELLS)]
+        row += [rnd.choice(cells) for cells in (CREDENTIAL_CELLS, GRANTED_CELLS, DIRECTION_CELLS)]
+        roll = rnd.random()
+        if roll < 0.03:
+            row = [""] * 6 if roll < 0.015 else []  # blank rows: skipped, their numbers kept
+        elif roll < 0.10:
+            while row and not row[-1]:
+                row.pop()  # a spreadsheet drops a row's empty trailing cells
+        rows.append(row)
+    return rows
+
+
+def write_csv(
+    path: Path, header: Sequence[str], rows: Sequence[Sequence[str]], encoding: str, eol: str
+) -> Path:
+    buffer = io.StringIO(newline="")
+    # Every cell quoted when lines end with CR alone: csv.writer then leaves a cell holding LF unquoted.
+    if eol == "\r":
+        writer = csv.writer(buffer, lineterminator=eol, quoting=csv.QUOTE_ALL)
+    else:
+        writer = csv.writer(buffer, lineterminator=eol)
+    writer.writerow(header)
+    writer.writerows(rows)
+    path.write_bytes(buffer.getvalue().encode(encoding))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("seed", "headers", "encoding", "eol"),
+    [
+        (1, "zh", "utf-8", "\r\n"),
+        (2, "zh", "utf-8-sig", "\n"),  # a byte-order mark
+        (3, "zh", "cp950", "\r\n"),  # Big5 as Windows writes it: 許 and 功 end with byte 0x5C
+        (4, "mixed", "cp950", "\r"),  # lines ended by CR alone, every cell quoted
+        (5, "mixed", "utf-16", "\r\n"),
+    ],
+)
+def test_fast_badges_agree_with_the_generic_path(
+    tmp_path: Path, seed: int, headers: str, encoding: str, eol: str
+) -> None:
+    rows = varied_rows(seed, 600)
+    path = write_csv(tmp_path / "badges.csv", HEADERS[headers], rows, encoding, eol)
+    kind, badges, _ = agree(path)
+    assert kind == "ok"
+    assert isinstance(badges, list)
+    assert len(badges) == sum(1 for r in rows if any(c.strip() for c in r))
+    assert {b.granted for b, _, _ in badges} == {True, False}
+    assert {b.direction for b, _, _ in badges} == {"in", "out", "unknown"}
+    assert {str(tz) for _, tz, _ in badges} == {"Asia/Taipei", "UTC+08:00", "UTC"}
+    assert agree(path, encoding=encoding)[0] == "ok"
+
+
+def test_fast_badges_agree_on_odd_layouts(tmp_path: Path) -> None:
+    rows = varied_rows(7, 300)
+    # Columns shuffled, no zone column (every zone from the door map), an unnamed empty column.
+    order = (3, 5, 0, 1, 4)
+    shuffled = [[r[i] if i < len(r) else "" for i in order] + [""] for r in rows]
+    header = ("credential_id", "方向", "at", "門", "允許", "")
+    assert agree(write_csv(tmp_path / "a.csv", header, shuffled, "utf-8", "\r\n"))[0] == "ok"
+    # A line break csv does not split on but str.splitlines would, inside a door's name.
+    odd = [[*r[:1], "機房\u2028前門", *r[2:]] if len(r) > 2 and r[0] else r for r in rows]
+    kind, badges, _ = agree(write_csv(tmp_path / "b.csv", HEADERS["zh"], odd, "utf-8", "\n"))
+    assert kind == "ok"
+    assert isinstance(badges, list)
+    assert any(b.door == "機房\u2028前門" for b, _, _ in badges)
+    # A zone with clock changes (Berlin: 2024-03-31 02:00 skipped, 2024-10-27 02:00-03:00 twice), and a
+    # fixed-offset tzinfo.
+    edges = ["2024-03-31 01:59:59", "2024-03-31 03:00", "2024-10-27 01:59", "2024-10-27 03:00:00"]
+    berlin = write_csv(
+        tmp_path / "c.csv", HEADERS["zh"], [[t, "機房前門", "", "1", "", ""] for t in edges], "utf-8", "\n"
+    )
+    assert agree(berlin, ZoneInfo("Europe/Berlin"))[0] == "ok"
+    assert agree(berlin, timezone(timedelta(hours=8)))[0] == "ok"
+
+
+def test_a_bad_badge_row_in_the_middle_imports_nothing_and_is_named(tmp_path: Path) -> None:
+    rows = [r for r in varied_rows(11, 400) if r]
+    bad = [list(r) + [""] * (6 - len(r)) for r in rows]
+    bad[100][0] = "2024-13-01 09:00"  # row 102: no month 13
+    bad[250][4] = "maybe"  # row 252
+    bad[300][1:3] = ["後門", ""]  # row 302: a door the map does not know, and no zone
+    kind, text, problems = agree(write_csv(tmp_path / "badges.csv", HEADERS["zh"], bad, "cp950", "\r\n"))
+    assert kind == "ImportFailed"
+    assert isinstance(text, str)
+    assert isinstance(problems, list)
+    # The rows' own problems first, as the generic path: the door's zone is checked once they are none.
+    assert [(p.row, p.field, p.value) for p in problems] == [
+        (102, "at", "2024-13-01 09:00"),
+        (252, "granted", "maybe"),
+    ]
+    assert "badges.csv: 2 problems, nothing imported" in text
+    assert "badges.csv:row 102: field 'at' = '2024-13-01 09:00': not a date and time; write" in text
+    assert "badges.csv:row 252: field 'granted' = 'maybe': not a yes/no value (valid: true, false," in text
+
+    bad[100][0], bad[250][4] = rows[100][0], "no"
+    kind, text, problems = agree(write_csv(tmp_path / "badges.csv", HEADERS["zh"], bad, "cp950", "\r\n"))
+    assert kind == "ImportFailed"
+    assert isinstance(problems, list)
+    assert [(p.row, p.field, p.value) for p in problems] == [(302, "zone", None)]
+    assert "badges.csv:row 302: field 'zone': empty, and door '後門' has no zone in the door map" in str(text)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {0: "2024-05-02"},  # a date without its time
+        {0: "soon"},
+        {0: ""},  # required, but empty
+        {0: "2024-03-31 02:30"},  # skipped in Berlin
+        {0: "2024-10-27 02:30"},  # twice in Berlin
+        {1: "   "},
+        {3: ""},
+        {4: "maybe"},
+        {5: "sideways"},
+        {6: "stray"},  # a cell beyond the header
+    ],
+)
+def test_fast_badges_fail_as_the_generic_path(tmp_path: Path, bad: dict[int, str]) -> None:
+    rows = [r + [""] * (6 - len(r)) for r in varied_rows(3, 60) if r]
+    for i, value in bad.items():
+        rows[30] += [""] * (i + 1 - len(rows[30]))
+        rows[30][i] = value
+    path = write_csv(tmp_path / "badges.csv", HEADERS["mixed"], rows, "utf-8", "\r\n")
+    for tz in (TZ, ZoneInfo("Europe/Berlin")):
+        kind, text, problems = agree(path, tz)
+        if kind == "ok":  # a time only Berlin's clock changes refuse
+            assert tz == TZ
+            assert bad in ({0: "2024-03-31 02:30"}, {0: "2024-10-27 02:30"})
+        else:
+            assert isinstance(problems, list)
+            assert problems[0].row == 32, text
+
+
+def test_fast_badges_refuse_the_file_as_the_generic_path(tmp_path: Path) -> None:
+    good = [["2024-05-02 09:05", "機房前門", "", "1", "", ""]]
+    cases = {
+        "unknown.csv": (("when", "門", "區域", "憑證編號", "允許", "方向"), good),
+        "missing.csv": (("時間", "區域", "憑證編號"), [["2024-05-02 09:05", "", "1"]]),
+        "twice.csv": (("時間", "at", "門", "憑證編號"), [["2024-05-02 09:05", "", "機房前門", "1"]]),
+        "noheader.csv": ((",,",), good),
+        "stray.csv": (("時間", "門", "", "憑證編號"), [["2024-05-02 09:05", "機房前門", "x", "1"]]),
+        # a CSV error after a bad header: the generic path reads the whole file first
+        "huge.csv": (("when", "門"), [["x" * 200_000, "1"]]),
+    }
+    for name, (header, rows) in cases.items():
+        kind, text, _ = agree(write_csv(tmp_path / name, header, rows, "utf-8", "\r\n"))
+        assert kind in ("ImportFailed", "UnreadableFile"), (name, text)
+    assert agree(write(tmp_path, "empty.csv", ""))[0] == "UnreadableFile"
+    assert agree(write(tmp_path, "zip.csv", "PK\x03\x04"))[0] == "UnreadableFile"
+    latin = write(
+        tmp_path, "latin.csv", "at,door,zone,credential_id\n2024-05-02 09:05,café,mr1,1\n", "latin-1"
+    )
+    assert agree(latin)[0] == "UnreadableFile"  # neither UTF-8 nor Big5
+    assert agree(latin, encoding="latin-1")[0] == "ok"
+    assert "not CSV: field larger than field limit" in str(agree(tmp_path / "huge.csv")[1])
+
+
+def test_badges_json_reads_as_before(tmp_path: Path) -> None:
+    records = [
+        {"時間": "2024-05-02 09:05", "門": "機房前門", "憑證編號": "87654321", "允許": "是"},
+        {"at": "2024-05-02T09:04:30+08:00", "door": "機房後門", "zone": "mr2", "credential_id": "1"},
+    ]
+    path = write(tmp_path, "badges.json", json.dumps(records, ensure_ascii=False))
+    kind, badges, _ = agree(path)
+    assert kind == "ok"
+    assert isinstance(badges, list)
+    assert len(badges) == 2
+
+
+def test_rows_left_to_the_generic_path_keep_their_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fast path refuses only what the generic path refuses too; should it refuse more, those rows
+    # still come back in their place (same badges, same order of equal times written in other zones).
+    path = write_csv(tmp_path / "badges.csv", HEADERS["zh"], varied_rows(13, 300), "utf-8", "\r\n")
+    expected = agree(path)
+    reader = importing._datetime_reader
+
+    def every_third(tz: tzinfo) -> Callable[[str], datetime]:
+        read, calls = reader(tz), [0]
+
+        def refusing(cell: str) -> datetime:
+            calls[0] += 1
+            if calls[0] % 3 == 0:
+                raise importing._Refused("left to the generic path")
+            return read(cell)
+
+        return refusing
+
+    monkeypatch.setattr(importing, "_datetime_reader", every_third)
+    assert outcome(parse_badges, path, TZ) == expected
+    assert expected[0] == "ok"

@@ -26,25 +26,35 @@ always parse to equal values.
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import itertools
 import json
 import os
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from compliance.access.model import ALWAYS, Badge, Direction, Grant, Holder, HolderType, Schedule
 from compliance.importing import (
+    _HAS_TIME,
     ImportFailed,
     RecordImportError,
     RowProblem,
     UnreadableFile,
+    _datetime,
     _decode,
+    _Field,
+    _from_table,
+    _one,
+    _Schema,
+    _schema,
     parse_file,
 )
 from compliance.kinds import field
@@ -192,6 +202,15 @@ def parse_badges(
     path: Path, tz: tzinfo, door_zones: Mapping[str, str] | None = None, *, encoding: str | None = None
 ) -> list[Badge]:
     """The badge events of a badges file, sorted by time; an empty zone is the door's in `door_zones`."""
+    if path.suffix.casefold() != ".csv":
+        return _generic_badges(path, tz, door_zones, encoding=encoding)  # JSON, and the refusals
+    return _csv_badges(path, tz, door_zones or {}, encoding)
+
+
+def _generic_badges(
+    path: Path, tz: tzinfo, door_zones: Mapping[str, str] | None = None, *, encoding: str | None = None
+) -> list[Badge]:
+    """parse_badges through compliance.importing's model per row: JSON, and the reference for CSV."""
     rows = parse_file(path, BadgeIn, tz=tz, encoding=encoding)
     door_zones = door_zones or {}
     checks = _Checks(path, encoding)
@@ -199,17 +218,269 @@ def parse_badges(
     for index, r in enumerate(rows):
         zone = r.zone or door_zones.get(r.door)
         if zone is None:
-            mapped = ", ".join(sorted(door_zones)) or "none"
-            checks.add(
-                index,
-                "zone",
-                None,
-                f"empty, and door {r.door!r} has no zone in the door map (mapped doors: {mapped})",
-            )
+            checks.add(index, "zone", None, _no_zone(r.door, door_zones))
             continue
         badges.append(Badge(r.at, r.door, zone, r.credential_id, r.granted, r.direction))
     checks.raise_any()
     return sorted(badges, key=_badge_order)
+
+
+def _no_zone(door: str, door_zones: Mapping[str, str]) -> str:
+    """The problem of a row with no zone whose door is not mapped."""
+    mapped = ", ".join(sorted(door_zones)) or "none"
+    return f"empty, and door {door!r} has no zone in the door map (mapped doors: {mapped})"
+
+
+# --- badges.csv without a model per row ---------------------------------------------------------------------
+#
+# A quarter's badges.csv is a million rows: a pydantic model per row took 45 s and 2.2 GB. Here the
+# header is read by compliance.importing itself (same spellings, same header problems), then each cell
+# goes through the generic path's own converters (`_one`: yes/no, choices; date-times as `_datetime`
+# reads them, ISO ones first), memoised per distinct cell where the value cannot depend on the row
+# (doors, zones, credentials, yes/no, directions: that also keeps one string per door or card instead
+# of one per row). A row that any converter refuses, or that is not plain (text in a column without a
+# header, a cell beyond the header, a blank required cell), goes through the generic path as it is, so
+# its value or its problems are the generic ones; the rows read fast would have had none.
+
+# Line breaks str.splitlines knows but csv over io.StringIO(newline="") does not (see _lines).
+_OTHER_BREAKS = ("\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+_CHUNK = 1 << 20  # characters split into lines at a time
+_BADGE_FIELDS = ("at", "door", "zone", "credential_id", "granted", "direction")  # BadgeIn's, in Badge's order
+
+
+class _Refused(ValueError):
+    """A cell the fast path leaves to the generic one (which gives the value or the problem)."""
+
+
+@dataclass(slots=True)
+class _BadgeRows:
+    """A badges CSV read fast: badges in file order, with a hole for each row left to the generic path."""
+
+    header: list[str]
+    badges: list[Badge | None]
+    slow: list[tuple[int, list[str]]]  # (row number, cells) of the rows left to the generic path
+    holes: list[int]  # where each of them goes in `badges`
+    no_zone: list[tuple[int, str]]  # (row number, door) of the rows with no zone
+
+
+def _csv_badges(path: Path, tz: tzinfo, door_zones: Mapping[str, str], encoding: str | None) -> list[Badge]:
+    """parse_badges of a CSV file: the generic path's values and problems, without a model per row."""
+    source = str(path)
+    read = _read_badges(path, tz, door_zones, encoding)
+    badges = read.badges
+    if read.slow:
+        # Raises the generic problems of these rows: the file's, since the fast rows have none.
+        records = _from_table(read.header, read.slow, BadgeIn, _schema(BadgeIn), source, tz, header_row=1)
+        for (number, _), hole, r in zip(read.slow, read.holes, records, strict=True):
+            zone = r.zone or door_zones.get(r.door)
+            if zone is None:
+                read.no_zone.append((number, r.door))
+            else:
+                badges[hole] = Badge(r.at, r.door, zone, r.credential_id, r.granted, r.direction)
+    if read.no_zone:
+        problems = [
+            RowProblem(number, "zone", None, _no_zone(door, door_zones))
+            for number, door in sorted(read.no_zone)
+        ]
+        raise ImportFailed(source, problems)
+    out = [b for b in badges if b is not None]  # every hole is filled now: rows without a zone raised
+    del badges, read  # the sort's keys need the room
+    out.sort(key=_badge_order)
+    return out
+
+
+def _read_badges(path: Path, tz: tzinfo, door_zones: Mapping[str, str], encoding: str | None) -> _BadgeRows:
+    """The rows of a badges CSV read fast; an unreadable file or a bad header is raised as generically."""
+    source = str(path)
+    text, _ = _decode(path.read_bytes(), source, encoding)
+    reader = csv.reader(_lines(text))
+    try:
+        header = next(reader, [])
+        failure = _header_failure(header, source, tz)
+        if failure is not None:
+            for _ in reader:  # the generic path reads the whole file first: a CSV error comes first
+                pass
+            raise failure
+        out = _BadgeRows(header, [], [], [], [])
+        _fast_rows(reader, header, tz, door_zones, out)
+    except csv.Error as exc:
+        raise UnreadableFile(source, f"not CSV: {exc}") from None
+    return out
+
+
+def _fast_rows(
+    reader: Iterator[list[str]],
+    header: list[str],
+    tz: tzinfo,
+    door_zones: Mapping[str, str],
+    out: _BadgeRows,
+) -> None:
+    """The tight loop: each data row (from row 2) read fast into `out`, or left to the generic path."""
+    schema = _schema(BadgeIn)
+    columns = [_column(schema, cell) for cell in header]
+    width = len(header)
+    unmapped = [i for i, name in enumerate(columns) if name is None]
+    picks = [_pick(schema, columns, name, tz) for name in _BADGE_FIELDS]
+    (i_at, at_of), (i_door, door_of), (i_zone, zone_of), (i_cred, cred_of), (i_ok, ok_of), (i_dir, dir_of) = (
+        picks
+    )
+    badges, slow, holes, no_zone = out.badges, out.slow, out.holes, out.no_zone
+    for number, cells in enumerate(reader, start=2):
+        try:
+            row = cells if len(cells) == width and not unmapped else _plain(cells, width, unmapped)
+            at = at_of(row[i_at])
+            door = door_of(row[i_door])
+            zone = zone_of(row[i_zone]) or door_zones.get(door)
+            credential, granted, direction = cred_of(row[i_cred]), ok_of(row[i_ok]), dir_of(row[i_dir])
+        except ValueError:  # _Refused, or a generic converter's _CellError
+            if any(cell and cell.strip() for cell in cells):  # a blank row is skipped, as generically
+                slow.append((number, cells))
+                holes.append(len(badges))
+                badges.append(None)
+            continue
+        if zone is None:
+            no_zone.append((number, door))
+        else:
+            badges.append(Badge(at, door, zone, credential, granted, direction))
+
+
+def _header_failure(header: list[str], source: str, tz: tzinfo) -> RecordImportError | None:
+    """What the generic path says of the header row (no header, unknown or missing columns), or None."""
+    if not any(cell.strip() for cell in header):
+        return UnreadableFile(source, "no header row (row 1 must name the columns)")
+    try:
+        _from_table(header, (), BadgeIn, _schema(BadgeIn), source, tz, header_row=1)
+    except ImportFailed as exc:
+        return exc
+    return None
+
+
+def _column(schema: _Schema, header: str) -> str | None:
+    """The field a header cell names, as compliance.importing reads it (None: a column without a header)."""
+    text = header.strip()
+    names = schema.resolve(text) if text else []
+    return names[0] if len(names) == 1 else None
+
+
+def _plain(cells: list[str], width: int, unmapped: Sequence[int]) -> list[str]:
+    """The cells fitted to the header's width (a short row is empty there); _Refused for a stray text."""
+    stray = [cells[i] for i in unmapped if i < len(cells)] + cells[width:]
+    if any(cell.strip() for cell in stray):
+        raise _Refused("text in a column without a header")
+    return cells[:width] + [""] * (width - len(cells))
+
+
+def _pick(
+    schema: _Schema, columns: list[str | None], name: str, tz: tzinfo
+) -> tuple[int, Callable[[str], Any]]:
+    """(the column of a field, the reader of its cells); a field without a column reads as its default."""
+    default = BadgeIn.model_fields[name].default
+    if name not in columns:
+        return 0, _constant(default)
+    return columns.index(name), _converter(schema.fields[name], tz, default)
+
+
+def _converter(spec: _Field, tz: tzinfo, default: object) -> Callable[[str], Any]:
+    """A cell as the field's value, as the generic path reads it; ValueError where that path must decide."""
+    if spec.kind == "datetime":
+        return _datetime_reader(tz)
+
+    def read(cell: str) -> Any:
+        if not cell.strip():
+            if spec.required:
+                raise _Refused("required, but empty")
+            return default
+        value = _one(cell, spec, tz)  # a _CellError (a ValueError) for a bad yes/no
+        if spec.choices and value not in spec.choices:
+            raise _Refused("not one of the choices")  # pydantic's literal_error, through the generic path
+        return value
+
+    # Doors, zones, cards, yes/no and directions repeat: read each distinct cell once, keep one string.
+    return functools.lru_cache(maxsize=None)(read)
+
+
+def _constant(value: object) -> Callable[[str], Any]:
+    """The reader of a field without a column: its default, whatever the row."""
+    return lambda _cell: value
+
+
+def _datetime_reader(tz: tzinfo) -> Callable[[str], datetime]:
+    """`_datetime` of compliance.importing, with a cheaper zoning of the usual ISO wall-clock times."""
+    has_time_at = _HAS_TIME.match
+    zone = _zoner(tz)
+
+    def read(cell: str) -> datetime:
+        text = cell.strip()
+        if not text:
+            raise _Refused("required, but empty")
+        if has_time_at(text, 9) is not None:  # YYYY-MM-DD[T ]hh...: `_datetime` tries fromisoformat first
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                parsed = None
+            if parsed is not None and parsed.tzinfo is not None:
+                return parsed  # an offset was written (a fixed `timezone`)
+            if parsed is not None and (value := zone(parsed)) is not None:
+                return value
+        value = _datetime(text, tz)  # other formats; skipped or repeated times: the generic problem
+        if value.utcoffset() is None:
+            raise _Refused("no UTC offset")  # AwareDatetime decides, through the generic path
+        return value
+
+    return read
+
+
+def _zoner(tz: tzinfo) -> Callable[[datetime], datetime | None]:
+    """A naive wall-clock time in `tz` as `_zoned` gives it, or None where `_zoned` must decide."""
+    if type(tz) is not ZoneInfo:
+
+        def other(wall: datetime) -> datetime | None:
+            value = wall.replace(tzinfo=tz)  # fold 0, as fromisoformat gives it
+            offset = value.utcoffset()
+            return value if offset is not None and offset == value.replace(fold=1).utcoffset() else None
+
+        return other
+    offset_of = tz.utcoffset
+
+    def zoneinfo(wall: datetime) -> datetime | None:
+        # datetime.replace costs 1-2 us on Python 3.11, the constructor 0.2 us; ZoneInfo.utcoffset reads
+        # only the wall-clock fields and the fold, so the naive times ask it what `_zoned` asks it.
+        y, mo, d, h, mi, s, us = (
+            wall.year,
+            wall.month,
+            wall.day,
+            wall.hour,
+            wall.minute,
+            wall.second,
+            wall.microsecond,
+        )
+        if offset_of(wall) != offset_of(datetime(y, mo, d, h, mi, s, us, fold=1)):
+            return None  # the clocks skip or repeat it
+        return datetime(y, mo, d, h, mi, s, us, tz)
+
+    return zoneinfo
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines csv.reader(io.StringIO(text, newline="")) reads, without StringIO's 4 bytes a character.
+
+    StringIO with newline="" ends a line at '\\n', '\\r' or '\\r\\n'; so does str.splitlines, and it
+    ends one at some other characters too: text holding any of those goes through StringIO.
+    """
+    if any(mark in text for mark in _OTHER_BREAKS):
+        return iter(io.StringIO(text, newline=""))
+    # Lines are handed over by itertools (no Python frame per line); the chunks end just after a
+    # newline, so a CR LF is never split between two of them.
+    return itertools.chain.from_iterable(chunk.splitlines(keepends=True) for chunk in _chunks(text))
+
+
+def _chunks(text: str) -> Iterator[str]:
+    """`text` in pieces of about _CHUNK characters, each but the last ending with a newline."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + _CHUNK) + 1 or len(text)
+        yield text[start:end]
+        start = end
 
 
 # --- ZKTeco PullSDK export --------------------------------------------------------------------------------
