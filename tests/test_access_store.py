@@ -4,14 +4,14 @@ one transaction with the change, a key given twice judged as if one by one."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from compliance.access.model import Grant, Holder
+from compliance.access.model import Badge, Grant, Holder
 from compliance.access.store import AccessGrantRow, AccessStore, PutCounts
 from records.audit import Actor, AuditEntry, verify
 from records.db import make_engine, session_factory
@@ -60,3 +60,18 @@ def test_a_grant_moved_to_another_card_updates_its_columns(store: AccessStore) -
     assert [x.credential_id for x in store.grants()] == ["C9", "C2"]
     with store.sessions() as s:
         assert s.get(AccessGrantRow, "G1").credential_id == "C9"  # type: ignore[union-attr]
+
+
+def test_badges_read_back_in_utc_by_time_within_the_bounds(store: AccessStore) -> None:
+    t = [NOW + timedelta(minutes=m, microseconds=m) for m in (3, 1, 2, 0)]
+    badges = [
+        Badge(t[0], "D1", "mr1", "C1"),
+        Badge(t[1], "D2", "ups", "C2", granted=False),
+        Badge(t[2], "D1", "mr1", "C1", direction="out"),
+        Badge(t[3], "D1", "mr1", "C3", direction="unknown"),
+    ]
+    assert store.add_badges(badges, WHO, NOW, "panel.csv#1") == 4
+    got = store.badges(since=t[1], until=t[0])
+    assert got == [badges[1], badges[2]]  # [since, until), by time
+    assert all(b.at.tzinfo is UTC for b in got)
+    assert [b.at for b in store.badges()] == sorted(t)

