@@ -116,13 +116,20 @@ def test_review_sign_off_separation_of_duties_read_only_and_export(
         "資訊主管",
         state=state,
     )
-    roomguard(
+    # What is left: the flagged grants only.
+    left = roomguard("access", str(site), "review", "show", review_id, "--undecided", state=state).stdout
+    flagged_ids = {ln["grant"]["grant_id"] for ln in shown["lines"] if ln["flags"]}
+    assert f"decided {len(grants) - len(flagged_ids)}/{len(grants)}" in left
+    assert {line.split()[1] for line in left.splitlines()[2:]} == flagged_ids
+    # The leaver's grant, chosen by its flag.
+    out = roomguard(
         "access",
         str(site),
         "review",
         "decide",
         review_id,
-        "G-E028",
+        "--flag",
+        "LEAVER_ACTIVE",
         "--decision",
         "revoke",
         "--reason",
@@ -131,6 +138,13 @@ def test_review_sign_off_separation_of_duties_read_only_and_export(
         "資訊主管",
         state=state,
     )
+    assert out.stdout.strip().endswith("revoke for 1 grant(s)")
+    wrong = roomguard(
+        "access", str(site), "review", "decide", review_id, "--flag", "LEAVER", "--decision", "keep",
+        "--by", "x", state=state, check=False,
+    )  # fmt: skip
+    assert wrong.returncode != 0
+    assert "valid flags are DORMANT_90D" in wrong.stdout + wrong.stderr
     rest = [
         ln["grant"]["grant_id"]
         for ln in shown["lines"]

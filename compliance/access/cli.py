@@ -4,8 +4,9 @@ roomguard access SITE import holders|grants|badges FILE      (generic CSV/JSON, 
 roomguard access SITE import zkteco FOLDER                   (ZKTeco user/userauthorize/transaction CSVs)
 roomguard access SITE flags [--person ID] [--json]
 roomguard access SITE review start 2026Q4 --by NAME
-roomguard access SITE review show REVIEW_ID [--json]
-roomguard access SITE review decide REVIEW_ID GRANT_ID --decision keep|revoke|change|to_confirm --reason …
+roomguard access SITE review show REVIEW_ID [--flagged] [--undecided] [--json]
+roomguard access SITE review decide REVIEW_ID [GRANT_ID…] [--unflagged] [--flag CODE…]
+                                    --decision keep|revoke|change|to_confirm --reason … --by NAME
 roomguard access SITE review sign-off REVIEW_ID --by NAME
 roomguard access SITE review export REVIEW_ID --out DIR
 """
@@ -169,9 +170,11 @@ def review_show(
     path: SiteArg,
     review_id: Annotated[str, typer.Argument(help="e.g. ACR-2026Q4-tpe-hq")],
     as_json: Annotated[bool, typer.Option("--json", help="The whole review as JSON.")] = False,
+    flagged_only: Annotated[bool, typer.Option("--flagged", help="Only the flagged grants.")] = False,
+    undecided_only: Annotated[bool, typer.Option("--undecided", help="Only grants not decided yet.")] = False,
     state_dir: StateDir = DEFAULT_STATE,
 ) -> None:
-    """A review: its lines, flags, decisions and sign-off. 檢視覆核。"""
+    """A review: its progress, lines, flags, decisions and sign-off. 檢視覆核。"""
     from compliance.access.codec import review_json
     from compliance.access.review import DECISION_ZH, ReviewRefused
 
@@ -184,7 +187,14 @@ def review_show(
         typer.echo(json.dumps(review_json(review), ensure_ascii=False, indent=1))
         return
     typer.echo(f"{review.review_id} {review.quarter} {review.status}; prepared by {review.prepared_by}")
+    decided = sum(1 for ln in review.lines if ln.decision)
+    open_flagged = sum(1 for ln in review.lines if ln.flags and not ln.decision)
+    typer.echo(
+        f"已覆核 decided {decided}/{len(review.lines)}; 待覆核之旗標 flagged and undecided {open_flagged}"
+    )
     for ln in review.lines:
+        if (flagged_only and not ln.flags) or (undecided_only and ln.decision):
+            continue
         who = ln.holder.name if ln.holder else "?"
         decision = f"{DECISION_ZH[ln.decision]} {ln.decision}" if ln.decision else "未覆核 undecided"
         codes = ",".join(f.code for f in ln.flags) or "-"
@@ -204,22 +214,37 @@ def review_decide(
     unflagged: Annotated[
         bool, typer.Option("--unflagged", help="Also every undecided grant without a flag.")
     ] = False,
+    flag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--flag", help="Also every undecided grant with this flag (repeatable), e.g. LEAVER_ACTIVE."
+        ),
+    ] = None,
     state_dir: StateDir = DEFAULT_STATE,
 ) -> None:
     """Record the reviewer's decision on grants: all or none, each one audited. 覆核決定。"""
+    from compliance.access.flags import FLAG_CODES
     from compliance.access.review import ReviewRefused
 
     if not decision or not by:
         raise _fail("--decision and --by are needed")
+    codes = set(flag or [])
+    if unknown := sorted(codes - set(FLAG_CODES)):
+        raise _fail(f"--flag {', '.join(unknown)}: valid flags are {', '.join(FLAG_CODES)}")
     site = load_site_or_exit(path)
     store, actor, now = _store(site, state_dir), _actor(by), datetime.now(UTC)
     chosen = list(grant_ids or [])
     try:
-        if unflagged:
+        if unflagged or codes:
             review = store.review(review_id)
-            chosen += [ln.grant.grant_id for ln in review.lines if not ln.flags and ln.decision is None]
+            chosen += [
+                ln.grant.grant_id
+                for ln in review.lines
+                if ln.decision is None
+                and ((unflagged and not ln.flags) or any(f.code in codes for f in ln.flags))
+            ]
         if not chosen:
-            raise _fail("name grant ids, or --unflagged")
+            raise _fail("name grant ids, or --unflagged / --flag CODE (no undecided grant matched)")
         store.decide_many(review_id, chosen, decision, reason, by, actor, now)
     except ReviewRefused as exc:
         raise _refused(exc) from None
