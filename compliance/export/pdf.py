@@ -53,6 +53,8 @@ _FONT_FACE_HINT = 2  # where Debian's uming.ttc keeps the TW face; looked up by 
 # A cell taller than a page stops platypus (LayoutError); the XLSX and CSV keep the full text.
 PDF_CELL_MAX = 1500
 MARGIN = 18 * mm
+CELL_PAD_X = 3  # left and right padding of a table cell, points
+CELL_PAD_Y = 2  # top and bottom
 ZEBRA = colors.HexColor("#f2f4f7")
 HEADER_FILL = colors.HexColor("#dde4ee")
 GRID = colors.HexColor("#9aa5b1")
@@ -133,6 +135,23 @@ class _Heading(Paragraph):  # type: ignore[misc]  # reportlab is untyped
         super().__init__(text, style)
         self.outline = outline
         self.outline_level = level
+
+
+class _CellParagraph(Paragraph):  # type: ignore[misc]  # reportlab is untyped
+    """A table cell's Paragraph that breaks its lines once per width, not at every wrap call."""
+
+    # A long table is wrapped again at each page split (the table, then both parts), and each wrap breaks
+    # every cell's lines anew: character by character for CJK. A cell's width does not change, so the
+    # lines of the first wrap at that width are kept. A cell is never split itself (rows are), so
+    # nothing else changes the lines in between.
+    _wrapped_width: float | None = None
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:  # reportlab's names
+        if availWidth == self._wrapped_width:
+            return self.width, self.height
+        size: tuple[float, float] = super().wrap(availWidth, availHeight)
+        self._wrapped_width = availWidth
+        return size
 
 
 class _Doc(BaseDocTemplate):  # type: ignore[misc]  # reportlab is untyped
@@ -331,24 +350,29 @@ class PdfReport:
         ]
         for c, r, t in status_cells:
             texts[r - 1][c] = f"{t} {STATUS_ZH[t]}"
-        body: list[list[Any]] = [[Paragraph(_para_text(t), s["cell"]) for t in row] for row in texts]
         # Columns share the frame in proportion to their widest text (as shown), so a status never wraps.
         weights = [
             column_width(col, [row[i] for row in texts], cap=40) for i, col in enumerate(table.columns)
         ]
         widths = [self.frame_width * w / sum(weights) for w in weights]
+        body = self._body(texts, [w - 2 * CELL_PAD_X for w in widths])
 
         style: list[tuple[Any, ...]] = [
             ("FONTNAME", (0, 0), (-1, -1), self.font),
             ("GRID", (0, 0), (-1, -1), 0.25, GRID),
             ("BACKGROUND", (0, 0), (-1, 0), HEADER_FILL),
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
-            ("TOPPADDING", (0, 0), (-1, -1), 2),
-            ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
-            ("LEFTPADDING", (0, 0), (-1, -1), 3),
-            ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+            ("TOPPADDING", (0, 0), (-1, -1), CELL_PAD_Y),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), CELL_PAD_Y),
+            ("LEFTPADDING", (0, 0), (-1, -1), CELL_PAD_X),
+            ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PAD_X),
         ]
         if body:
+            cell = s["cell"]
+            # Plain-string cells take the font size and leading of the Paragraph style: the same look, the
+            # same row height, and (VALIGN TOP) the same baseline, top padding + font size down.
+            style.append(("FONTSIZE", (0, 1), (-1, -1), cell.fontSize))
+            style.append(("LEADING", (0, 1), (-1, -1), cell.leading))
             style.append(("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, ZEBRA]))
             # After the zebra rows, so a status colour wins over the stripe.
             style += [
@@ -364,6 +388,39 @@ class PdfReport:
             out.append(Paragraph(f"{_para_text(table.title_zh)}　{_para_text(table.title_en)}", s["caption"]))
         out.append(grid)
         return out
+
+    def _body(self, texts: list[list[str]], room: list[float]) -> list[list[Any]]:
+        """Table cells: a plain string where the text fits on one line of its column, else a Paragraph."""
+        style = self.styles["cell"]
+        font, size = style.fontName, style.fontSize
+        widths: dict[str, float] = {}  # texts repeat (dates, flags, statuses): each is measured once
+        # One Paragraph for the same text at the same width, however many cells show it (a holder type,
+        # an action): the table only wraps and draws a cell's flowable, so cells can share it, and its
+        # lines are broken once.
+        paragraphs: dict[tuple[str, float], _CellParagraph] = {}
+
+        def paragraph(text: str, room: float) -> _CellParagraph:
+            shared = paragraphs.get((text, room))
+            if shared is None:
+                shared = paragraphs[text, room] = _CellParagraph(_para_text(text), style)
+            return shared
+
+        def cell(text: str, room: float) -> Any:
+            if not _plain_ok(text):
+                return paragraph(text, room)
+            width = widths.get(text)
+            if width is None:
+                width = widths[text] = pdfmetrics.stringWidth(text, font, size)
+            return text if width <= room else paragraph(text, room)
+
+        body: list[list[Any]] = []
+        for row in texts:
+            if any(row):
+                body.append([cell(t, r) for t, r in zip(row, room, strict=True)])
+            else:
+                # An empty Paragraph is 0 high, an empty string one line: a row of nothing keeps its height.
+                body.append([Paragraph("", style) for _ in row])
+        return body
 
     def _fit(self, drawing: Drawing) -> Drawing:
         if drawing.width <= self.frame_width:
@@ -420,6 +477,13 @@ class _WriteLine(Flowable):  # type: ignore[misc]  # reportlab is untyped
     def draw(self) -> None:
         self.canv.setLineWidth(0.75)
         self.canv.line(0, 0, self.width, 0)
+
+
+def _plain_ok(text: str) -> bool:
+    """Whether a Paragraph would show `text` unchanged on a line: no line break, no run of spaces."""
+    # A Paragraph joins lines, drops leading and trailing white space and collapses runs of it; a plain
+    # string is drawn as it is. Text like that keeps its Paragraph, so both ways look the same.
+    return text == " ".join(text.split())
 
 
 def _clip(text: str) -> str:

@@ -106,6 +106,8 @@ def _json_default(value: object, tz: tzinfo) -> str:
 
 def display_width(text: str) -> int:
     """Width in columns of a fixed-width grid: East Asian wide and full-width characters count double."""
+    if text.isascii():  # most cells (ids, times, codes): no character to look up
+        return len(text)
     return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
 
 
@@ -113,5 +115,13 @@ def column_width(column: Column, texts: Sequence[str], cap: int = 60) -> int:
     """A column's width in characters: its own if given, else the widest header or cell line, capped."""
     if column.width is not None:
         return column.width
-    lines = [column.zh, column.en, *(line for t in texts for line in t.splitlines())]
-    return min(cap, max(display_width(line) for line in lines) + 2)
+    widest = max(display_width(column.zh), display_width(column.en))
+    for text in texts:
+        # A line is as wide as its length at least and twice that at most: a text whose double length
+        # is no wider than the widest so far cannot change it, and most texts need no measuring.
+        if 2 * len(text) <= widest:
+            continue
+        widest = max(widest, *(display_width(line) for line in text.splitlines()))
+        if widest + 2 >= cap:  # nothing can be wider than the cap
+            break
+    return min(cap, widest + 2)

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.writer.excel import ExcelWriter
 
 from compliance.export.tables import STATUS_FILL, Table, cell_text, column_width, display_width, local_time
@@ -31,6 +32,8 @@ _SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 _HEADER_FONT = Font(bold=True)
 _HEADER_FILL = PatternFill("solid", fgColor="DDE4EE")
 _WRAP = Alignment(wrap_text=True, vertical="top")
+_NOT_TEXT = frozenset(ERROR_CODES)  # texts openpyxl would store as an error value
+_STATUS_FILLS = {k: PatternFill("solid", fgColor=v.lstrip("#").upper()) for k, v in STATUS_FILL.items()}
 
 
 class _FixedTimeZip(zipfile.ZipFile):
@@ -76,10 +79,9 @@ def write_workbook(
 ) -> Path:
     """Write one sheet per table (after an optional key/value cover sheet); same input, same bytes."""
     path = Path(path)
-    wb = Workbook()
-    default = wb.active
-    assert default is not None
-    wb.remove(default)
+    # Write-only: rows stream into the sheet's XML as they are appended, with no Cell object kept per
+    # value (about half the time of the normal mode). Widths, panes and filters go in before the rows.
+    wb = Workbook(write_only=True)
     if cover is not None:
         _cover_sheet(wb.create_sheet(COVER_TITLE), cover)
     titles = sheet_titles(tables, reserved=[COVER_TITLE] if cover is not None else [])
@@ -98,69 +100,96 @@ def write_workbook(
     return path
 
 
-def _cover_sheet(ws: Worksheet, cover: list[tuple[str, str]]) -> None:
-    for key, value in cover:
-        ws.append([_text(key), _text(value)])
-    for row in ws.iter_rows(min_col=1, max_col=1):
-        row[0].font = _HEADER_FONT
+def _cover_sheet(ws: WriteOnlyWorksheet, cover: list[tuple[str, str]]) -> None:
     for letter, texts in (("A", [k for k, _ in cover]), ("B", [v for _, v in cover])):
         widest = max((display_width(line) for t in texts for line in t.splitlines()), default=8)
         ws.column_dimensions[letter].width = min(80, widest + 2)
-    for row in ws.iter_rows(min_col=2, max_col=2):
-        row[0].alignment = _WRAP
+    for key, value in cover:
+        ws.append([_styled(ws, _text(key), font=_HEADER_FONT), _styled(ws, _text(value), alignment=_WRAP)])
 
 
-def _table_sheet(ws: Worksheet, table: Table, tz: tzinfo) -> None:
-    ws.append([c.zh for c in table.columns])
-    ws.append([c.en for c in table.columns])
-    for row in ws.iter_rows(min_row=1, max_row=2):
-        for cell in row:
-            cell.font = _HEADER_FONT
-            cell.fill = _HEADER_FILL
-            cell.alignment = _WRAP
-
+def _table_sheet(ws: WriteOnlyWorksheet, table: Table, tz: tzinfo) -> None:
+    # The widths come from every cell's text, and a write-only sheet takes them before its first row:
+    # the rows are made first, then the sheet's settings, then the rows go in.
     texts: list[list[str]] = [[] for _ in table.columns]
-    for r, row_values in enumerate((table.cells(row) for row in table.rows), start=3):
-        for c, value in enumerate(row_values, start=1):
+    rows: list[list[object]] = []
+    plain: dict[str, str] = {}
+    for row in table.rows:
+        out: list[object] = []
+        for c, value in enumerate(table.cells(row)):
             text = cell_text(value, tz)  # also validates the value, whatever the cell ends up holding
-            texts[c - 1].append(text)
-            cell = ws.cell(row=r, column=c)
-            native = _native(value, tz)
-            if native is None:
-                continue
-            cell.value = native
-            if isinstance(native, str):
-                # A text cell stays text: "=..." from a note must not become a formula.
-                cell.data_type = "s"
-                if native in STATUS_FILL:
-                    cell.fill = PatternFill("solid", fgColor=STATUS_FILL[native].lstrip("#").upper())
-                if "\n" in native:
-                    cell.alignment = _WRAP
-            elif isinstance(native, datetime):
-                cell.number_format = "yyyy-mm-dd hh:mm:ss"
-            elif isinstance(native, date):
-                cell.number_format = "yyyy-mm-dd"
+            texts[c].append(text)
+            out.append(_cell(ws, value, text, tz, plain))
+        rows.append(out)
 
     for c, column in enumerate(table.columns, start=1):
         ws.column_dimensions[get_column_letter(c)].width = column_width(column, texts[c - 1])
     last_col = get_column_letter(len(table.columns))
-    last_row = max(2, ws.max_row)
+    last_row = len(rows) + 2
     ws.freeze_panes = "A3"
     ws.auto_filter.ref = f"A2:{last_col}{last_row}"
     ws.print_title_rows = "1:2"
 
+    for header in ([c.zh for c in table.columns], [c.en for c in table.columns]):
+        ws.append([_styled(ws, h, font=_HEADER_FONT, fill=_HEADER_FILL, alignment=_WRAP) for h in header])
+    for out in rows:
+        ws.append(out)
 
-def _native(value: object, tz: tzinfo) -> object:
-    """The cell value Excel sorts and filters best: numbers and times stay typed, the rest is text."""
+
+def _cell(ws: WriteOnlyWorksheet, value: object, text: str, tz: tzinfo, plain: dict[str, str]) -> object:
+    """What to append for a value: numbers and times typed, the rest text; styled where it needs to be.
+
+    `plain` maps a text to the str to append when it needs no style: a sheet repeats many texts (types,
+    units, decisions), and each is checked once.
+    """
     if value is None:
         return None
-    if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
-        return value  # NaN and infinities have no Excel number: they fall through to text
-    if isinstance(value, datetime):
-        return local_time(value, tz).replace(tzinfo=None)  # Excel has no zones: local wall time
+    if isinstance(value, datetime):  # before date: datetime is a date
+        local = local_time(value, tz).replace(tzinfo=None)  # Excel has no zones: local wall time
+        return _styled(ws, local, number_format="yyyy-mm-dd hh:mm:ss")
     if isinstance(value, date):
-        return value
-    return _text(cell_text(value, tz))
+        return _styled(ws, value, number_format="yyyy-mm-dd")
+    if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+        return value  # NaN and infinities have no Excel number: they go on as text
+    if not text:
+        return None  # "" reads back as an empty cell either way: not written (a sixth of sheet C in a review)
+    known = plain.get(text)
+    if known is not None:
+        return known
+    native = _text(text)
+    if native in STATUS_FILL:
+        return _styled(ws, native, fill=_STATUS_FILLS[native])
+    if "\n" in native:
+        return _styled(ws, native, alignment=_WRAP)
+    if native.startswith("=") or native in _NOT_TEXT:
+        return _styled(ws, native)  # as text: see _styled
+    plain[text] = native
+    return native
+
+
+def _styled(
+    ws: WriteOnlyWorksheet,
+    value: object,
+    *,
+    font: Font | None = None,
+    fill: PatternFill | None = None,
+    alignment: Alignment | None = None,
+    number_format: str | None = None,
+) -> WriteOnlyCell:
+    """A cell with a style; a text cell stays text."""
+    cell = WriteOnlyCell(ws, value)
+    if isinstance(value, str):
+        # openpyxl takes "=..." for a formula and "#N/A" for an error: a note must not become either.
+        cell.data_type = "s"
+    if font is not None:
+        cell.font = font
+    if fill is not None:
+        cell.fill = fill
+    if alignment is not None:
+        cell.alignment = alignment
+    if number_format is not None:
+        cell.number_format = number_format
+    return cell
 
 
 def _text(text: str) -> str:
