@@ -15,45 +15,45 @@ All from one run, in this process, over a fresh SQLite records DB (records.migra
 3. flags: the store's holders, grants and the period's badge events loaded (peer: plain sqlite3 reading
    the same rows into the same Badge values), then grant_flags over every grant, at the snapshot
    (2027-01-04 09:00). Peer: one pure-Python pass grouping the granted events by credential and by
-   door, each sorted by time: the work grant_flags does before its first flag (its `_Uses`), alone;
+   door, each sorted by time: the work grant_flags does before its first flag (its `Uses`), alone;
 4. review: start_review of 2026Q4 (loads, flags, snapshots every grant in force, stores it, audited),
-   `--decisions` audited AccessStore.decide calls (each reads and rewrites the whole review: the cost
-   of all 20,000 is extrapolated, not run), then export_review into a fresh folder: the XLSX, the CSVs,
-   the PDF and MANIFEST.sha256, with the time of each part and the files' sizes. Peer: openpyxl in
-   write-only mode writing the same cells (the XLSX's tables, every cell as its text) into one XLSX;
+   `--decisions` single audited AccessStore.decide calls, decide_many for the rest (the unflagged kept,
+   the flagged kept or revoked), sign_off, then export_review of the signed review into a fresh
+   folder: the XLSX, the CSVs, the PDF and MANIFEST.sha256, with the time of each part and the files'
+   sizes. Peer: openpyxl in write-only mode writing the same cells (the XLSX's tables, every cell as
+   its text) into one XLSX;
 5. the peak RSS of this process in each step, sampled every 20 ms (and the RSS before it), and the CPU
    time of the process in it beside its wall time (how much a busy machine took away).
 Targets: the flag computation under 10 s; the export under 60 s. `--profile` adds a cProfile of
 grant_flags and of the export.
 
-Measured on a 2-core box (23 GB, Python 3.11) with two test suites running beside it, the full quarter
-(19,659 grants in force, 3,370 flagged: 2,176 DORMANT_90D, 300 NO_APPROVAL, 291 SELF_APPROVED, 279
-SHARED_CARD, 198 EXPIRED_ACTIVE, 194 AFTER_HOURS, 122 LEAVER_ACTIVE, 32 UNESCORTED_VENDOR, 30
-VENDOR_NO_WORK_ORDER), two runs:
+Measured on a 2-core box (23 GB, Python 3.11), the full quarter (19,659 grants in force, 3,370 of the
+20,000 flagged: 2,176 DORMANT_90D, 300 NO_APPROVAL, 291 SELF_APPROVED, 279 SHARED_CARD, 198
+EXPIRED_ACTIVE, 194 AFTER_HOURS, 122 LEAVER_ACTIVE, 32 UNESCORTED_VENDOR, 30 VENDOR_NO_WORK_ORDER), run A
+beside a test suite, run B alone:
 
-    generating the three CSVs (badges.csv 67 MB), not a target        14.8 s                18.7 s
-    parse_badges, 1,000,000 rows / csv.reader alone                  46.0 / 2.9 s          55.5 / 3.1 s
-    put_holders + put_grants, 25,000 audited rows                     70.2 s                65.4 s
-    add_badges / sqlite3 executemany, same keys / bare table   41.2 / 22.4 / 11.1 s  45.6 / 24.3 / 11.6 s
-    AccessStore.badges, 1,000,000 / plain sqlite3                    14.1 / 7.8 s          15.9 / 10.0 s
-    grant_flags (target < 10 s: MISSED) / the grouping alone         15.2 / 2.9 s          20.5 / 3.7 s
-    start_review (load 14.9 / 14.6 s, review_lines 29.0 / 28.5 s)     47.0 s                46.9 s
-    AccessStore.decide, each (all 19,659 lines: ~17 h)                3.30 s                3.15 s
-    export_review (target < 60 s: MISSED)                             69.4 s                65.0 s
-      XLSX / PDF (442 pages) / CSVs                           25.4 / 39.4 / 1.6 s   23.0 / 37.9 / 1.2 s
-      openpyxl write-only, the same 730,309 cells as text             14.2 s                10.3 s
-    peak RSS, MB: parse / store / flags / review / export    2,333/1,365/853/909/812   2,338/1,390/853/910/836
+                                                                        run A                 run B
+    parse_badges, 1,000,000 rows / csv.reader alone                  12.2 / 4.2 s          12.0 / 3.7 s
+    put_holders + put_grants, 25,000 audited rows                      5.3 s                 6.9 s
+    add_badges / sqlite3 executemany, same keys / bare table   38.0 / 27.5 / 10.2 s  43.1 / 26.3 / 12.1 s
+    AccessStore.badges, 1,000,000 / plain sqlite3                     8.3 / 11.3 s         10.2 / 10.7 s
+    grant_flags (target < 10 s: met) / the grouping alone             6.5 / 3.7 s           6.8 / 2.7 s
+    start_review (load 9.7 / 10.0 s, review_lines 7.8 / 7.9 s)       21.6 s                21.5 s
+    AccessStore.decide, one / decide_many, the other 19,649         0.030 / 31.3 s        0.036 / 28.0 s
+    sign_off (every line decided)                                     3.8 s                 3.4 s
+    export_review of the signed review (target < 60 s: met)          42.4 s                37.4 s
+      XLSX / PDF (442 pages) / CSVs                           18.8 / 16.4 / 2.3 s   15.5 / 15.1 / 1.7 s
+      openpyxl write-only, the same 730,309 cells as text             14.7 s                10.8 s
+    peak RSS, MB: parse / store / flags / review / export      380/550/321/439/439   375/550/321/439/439
 
-The process had 83-99 % of a core in each step: the flags took 14.2 / 18.3 s of CPU. Where the time
-goes (cProfile, side experiments on the same DB, flags identical): grant_flags compares datetimes of
-three zones (the store's events in UTC, `now` in Asia/Taipei, the grants' times read back at +08:00),
-each comparison computing offsets: the same values in UTC take it from 16.7 to 9.2 s; working once per
-credential (its events by zone, the door hops, the last use from the sorted end, no schedule test for
-24x7, local times computed once) to 7.3 s. The PDF draws every cell as a Paragraph (CJK line breaking
-in Python, ~62,000 cells): plain strings for the cells that fit on their line take it from 37.5 to
-25.1 s (same 442 pages); the XLSX is written cell by cell in openpyxl's normal mode, 2x the write-only
-peer. An earlier run of the same steps (before the CPU column) under less load: flags 12.5 s, export
-50.5 s.
+Before this round (the same data, a busier box): parse_badges 46-56 s at 2.3 GB, put_holders+grants
+65-70 s, grant_flags 15.2-20.5 s, start_review 47 s, a decision 3.2 s (each rewrote the review's JSON),
+export 65-69 s. What changed: the flags compare every time in UTC over one index built per credential
+(comparing aware datetimes of different zones computed offsets on every comparison); badges.csv is
+read with csv.reader and cached converters (the generic per-row model only for a row it cannot read);
+holders and grants are written in one pass with one audit batch (records.audit.append_many);
+decisions are rows of their own; the PDF draws a cell that fits its line as a plain string, and the
+XLSX is written in openpyxl's write-only mode.
 """
 
 from __future__ import annotations
