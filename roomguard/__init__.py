@@ -14,6 +14,7 @@ from collector import cli as collector_cli
 from collector.collect_cli import CollectorId, collector_job
 from compliance import cli as compliance_cli
 from compliance.access import cli as access_cli
+from dashboards import cli as dashboards_cli
 from ingest import cli as ingest_cli
 from siteconfig import cli as siteconfig_cli
 from siteconfig.cli import SiteArg, load_site_or_exit
@@ -71,6 +72,7 @@ ingest_cli.register(app)
 alerts_cli.register(app)
 compliance_cli.register(app)
 access_cli.register(app)
+dashboards_cli.register(app)
 app.command("run")(run)
 
 
