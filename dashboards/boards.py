@@ -305,8 +305,9 @@ def compliance() -> dm.Dashboard:
         states("查核結果時間軸 Check results over time", "Each check item's result over time.",
                [over_time(status, COMPLIANCE_SCOPE, "last")], CHECK_STATES, w=24, h=12),
         graph("距到期日數 Days to due", "Days until each item's next test or review; warn within 7 days, "
-              "alarm when overdue.", [over_time(due, COMPLIANCE_SCOPE, "last")], "d",
-              steps=((None, "red"), (0.0, "yellow"), (7.0, "green"))),
+              "alarm when overdue. Empty until a first test or review is on record (no due date yet).",
+              [over_time(due, COMPLIANCE_SCOPE, "last")], "d",
+              steps=((None, "red"), (0.0, "yellow"), (7.0, "green")), sparse=True),
         rows("不符項目 Failing items", "Readings of items that failed in the time range. Empty while "
              "every item passes.", [Query(not_passing, fmt="table")], sparse=True, mappings=CHECK_STATES),
         states("測試時間軸 Test timeline", "Generator controller mode (test_on_load: a monthly load test) "
