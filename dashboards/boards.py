@@ -53,7 +53,9 @@ COMPLIANCE_SCOPE = f"{SITE} AND \"room\" = '{COMPLIANCE_ROOM}'"
 BY_DEVICE = "$tag_device"
 
 
-def over_time(f: Field, scope: str = DEVICE_SCOPE, agg: str = "mean", ref: str = "A", alias: str = BY_DEVICE) -> Query:
+def over_time(
+    f: Field, scope: str = DEVICE_SCOPE, agg: str = "mean", ref: str = "A", alias: str = BY_DEVICE
+) -> Query:
     """`agg(field)` per interval and device."""
     return Query(
         f'SELECT {agg}({f.q}) FROM {f.m} WHERE $timeFilter AND {scope} {PER_INTERVAL}, "device" fill(none)',
@@ -83,9 +85,21 @@ def variables(device_from: str | None, *, rooms: bool = True) -> list[cogbuilder
         .sort(dm.VariableSort.ALPHABETICAL_ASC)
     ]
     if rooms:
-        out.append(_many("room", "機房 room", f"SHOW TAG VALUES WITH KEY = \"room\" WHERE {SITE} AND \"room\" != '{COMPLIANCE_ROOM}'"))
+        out.append(
+            _many(
+                "room",
+                "機房 room",
+                f'SHOW TAG VALUES WITH KEY = "room" WHERE {SITE} AND "room" != \'{COMPLIANCE_ROOM}\'',
+            )
+        )
     if device_from:
-        out.append(_many("device", "設備 device", f'SHOW TAG VALUES FROM {device_from} WITH KEY = "device" WHERE {ROOM_SCOPE}'))
+        out.append(
+            _many(
+                "device",
+                "設備 device",
+                f'SHOW TAG VALUES FROM {device_from} WITH KEY = "device" WHERE {ROOM_SCOPE}',
+            )
+        )
     return out
 
 
@@ -131,15 +145,15 @@ def dashboard(
 def room() -> dm.Dashboard:
     """Room overview: temperature and RH against the ASHRAE bands, dew point, worst inlet, doors, leak."""
     temp, rh = field(C.ENV, "temp_c"), field(C.ENV, "rh_pct")
-    g = f'ln({rh.q} / 100) + {MAGNUS_A!r} * {temp.q} / ({MAGNUS_B_C!r} + {temp.q})'
+    g = f"ln({rh.q} / 100) + {MAGNUS_A!r} * {temp.q} / ({MAGNUS_B_C!r} + {temp.q})"
     dew = (
-        f"SELECT mean(\"dp\") FROM (SELECT {MAGNUS_B_C!r} * \"g\" / ({MAGNUS_A!r} - \"g\") AS \"dp\" FROM "
+        f'SELECT mean("dp") FROM (SELECT {MAGNUS_B_C!r} * "g" / ({MAGNUS_A!r} - "g") AS "dp" FROM '
         f'(SELECT {g} AS "g" FROM {temp.m} WHERE $timeFilter AND {DEVICE_SCOPE} GROUP BY "device") '
         f'GROUP BY "device") WHERE $timeFilter {PER_INTERVAL}, "device" fill(none)'
     )
     worst = (
         f'SELECT max("last") FROM (SELECT last({temp.q}) FROM {temp.m} WHERE $timeFilter AND {ROOM_SCOPE} '
-        "AND \"aisle\" != 'hot' GROUP BY \"device\")"
+        'AND "aisle" != \'hot\' GROUP BY "device")'
     )
     door, contact = field(C.DOOR, "door_state"), field(C.CONTACT, "leak")
     smoke = field(C.CONTACT, "smoke")
@@ -173,7 +187,7 @@ def power() -> dm.Dashboard:
     on_batt = f(C.UPS, "on_battery")
     events = (
         f"SELECT {on_batt.q}, {f(C.UPS, 'battery_charge_pct').q}, {f(C.UPS, 'runtime_s').q} FROM {on_batt.m} "
-        f"WHERE $timeFilter AND {DEVICE_SCOPE} AND {on_batt.q} = true GROUP BY \"device\""
+        f'WHERE $timeFilter AND {DEVICE_SCOPE} AND {on_batt.q} = true GROUP BY "device"'
     )
     run_h = f(C.GENSET, "run_time_s")
     panels = [
@@ -331,7 +345,7 @@ def alerts() -> dm.Dashboard:
     """What the shipped alert rules fire on, as readings: failed polls, alarms, failing checks."""
     devs = measurements_regex(device_classes())
     bad = (
-        f"SELECT {QUALITY}, \"error\" FROM {devs} WHERE $timeFilter AND {DEVICE_SCOPE} AND "
+        f'SELECT {QUALITY}, "error" FROM {devs} WHERE $timeFilter AND {DEVICE_SCOPE} AND '
         f"{QUALITY} != 'good' GROUP BY \"device\""
     )
     bad_count = (
@@ -341,7 +355,7 @@ def alerts() -> dm.Dashboard:
     status = field(C.COMPLIANCE, "status")
     checks = (
         f"SELECT last({status.q}) FROM {status.m} WHERE $timeFilter AND {COMPLIANCE_SCOPE} "
-        f"{PER_INTERVAL}, \"device\" fill(none)"
+        f'{PER_INTERVAL}, "device" fill(none)'
     )
     on_batt, leak, smoke = field(C.UPS, "on_battery"), field(C.CONTACT, "leak"), field(C.CONTACT, "smoke")
     crac = field(C.CRAC, "status")

@@ -59,7 +59,9 @@ class InfluxQLQuery(cogvariants.Dataquery):
 class Query(cogbuilder.Builder[cogvariants.Dataquery]):
     """Builder for `InfluxQLQuery`, what `Panel.with_target()` takes."""
 
-    def __init__(self, query: str, *, ref_id: str = "A", fmt: ResultFormat = "time_series", alias: str = "") -> None:
+    def __init__(
+        self, query: str, *, ref_id: str = "A", fmt: ResultFormat = "time_series", alias: str = ""
+    ) -> None:
         self._internal = InfluxQLQuery(ref_id, query, fmt, alias)
 
     def build(self) -> InfluxQLQuery:

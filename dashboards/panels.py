@@ -42,8 +42,10 @@ def grafana_unit(catalog_unit: str, default: str = "none") -> str:
 
 def thresholds(*steps: Step) -> db.ThresholdsConfig:
     """Absolute thresholds; the first step's value is None (from -infinity)."""
-    return db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(
-        [dm.Threshold(value=v, color=c) for v, c in steps]
+    return (
+        db.ThresholdsConfig()
+        .mode(dm.ThresholdsMode.ABSOLUTE)
+        .steps([dm.Threshold(value=v, color=c) for v, c in steps])
     )
 
 
@@ -129,11 +131,20 @@ def single(
 ) -> stat.Panel:
     """A stat showing the last value of each series, colored by its thresholds."""
     p = _common(
-        stat.Panel(), title, description, queries, unit, sparse=sparse, w=w, h=h, steps=steps, mappings=mappings
+        stat.Panel(),
+        title,
+        description,
+        queries,
+        unit,
+        sparse=sparse,
+        w=w,
+        h=h,
+        steps=steps,
+        mappings=mappings,
     )
-    panel: stat.Panel = p.reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).values(False)).color_mode(
-        cm.BigValueColorMode.BACKGROUND
-    )
+    panel: stat.Panel = p.reduce_options(
+        cb.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
+    ).color_mode(cm.BigValueColorMode.BACKGROUND)
     return panel
 
 
@@ -169,7 +180,16 @@ def rows(
 ) -> table.Panel:
     """A table of rows (events, the compliance board)."""
     p = _common(
-        table.Panel(), title, description, queries, unit, sparse=sparse, w=w, h=h, steps=steps, mappings=mappings
+        table.Panel(),
+        title,
+        description,
+        queries,
+        unit,
+        sparse=sparse,
+        w=w,
+        h=h,
+        steps=steps,
+        mappings=mappings,
     )
     panel: table.Panel = p
     return panel

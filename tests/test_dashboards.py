@@ -57,7 +57,8 @@ def test_build_command_writes_and_checks(tmp_path: Path) -> None:
     (tmp_path / "json" / "power.json").write_text("{}\n")
     out = cli("--check")
     assert out.returncode == 1
-    assert "power.json" in out.stderr and "room.json" not in out.stderr
+    assert "power.json" in out.stderr
+    assert "room.json" not in out.stderr
 
 
 def test_every_panel_has_a_zh_tw_title_an_english_description_and_a_unit() -> None:
@@ -66,13 +67,15 @@ def test_every_panel_has_a_zh_tw_title_an_english_description_and_a_unit() -> No
     for where, panel in panels:
         assert CJK.search(panel["title"]), where
         assert re.search(r"[A-Za-z]{3}", panel["title"]), where  # and the English name
-        assert panel["description"] and not CJK.search(panel["description"]), where
+        assert panel["description"], where
+        assert not CJK.search(panel["description"]), where
         defaults = panel["fieldConfig"]["defaults"]
         if panel["type"] in NUMERIC_PANELS:
             assert defaults.get("unit") not in (None, ""), where
         assert defaults["noValue"] in (NO_DATA, NO_DATA_YET), where
         assert panel["datasource"]["uid"] == "roomguard-influxdb", where
-        assert panel["targets"] and all(t["rawQuery"] for t in panel["targets"]), where
+        assert panel["targets"], where
+        assert all(t["rawQuery"] for t in panel["targets"]), where
 
 
 def test_every_catalog_class_is_on_some_dashboard() -> None:

@@ -18,6 +18,7 @@ PACKAGES = (
     "ingest",
     "alerts",
     "compliance",
+    "dashboards",
     "bus",
     "records",
     "siteconfig",
