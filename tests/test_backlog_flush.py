@@ -100,7 +100,11 @@ async def test_a_5000_message_backlog_flushes_without_delaying_any_poll(
                 break
             await asyncio.sleep(0.5)
         flushed = time.time_ns()
-        await _wait_all_devices_after(influxd_private, flushed + 2 * S, 60, log)
+        # A wait, not a bound: on a starved box (two suites and another database test on 2 cores) ingest
+        # confirmed parts of the backlog so late that the collector sent them again, and the live
+        # readings queued behind that for over a minute; what is asserted below is that no poll was
+        # missed and nothing was lost, not how soon the database caught up.
+        await _wait_all_devices_after(influxd_private, flushed + 2 * S, 180, log)
     finally:
         await run.stop()
     rows = influxd_private.rows(BACKLOG_COUNT)
