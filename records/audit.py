@@ -75,28 +75,9 @@ def entry_hash(
     prev_hash: str,
 ) -> str:
     """SHA-256 (hex) of an entry's content in canonical JSON (sorted keys, UTF-8, no spaces)."""
-    return _hash(
-        seq, _canonical_time(at), actor, source, action, entity, entity_id, before, after, note, prev_hash
-    )
-
-
-def _hash(
-    seq: int,
-    at: str,
-    actor: str,
-    source: str,
-    action: str,
-    entity: str,
-    entity_id: str,
-    before: Any,
-    after: Any,
-    note: str | None,
-    prev_hash: str,
-) -> str:
-    """entry_hash with the time already canonical (a batch shares one time: formatted once)."""
     body = {
         "seq": seq,
-        "at": at,
+        "at": _canonical_time(at),
         "actor": actor,
         "source": source,
         "action": action,
@@ -155,7 +136,6 @@ def append_many(
     if not entries:
         return []  # no head read, no flush: nothing to chain
     at = at or datetime.now(UTC)
-    stamp = _canonical_time(at)
     # The head row is the chain's lock: SQLite holds the write lock already (BEGIN IMMEDIATE),
     # PostgreSQL takes the row lock, so two writers never chain onto the same predecessor.
     head = session.scalars(select(AuditHead).where(AuditHead.id == 1).with_for_update()).one_or_none()
@@ -163,9 +143,9 @@ def append_many(
     added: list[AuditEntry] = []
     for item in entries:
         seq += 1
-        digest = _hash(
+        digest = entry_hash(
             seq,
-            stamp,
+            at,
             actor.name,
             actor.source,
             item.action,
