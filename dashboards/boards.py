@@ -405,9 +405,15 @@ def edge() -> dm.Dashboard:
                "unavailable, comm_error, decode_error, auth_error.",
                [Query(f'SELECT last({QUALITY}) FROM {devs} WHERE $timeFilter AND {DEVICE_SCOPE} '
                       f'{PER_INTERVAL}, "device" fill(none)', alias=BY_DEVICE)], QUALITY_STATES, w=24, h=10),
+        graph("輪詢耗時 Poll duration", "How long each device's slowest poll took per interval. A poll "
+              "nearing the request timeout (2 s by default, defaults.timeout_s) is a device or network "
+              "about to fail.",
+              [Query(f'SELECT max("poll_duration_s") FROM {devs} WHERE $timeFilter AND {DEVICE_SCOPE} '
+                     f'{PER_INTERVAL}, "device" fill(none)', alias=BY_DEVICE)], "s",
+              steps=((None, "green"), (1.0, "yellow"), (2.0, "red")), lo=0),
         graph("輪詢間隔 Poll interval", "Time between two stored polls of a device (maximum per interval): "
-              "late, slow or missed polls show as peaks above the poll interval. The poll's own duration is "
-              "not stored in InfluxDB.", [Query(interval, alias=BY_DEVICE)], "ms", lo=0),
+              "late or missed polls show as peaks above the poll interval.",
+              [Query(interval, alias=BY_DEVICE)], "ms", lo=0),
         graph("待送佇列 Outbox depth", "Messages in each collector's outbox, and those at the broker awaiting "
               "ingest's confirmation.",
               [over_time(f(C.SYSTEM, "outbox_depth"), system_scope, "last", alias="$tag_device outbox"),
@@ -429,7 +435,7 @@ def edge() -> dm.Dashboard:
                [over_time(f(C.SYSTEM, "broker_connected"), system_scope, "last")],
                {"true": ("已連線 connected", "green"), "false": ("斷線 disconnected", "red")}, w=24, h=5),
     ]  # fmt: skip
-    return dashboard("roomguard-edge", "邊緣健康 Edge health", "Poll intervals, quality per device, outbox "
+    return dashboard("roomguard-edge", "邊緣健康 Edge health", "Poll durations and intervals, quality per device, outbox "
                      "depth, drops and ingest lag of the collectors.", variables(devs), panels)  # fmt: skip
 
 

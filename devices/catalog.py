@@ -32,6 +32,9 @@ DOC_END = "<!-- catalog:end -->"
 
 MetricType = Literal["float", "int", "bool", "enum"]
 
+# Field names ingest writes next to the metrics of every poll (docs/influx-schema.md): a metric named like
+# one of them would be overwritten in the database.
+RESERVED_NAMES = frozenset({"quality", "error", "poll_duration_s"})
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*(<(n|name)>[a-z0-9_]*)?$")
 _STATE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACEHOLDERS = {"<n>": "[0-9]+", "<name>": "[a-z][a-z0-9_]*"}
@@ -67,6 +70,10 @@ class CatalogMetric(BaseModel):
     def _name(cls, v: str) -> str:
         if not _NAME_RE.match(v):
             raise ValueError(f"{v!r} must be lower_snake_case, with at most one <n> or <name> placeholder")
+        if v in RESERVED_NAMES or v.endswith("_quality"):
+            raise ValueError(
+                f"{v!r} is reserved for ingest's own fields ({', '.join(sorted(RESERVED_NAMES))}, *_quality)"
+            )
         return v
 
     @model_validator(mode="after")

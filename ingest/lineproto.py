@@ -3,7 +3,8 @@
 Schema and typing rules: docs/influx-schema.md. In short: measurement = device class; tags = site, room,
 device, model plus the device's own tags (zone, rack, ...) sorted; every number is a float field (so a
 field never changes type between int and float, which InfluxDB rejects); a metric without a good value
-becomes `<metric>_quality="<quality>"`; `quality` summarises the poll; timestamp in nanoseconds.
+becomes `<metric>_quality="<quality>"`; `quality` summarises the poll, `poll_duration_s` is how long it
+took; timestamp in nanoseconds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ _MICROSECOND = timedelta(microseconds=1)
 FIXED_TAGS = ("site", "room", "device", "model")
 QUALITY_FIELD = "quality"
 ERROR_FIELD = "error"
+# How long the poll took (the readings message's `duration_s`): edge health charts slow devices with it.
+DURATION_FIELD = "poll_duration_s"
 QUALITY_SUFFIX = "_quality"
 
 # Backslashes and line breaks are not portable across the InfluxDB 1.x, 2.x and VictoriaMetrics parsers in
@@ -139,6 +142,9 @@ class LineEncoder:
         fields[QUALITY_FIELD] = quote_string(summary.value)
         if result.error is not None:
             fields[ERROR_FIELD] = quote_string(result.error)
+        duration = format_number(result.duration_s)
+        if duration is not None:
+            fields[DURATION_FIELD] = duration
         field_text = ",".join(f"{k}={v}" for k, v in fields.items())
         return f"{self._series_key(result.ref)} {field_text} {timestamp_ns(result.ts)}"
 

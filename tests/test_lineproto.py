@@ -86,12 +86,13 @@ def test_good_poll_exact() -> None:
             Metric("runtime_s", 5400),
             Metric("on_battery", False),
             Metric("output_source", "normal"),
-        )
+        ),
+        duration_s=0.0125,
     )
     assert poll_to_line(poll) == (
         "ups,device=ups-1,model=eaton-93e,rack=R01,room=rm1,site=tpe1,zone=z1 "
-        'battery_charge_pct=97.5,runtime_s=5400.0,on_battery=false,output_source="normal",quality="good" '
-        f"{TS_NS}"
+        'battery_charge_pct=97.5,runtime_s=5400.0,on_battery=false,output_source="normal",quality="good",'
+        f"poll_duration_s=0.0125 {TS_NS}"
     )
 
 
@@ -103,8 +104,8 @@ def test_escaping_and_unicode() -> None:
     )
     assert poll_to_line(poll) == (
         "env,device=ups\\=1,model=m,rack=R\\ 01,room=機房\\,A,site=台北\\ 1,z/=a\\ b "
-        'temp\\ c=21.0,note="say \\"hi\\" \\\\ ok bye",a\\,b\\=c=true,quality="good" '
-        f"{TS_NS}"
+        'temp\\ c=21.0,note="say \\"hi\\" \\\\ ok bye",a\\,b\\=c=true,quality="good",'
+        f"poll_duration_s=0.0 {TS_NS}"
     )
     _, tags, fields, _ = parse_line(poll_to_line(poll))
     assert tags["room"] == "機房,A"
@@ -129,7 +130,7 @@ def test_bad_metrics_become_quality_fields() -> None:
     )
     assert poll_to_line(poll).split(" ")[1] == (
         'temp_c=22.25,rh_pct_quality="unavailable",dew_point_c_quality="decode_error",'
-        'big_quality="decode_error",empty_quality="unavailable",quality="good"'
+        'big_quality="decode_error",empty_quality="unavailable",quality="good",poll_duration_s=0.0'
     )
 
 
@@ -141,12 +142,16 @@ def test_failed_poll_still_writes_a_line() -> None:
     )
     assert poll_to_line(poll) == (
         "ups,device=ups-1,model=eaton-93e,rack=R01,room=rm1,site=tpe1,zone=z1 "
-        'temp_c_quality="comm_error",quality="comm_error",error="timeout after 2.0 s \\"10.0.0.5\\"" '
-        f"{TS_NS}"
+        'temp_c_quality="comm_error",quality="comm_error",error="timeout after 2.0 s \\"10.0.0.5\\"",'
+        f"poll_duration_s=0.0 {TS_NS}"
     )
-    # A device never read yet has no known metrics: the line carries only quality and error.
-    bare = _poll(quality=Quality.AUTH_ERROR, error="wrong community")
-    assert parse_line(poll_to_line(bare))[2] == {"quality": "auth_error", "error": "wrong community"}
+    # A device never read yet has no known metrics: the line carries only quality, error and duration.
+    bare = _poll(quality=Quality.AUTH_ERROR, error="wrong community", duration_s=2.0)
+    assert parse_line(poll_to_line(bare))[2] == {
+        "quality": "auth_error",
+        "error": "wrong community",
+        "poll_duration_s": 2.0,
+    }
 
 
 def test_all_metrics_bad_in_a_good_poll_is_not_summarised_as_good() -> None:
@@ -190,7 +195,7 @@ def test_series_cache_is_bounded_and_by_content() -> None:
 # Backslashes and line breaks are replaced in identifiers (documented, tested above); leave them out here
 # so the property is an exact round trip.
 _ident = st.text(st.characters(exclude_characters="\\\n\r\t", exclude_categories=["Cs"]), min_size=1)
-_RESERVED = {"quality", "error"}
+_RESERVED = {"quality", "error", "poll_duration_s"}
 _names = _ident.filter(lambda n: n not in _RESERVED and not n.endswith("_quality"))
 _values = (
     st.none()
@@ -220,6 +225,7 @@ _polls = st.builds(
     metrics=_metrics.map(tuple),
     error=st.none() | _ident,
     quality=st.sampled_from(Quality),
+    duration_s=st.floats(min_value=0),
 )
 
 
@@ -263,3 +269,4 @@ def test_line_parses_back(poll: PollResult) -> None:
     if poll.quality is not Quality.GOOD:
         assert fields["quality"] == poll.quality.value
     assert fields.get("error") == (None if poll.error is None else _as_written(poll.error))
+    assert fields.get("poll_duration_s") == (poll.duration_s if math.isfinite(poll.duration_s) else None)

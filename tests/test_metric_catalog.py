@@ -222,3 +222,10 @@ def test_patterns_match_their_family_only() -> None:
     assert cat.find(DeviceClass.ENV, "probe_x_temp_c") is None
     assert cat.find(DeviceClass.GENSET, "alarm_low_fuel_level").name == "alarm_<name>"  # type: ignore[union-attr]
     assert cat.find(DeviceClass.GENSET, "alarm_count").name == "alarm_count"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", ["quality", "error", "poll_duration_s", "temp_c_quality"])
+def test_ingest_field_names_are_reserved(name: str) -> None:
+    """A metric named like a field ingest writes beside the metrics would be overwritten in the database."""
+    with pytest.raises(ValidationError, match="reserved for ingest's own fields"):
+        CatalogMetric(name=name, type="float", meaning="x")
