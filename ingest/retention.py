@@ -264,12 +264,12 @@ def backfill_ranges(
     """[start, end) widened to whole minutes and cut into pieces of at most `chunk`."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("backfill times need a time zone")
+    if end <= start:
+        raise ValueError(f"empty range: {start.isoformat()} is not before {end.isoformat()}")
     lo = minute_floor(start)
     hi = minute_floor(end)
     if hi < end.astimezone(UTC):
         hi += _MINUTE
-    if hi <= lo:
-        raise ValueError(f"empty range: {start.isoformat()} is not before {end.isoformat()}")
     out: list[tuple[datetime, datetime]] = []
     while lo < hi:
         out.append((lo, min(lo + chunk, hi)))

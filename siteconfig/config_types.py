@@ -225,8 +225,9 @@ def duration_seconds(text: str) -> int:
 def _influx_duration(value: str) -> str:
     try:
         duration_seconds(value)
-    except ValueError as exc:
-        raise config_error("duration", str(exc), expected=["<n>m", "<n>h", "<n>d", "<n>w"]) from None
+    except ValueError:
+        msg = "not a duration: a whole number and m, h, d or w (e.g. 400d)"
+        raise config_error("duration", msg, expected=["<n>m", "<n>h", "<n>d", "<n>w"]) from None
     return value
 
 
