@@ -9,16 +9,20 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+import typer
 
 from collector.targets import TargetBuilder
 from devices.reading import DeviceClass, DeviceRef, Metric, PollResult, Quality
 from devices.registry import ProfileRegistry
 from devices.yamlload import ConfigError
+from ingest.cli import parse_when
 from ingest.influx_writer import InfluxV1Writer
 from ingest.lineproto import LineEncoder
 from ingest.retention import (
@@ -194,6 +198,30 @@ def test_v2_sites_are_told_about_buckets_and_tasks(tmp_path: Path) -> None:
     assert "InfluxDB 1.x only (api: v1)" in out.stderr
 
 
+def test_print_needs_no_server_and_no_secrets(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOMGUARD_")}
+    out = subprocess.run(
+        [sys.executable, "-m", "roomguard", "ingest", "deploy/examples/site.yaml", "setup-db", "--print"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [s + ";" for s in fresh_statements(SPEC)]
+
+
+def test_when_options() -> None:
+    tz = ZoneInfo("Asia/Taipei")
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    assert parse_when("6h", tz, now) == now - timedelta(hours=6)
+    assert parse_when("2026-03-01T08:00", tz, now) == datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
+    assert parse_when("2026-03-01T08:00Z", tz, now) == datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    with pytest.raises(typer.BadParameter, match="duration ago"):
+        parse_when("yesterday", tz, now)
+
+
 # ------------------------------------------------------------------------------------- real influxd
 
 
@@ -320,24 +348,24 @@ def _check(rows: list[dict[str, Any]], minutes: list[datetime], first_k: int) ->
             assert {key: row.get(key) for key in expected} == expected, (device, minute, row)
 
 
+@pytest.fixture
+def influxd_cq(tmp_path: Path) -> Iterator[Influxd]:
+    """An InfluxDB 1.6 of this test alone, with its continuous-query service on."""
+    yield from serve(Influxd(tmp_path / "influxd", continuous_queries=True))
+
+
 @pytest.mark.integration
-def test_setup_db_continuous_queries_and_backfill(tmp_path: Path) -> None:
-    influx = Influxd(tmp_path / "influxd", continuous_queries=True)
-    gen = serve(influx)
-    next(gen)
-    try:
-        _run_scenario(influx, tmp_path)
-    finally:
-        gen.close()
-
-
-def _run_scenario(influx: Influxd, tmp_path: Path) -> None:
+def test_setup_db_continuous_queries_and_backfill(
+    influxd_cq: Influxd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    influx = influxd_cq
     section = (
         f"influxdb:\n  url: {influx.url}\n  api: v1\n  database: roomguard\n  username: roomguard\n"
         "  password: {env: ROOMGUARD_INFLUX_PASSWORD}\n"
     )
     site_path = _site_text(tmp_path, section)
-    os.environ.update(SECRETS)  # the TargetBuilder resolves the site's SNMP secrets
+    for name, value in SECRETS.items():  # the TargetBuilder resolves the site's SNMP secrets
+        monkeypatch.setenv(name, value)
     site = load_site(site_path)
 
     first = _roomguard(site_path, "setup-db").stdout
