@@ -113,7 +113,9 @@ else
   curl -fs "http://127.0.0.1:$INFLUX_PORT/ping" >/dev/null || { tail -20 "$DEMO/influxd.log"; exit 1; }
   echo "influxd on 127.0.0.1:$INFLUX_PORT (log: $DEMO/influxd.log, data: $IDIR)"
 fi
-curl -fsS -XPOST "http://127.0.0.1:$INFLUX_PORT/query" --data-urlencode "q=CREATE DATABASE $INFLUX_DB" >/dev/null
+# The database, its retention policies and the 1-minute rollup continuous queries (idempotent).
+roomguard ingest "$SITE" setup-db > "$DEMO/setup-db.log" 2>&1 || { cat "$DEMO/setup-db.log"; exit 1; }
+tail -1 "$DEMO/setup-db.log"
 
 # --- the duty team's webhook receiver: verifies each alert's signature and prints it here ----------------
 HOOK_PORT=$(sed -n 's|^ *url: "http://127.0.0.1:\([0-9]*\)/roomguard".*|\1|p' "$SITE" | head -1)
@@ -151,6 +153,8 @@ data 資料: InfluxDB http://127.0.0.1:$INFLUX_PORT/query  database $INFLUX_DB (
        --data-urlencode "q=SELECT last(*) FROM env GROUP BY device"
   curl -G http://127.0.0.1:$INFLUX_PORT/query --data-urlencode "db=$INFLUX_DB" \\
        --data-urlencode "q=SELECT outbox_depth, outbox_dropped_total FROM system ORDER BY time DESC LIMIT 3"
+  curl -G http://127.0.0.1:$INFLUX_PORT/query --data-urlencode "db=$INFLUX_DB" \\
+       --data-urlencode "q=SELECT mean_temp_c, min_temp_c, max_temp_c FROM rollup_1m.env WHERE time > now() - 10m GROUP BY device"
 MQTT 訊息: mosquitto_sub -p $MQTT_PORT -u $MQTT_USER -P "\$ROOMGUARD_MQTT_PASSWORD" -t "roomguard/v1/$SITE_ID/#" -v
 scenarios 情境:  .venv/bin/roomguard scenario $SITE utility_outage   (from a second terminal: the alert
                  is printed here by the webhook receiver, lines starting "ALERT 告警")

@@ -209,6 +209,65 @@ class Mqtt(StrictModel):
         return self
 
 
+# An InfluxQL duration literal as retention settings use it: whole minutes, hours, days or weeks.
+_INFLUX_DURATION = re.compile(r"^([1-9][0-9]{0,6})([mhdw])$")
+_DURATION_UNIT_S = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds of an InfluxQL duration literal such as `400d` (ValueError naming the valid form)."""
+    m = _INFLUX_DURATION.match(text)
+    if m is None:
+        raise ValueError(f"{text!r} is not a duration: a whole number and m, h, d or w (e.g. 400d)")
+    return int(m.group(1)) * _DURATION_UNIT_S[m.group(2)]
+
+
+def _influx_duration(value: str) -> str:
+    try:
+        duration_seconds(value)
+    except ValueError:
+        msg = "not a duration: a whole number and m, h, d or w (e.g. 400d)"
+        raise config_error("duration", msg, expected=["<n>m", "<n>h", "<n>d", "<n>w"]) from None
+    return value
+
+
+InfluxDuration = Annotated[str, AfterValidator(_influx_duration)]
+
+
+class InfluxRetention(StrictModel):
+    """Retention and 1-minute rollups of an InfluxDB 1.x database (`roomguard ingest SITE setup-db`)."""
+
+    raw: InfluxDuration = Field("400d", description="How long raw polls are kept (the default policy).")
+    raw_policy: Slug = Field("raw", description="Name of the raw retention policy (ingest writes into it).")
+    rollup: InfluxDuration = Field(
+        "1830d", description="How long the 1-minute rollups (policy rollup_1m) are kept: 5 years of evidence."
+    )
+    resample_for: InfluxDuration = Field(
+        "10m",
+        description="Every minute the rollup queries recompute this much of the past, so readings that "
+        "arrive this late still count; longer backlogs: `roomguard ingest SITE rollup`.",
+    )
+
+    @model_validator(mode="after")
+    def _sensible(self) -> Self:
+        issues: list[Issue] = []
+        # InfluxDB 1.x refuses a retention policy shorter than one hour ("retention policy duration must
+        # be at least 1h0m0s").
+        for name in ("raw", "rollup"):
+            if duration_seconds(getattr(self, name)) < 3600:
+                issues.append({"loc": (name,), "msg": "InfluxDB keeps a retention policy at least 1h"})
+        resample = duration_seconds(self.resample_for)
+        if resample > 86400:
+            issues.append({"loc": ("resample_for",), "msg": "at most 1d: a longer backlog is backfilled"})
+        elif resample >= duration_seconds(self.raw):
+            issues.append({"loc": ("resample_for",), "msg": "must be shorter than raw"})
+        if self.raw_policy == "rollup_1m":
+            issues.append({"loc": ("raw_policy",), "msg": "rollup_1m is the rollup policy's name"})
+        if issues:
+            raise issues_error(issues)
+        return self
+
+
 class InfluxDb(StrictModel):
     """The time-series database the ingest bridge writes to."""
 
@@ -229,6 +288,10 @@ class InfluxDb(StrictModel):
         description="Longest wait between write attempts while the database is away: writing resumes "
         "within this time after it is back.",
     )
+    retention: InfluxRetention = Field(
+        default_factory=InfluxRetention,
+        description="Retention and 1-minute rollups (api v1; in InfluxDB 2.x/3.x buckets and tasks do this).",
+    )
 
     @model_validator(mode="after")
     def _fields_match_api(self) -> Self:
@@ -242,6 +305,14 @@ class InfluxDb(StrictModel):
             for n in wrong
             if getattr(self, n) is not None
         ]
+        if self.api != "v1" and "retention" in self.model_fields_set:
+            issues.append(
+                {
+                    "loc": ("retention",),
+                    "msg": "retention is for api v1: in InfluxDB 2.x/3.x the bucket's retention period and a "
+                    "downsampling task do this",
+                }
+            )
         if issues:
             raise issues_error(issues)
         return self

@@ -314,9 +314,23 @@ class Influxd(Service):
 
     name = "influxd"
 
-    def __init__(self, workdir: Path, port: int | None = None, database: str = "roomguard_test") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        database: str = "roomguard_test",
+        *,
+        continuous_queries: bool = False,
+    ) -> None:
+        """`continuous_queries`: run the CQ service, checking every second whether a query is due (1.x
+        docs, "[continuous_queries] run-interval"; a CQ still runs only at its own interval boundaries)."""
         super().__init__(workdir, port)
         self.database = database
+        cq = (
+            'enabled = true\n  log-enabled = true\n  run-interval = "1s"'
+            if continuous_queries
+            else "enabled = false"
+        )
         # The top-level bind-address is the RPC service used by backup/restore; it cannot be switched
         # off in 1.6, so keep it on loopback on a free port of its own.
         self.rpc_port = free_tcp_port()
@@ -351,7 +365,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   pprof-enabled = false
 
 [continuous_queries]
-  enabled = false
+  {cq}
 """
         )
 
