@@ -120,7 +120,9 @@ tail -1 "$DEMO/setup-db.log"
 # --- the duty team's webhook receiver: verifies each alert's signature and prints it here ----------------
 HOOK_PORT=$(sed -n 's|^ *url: "http://127.0.0.1:\([0-9]*\)/roomguard".*|\1|p' "$SITE" | head -1)
 if [[ -n $HOOK_PORT ]] && ! listening "$HOOK_PORT"; then
-  roomguard alerts receive --port "$HOOK_PORT" --log "$DEMO/alerts.jsonl" 2>&1 | sed -u 's/^/ALERT 告警 │ /' &
+  # Process substitution, not a pipe: $! is then the receiver itself (of a pipe it is sed, and the
+  # receiver outlives the demo).
+  roomguard alerts receive --port "$HOOK_PORT" --log "$DEMO/alerts.jsonl" > >(sed -u 's/^/ALERT 告警 │ /') 2>&1 &
   PIDS+=($!)
 fi
 
