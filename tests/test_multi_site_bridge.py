@@ -29,6 +29,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from bus.broker_bridge import broker_bridge, central_acl
 from devices.yamlload import read_yaml
@@ -150,7 +151,7 @@ def _retained(broker: Mosquitto, topic: str, user: str, password: str) -> bytes 
     client.on_subscribe = lambda _c, _u, _m, _rc, _p: threading.Timer(1.0, done.set).start()
 
     def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        got.append(msg.payload)
+        got.append(bytes(msg.payload))
         done.set()
 
     client.on_message = on_message
@@ -308,7 +309,7 @@ def test_the_central_acl_keeps_a_site_s_bridge_account_to_its_own_prefix(
         }
         mids: dict[int, str] = {}
 
-        def on_publish(_c: mqtt.Client, _u: object, mid: int, rc: mqtt.ReasonCode, _p: object) -> None:
+        def on_publish(_c: mqtt.Client, _u: object, mid: int, rc: ReasonCode, _p: object) -> None:
             results[mids[mid]] = rc.value
             if len(results) == len(topics):
                 done.set()
@@ -338,6 +339,7 @@ def test_the_bridge_section_names_each_mode_and_never_prints_the_password(tmp_pa
     assert "remote_password" not in [ln.split(" ")[0] for ln in text.splitlines()]
     assert f"topic roomguard/v1/{SITE}/_ingest/+/confirmed in 1" in text
     assert "cleansession false" in text
+    assert central.pki is not None
     assert f"bridge_cafile {central.pki.ca_cert}" in text
     # Confirmations never go out: another site's collectors must not hear them, nor may one come back.
     assert not [
