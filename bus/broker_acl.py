@@ -7,7 +7,8 @@ Without it any authenticated client could publish readings for any device of any
 
 - collector: writes under its own site only (readings, device and collector status, events); reads the
   confirmations ingest publishes for that site.
-- ingest: reads the site's readings (every site's with `ingest.all_sites`); writes confirmations.
+- ingest: reads the site's readings and writes their confirmations (every site's with `ingest.all_sites`,
+  a central ingest behind bridged edge brokers).
 - alerts: reads everything of its site (readings, statuses, events); writes the retained alert topics.
 - compliance: reads everything of its site (readings, statuses, alerts); writes the CC-16000 check
   results under `{site}/_compliance/` only.
@@ -46,10 +47,12 @@ def broker_acl(site: SiteConfig) -> str:
             rules[user] += [ln for ln in lines if ln not in rules[user]]
 
     read_all = f"{base}/+/+/readings" if not site.ingest.all_sites else f"{m.topic_prefix}/+/+/+/readings"
+    # A central ingest (all_sites) confirms to each site it stored readings of (docs/multi-site.md).
+    confirm_out = confirm if not site.ingest.all_sites else f"{m.topic_prefix}/+/{INGEST_LEVEL}/+/confirmed"
     grant(accounts["collector"], f"topic write {base}/#", f"topic read {confirm}")
     # Not a `pattern` line with %c: patterns apply to every user, and a confirmation from anyone but
     # ingest would make a collector drop readings that were never stored.
-    grant(accounts["ingest"], f"topic read {read_all}", f"topic write {confirm}")
+    grant(accounts["ingest"], f"topic read {read_all}", f"topic write {confirm_out}")
     grant(accounts["alerts"], f"topic read {base}/#", f"topic write {base}/alerts/#")
     grant(accounts["compliance"], f"topic read {base}/#", f"topic write {base}/{COMPLIANCE_LEVEL}/+/readings")
     if m.username and m.username not in accounts.values():

@@ -161,6 +161,31 @@ class MqttCredentials(StrictModel):
 MqttRole = Literal["collector", "ingest", "alerts", "compliance"]
 
 
+class MqttBridge(StrictModel):
+    """The edge broker's bridge to a central broker (`roomguard broker-bridge`, docs/multi-site.md)."""
+
+    # mosquitto.conf(5) values are single words: a space would end the value or be read as a second address.
+    address: str = Field(pattern=r"^\S+$", description="Host name or IP address of the central broker.")
+    port: Port = Field(8883, description="Port of the central broker (8883 is its TLS listener).")
+    username: str | None = Field(
+        None,
+        pattern=r"^\S+$",
+        description="This site's account on the central broker; default roomguard-bridge-<site>.",
+    )
+    password: SecretRef = Field(description="Password of that account (secret reference).")
+    tls: MqttTls | None = Field(
+        None,
+        description="TLS toward the central broker (ca_file; cert_file + key_file for mutual TLS); "
+        "plain TCP if unset, which only a private link should carry.",
+    )
+    confirmations: Literal["central", "local"] = Field(
+        "central",
+        description="Whose confirmations release the collector's outbox: `central` (the edge runs no "
+        "ingest: a reading stays until the central database has it) or `local` (an edge ingest confirms; "
+        "the bridge's queue alone carries readings to the central broker).",
+    )
+
+
 class Mqtt(StrictModel):
     """The MQTT broker readings are published to."""
 
@@ -190,6 +215,11 @@ class Mqtt(StrictModel):
         ge=1024,
         description="Largest message the collector publishes; the broker's "
         "message_size_limit (deploy/mosquitto/roomguard.conf) must not be lower.",
+    )
+    bridge: MqttBridge | None = Field(
+        None,
+        description="Bridge of this site's broker to a central broker (several rooms on one central "
+        "view, docs/multi-site.md); none if unset.",
     )
 
     @model_validator(mode="after")

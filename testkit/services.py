@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -174,11 +174,13 @@ class Mosquitto(Service):
         tls: bool = False,
         require_certificate: bool = True,
         acl: str | None = None,
+        extra_config: Sequence[str] = (),
     ) -> None:
         """`tls`: an extra TLS listener on `tls_port` with a test CA in `tls_dir` (see `TestPki`).
 
         `acl`: the text of a mosquitto ACL file (mosquitto.conf(5) `acl_file`), in `acl_path`; change
         the file and call `reload()` to apply it.
+        `extra_config`: lines appended at the end of the config (a bridge section, an `include_dir`).
         """
         super().__init__(workdir, port)
         self.data_dir = workdir / "data"
@@ -227,6 +229,8 @@ class Mosquitto(Service):
             # mosquitto.conf(5) `user`: started as root it drops to user "mosquitto", which cannot read
             # our root-owned 0600 password file or write the temp persistence dir. Stay root.
             lines.append("user root")
+        # Last: after a `connection` line mosquitto.conf(5) reads bridge options until the next one.
+        lines += extra_config
         self.config_path.write_text("\n".join(lines) + "\n")
 
     def reload(self) -> None:
