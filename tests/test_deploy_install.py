@@ -161,6 +161,7 @@ def test_the_venv_runs_roomguard(installed: Install) -> None:
         capture_output=True,
         text=True,
         timeout=60,
+        cwd=installed.root,  # not this checkout, which `python -c` would put first on sys.path
     )
     assert where.stdout.startswith(str(installed.venv)), where
 
