@@ -153,7 +153,7 @@ for name in "${GENERATED[@]}"; do
 done
 chmod 0600 "$CREDS"/mqtt_* "$CREDS"/influx_*
 if [[ -z $(ls -A "$CREDS/snmp") ]] && grep -q 'CREDENTIALS_DIRECTORY}/snmp_' "$SITE"; then
-  LEFT+=("SNMP 密鑰 put each SNMP community / v3 key of $SITE in $CREDS/snmp/<name> (snmp_<name> in the site file), mode 0600")
+  LEFT+=("SNMP 密鑰 put each SNMP community / v3 key: the site file's snmp_<name> is the file $CREDS/snmp/<name>, mode 0600")
 fi
 
 # --- 7. mosquitto: accounts, ACL, configuration, certificates ---------------------------------------------
@@ -230,7 +230,7 @@ fi
 # site path and prints its own help; the usage line names the subcommand only when it exists.
 influx=$("$VENV/bin/python" -c 'import sys; from siteconfig.config import load_site; print(load_site(sys.argv[1]).influxdb.url)' "$SITE")
 if ! "$RG" ingest setup-db --help 2>/dev/null | grep -q 'ingest setup-db'; then
-  LEFT+=("資料庫 create the InfluxDB database, retention policies and rollups (deploy/README.md \"InfluxDB retention\")")
+  LEFT+=("資料庫 create the InfluxDB database, retention policies, rollups and user roomguard with the password in $CREDS/influx_password (deploy/README.md \"InfluxDB retention\")")
 elif ! curl -fsS --max-time 5 "$influx/ping" >/dev/null 2>&1; then
   LEFT+=("資料庫 InfluxDB at $influx does not answer; once it runs: CREDENTIALS_DIRECTORY=$CREDS $RG ingest setup-db $SITE")
 elif CREDENTIALS_DIRECTORY=$CREDS "$RG" ingest setup-db "$SITE"; then
