@@ -13,6 +13,11 @@ from pydantic_core import PydanticCustomError
 from devices.yamlload import issues_error
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# `${NAME}` in a secret file's path: systemd hands a unit its credentials (LoadCredential=) in a directory
+# named only at run time, exported as $CREDENTIALS_DIRECTORY (systemd.exec(5) "Credentials"), and it
+# differs per unit (/run/credentials/<unit>/). Only the braced form is expanded; any other `$` is refused
+# when the file is loaded, so a typo never becomes a path that silently does not exist.
+_PATH_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class SecretError(RuntimeError):
@@ -59,7 +64,39 @@ class SecretRef(BaseModel):
             raise issues_error(
                 [{"loc": ("env",), "msg": "not a valid environment variable name", "input": self.env}]
             )
+        if self.file is not None and "$" in _PATH_VAR.sub("", str(self.file)):
+            raise issues_error(
+                [
+                    {
+                        "loc": ("file",),
+                        "msg": "a variable in a secret file path is written ${NAME}, "
+                        "e.g. ${CREDENTIALS_DIRECTORY}/mqtt_password",
+                        "input": str(self.file),
+                    }
+                ]
+            )
         return self
+
+    def file_path(self, base_dir: Path | None = None) -> Path:
+        """The secret file with `${NAME}` expanded from the environment; relative paths under `base_dir`."""
+        assert self.file is not None
+
+        def expand(m: re.Match[str]) -> str:
+            value = os.environ.get(m.group(1))
+            if not value:
+                hint = (
+                    " (systemd sets it in a unit with LoadCredential=, systemd.exec(5); "
+                    "run the command through that unit or set the variable yourself)"
+                    if m.group(1) == "CREDENTIALS_DIRECTORY"
+                    else ""
+                )
+                raise SecretError(
+                    f"secret file {self.file}: environment variable {m.group(1)} is not set{hint}"
+                )
+            return value
+
+        path = Path(_PATH_VAR.sub(expand, str(self.file)))
+        return path if base_dir is None or path.is_absolute() else base_dir / path
 
     def describe(self) -> str:
         """Where the secret comes from, e.g. `env:ROOMGUARD_SNMP_COMMUNITY` (never the value)."""
@@ -72,8 +109,7 @@ class SecretRef(BaseModel):
             if value is None:
                 raise SecretError(f"secret environment variable {self.env} is not set")
             return value
-        assert self.file is not None
-        path = self.file if base_dir is None or self.file.is_absolute() else base_dir / self.file
+        path = self.file_path(base_dir)
         try:
             return path.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
