@@ -119,6 +119,15 @@ def _snapshot_state(fact: ServiceFact, now: datetime) -> tuple[bool, str]:
     return True, f"pid {snap.get('pid', '?')}, snapshot {age:.1f} s old"
 
 
+# The command that runs each process by hand (`roomguard run` runs them all).
+_COMMANDS = {
+    "collector": "roomguard collect SITE",
+    "ingest": "roomguard ingest SITE",
+    "alerts": "roomguard alerts serve SITE",
+    "compliance": "roomguard compliance serve SITE",
+}
+
+
 def judge_services(mode: Literal["systemd", "snapshots"], facts: list[ServiceFact], now: datetime) -> Check:
     """Every expected process runs: `systemctl is-active` under systemd, else a fresh status snapshot."""
     down: list[str] = []
@@ -132,7 +141,7 @@ def judge_services(mode: Literal["systemd", "snapshots"], facts: list[ServiceFac
         details.append(("ok " if ok else "DOWN ") + why)
         if not ok:
             down.append(f.name)
-    how = "systemctl is-active" if mode == "systemd" else "status snapshots in the state dir (no systemd)"
+    how = "systemctl is-active" if mode == "systemd" else "the status snapshots in the state dir: no systemd"
     names = ", ".join(f.name for f in facts)
     if not down:
         return Check(
@@ -147,8 +156,8 @@ def judge_services(mode: Literal["systemd", "snapshots"], facts: list[ServiceFac
     fix = (
         f"systemctl start {units}; journalctl -u {' -u '.join(units.split())}"
         if mode == "systemd"
-        else f"start {', '.join(down)} (roomguard run SITE, or roomguard {down[0]} SITE) with the same "
-        "--state-dir and read its log"
+        else f"start {', '.join(down)} (roomguard run SITE, or {'; '.join(_COMMANDS[n] for n in down)}) "
+        "with the same --state-dir, and read its log"
     )
     return Check(
         "services",
