@@ -31,7 +31,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from bus.broker import BrokerSettings, broker_settings, make_client, refuses_protocol
 from bus.process import DEFAULT_STATE, StateDir
-from bus.status_file import liveness, read_snapshots
+from bus.status_file import STALE_AFTER_S, liveness, read_snapshots
 from ingest.run import make_writer
 from roomguard.doctor_judge import (
     BrokerProbe,
@@ -325,12 +325,10 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def _fresh(snap: dict[str, Any]) -> bool:
+    """The snapshot's process runs now, so the connection states it reports are current."""
     written = _parse_time(snap.get("written"))
-    return (
-        written is not None
-        and (datetime.now(UTC) - written).total_seconds() < 15
-        and liveness(snap) != "dead"
-    )
+    age = (datetime.now(UTC) - written).total_seconds() if written else None
+    return age is not None and age <= STALE_AFTER_S and liveness(snap) != "dead"
 
 
 def gather_ntp() -> ClockFacts:

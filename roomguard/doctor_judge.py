@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from bus.status_file import STALE_AFTER_S
+
 Status = Literal["ok", "warn", "fail"]
 _RANK: dict[Status, int] = {"ok": 0, "warn": 1, "fail": 2}
 
-# A status snapshot older than this is a process that no longer runs (bus/status_file.py STALE_AFTER_S:
-# the collector and ingest rewrite theirs every 2 s, alerts and compliance every few seconds).
-SNAPSHOT_STALE_S = 15.0
+# A status snapshot older than this is a process that no longer runs (`roomguard status` uses the same: the
+# collector and ingest rewrite theirs every 2 s, alerts and compliance every few seconds).
+SNAPSHOT_STALE_S = STALE_AFTER_S
 # Clock skew. Readings are stamped with the collector's clock at poll time and the fastest devices of the
 # example site are polled every 2 s (generator, leak/smoke): a skew above one such interval reorders
 # readings against the database's and the alerts' clocks and moves the CC-16000 time evidence (door

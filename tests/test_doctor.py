@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 from bus.broker_acl import broker_acl
+from roomguard.doctor import doctor_topic, gather_broker
 from roomguard.doctor_judge import (
     BrokerProbe,
     Check,
@@ -394,3 +397,54 @@ async def test_doctor_reports_a_healthy_box_then_names_mosquitto_then_influxdb(
             assert "InfluxDB" in check["message_zh"]
             assert "systemctl start influxdb" in check["fix"]
             assert _by_check(doc)["broker"]["status"] == "ok"  # the fault is named where it is
+
+
+@pytest.mark.integration
+def test_broker_probes_name_a_refused_account_and_a_denied_publish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against a real mosquitto with the site's accounts: all pass; a wrong password is refused by name;
+    an ACL without the collector's write grant is caught by the PUBACK of the test publish."""
+    site_path, _ = example_site(tmp_path / "site.yaml")
+    site = load_site(site_path)
+    for user, password in PASSWORDS.items():
+        monkeypatch.setenv(ENV_OF[user], password)
+    acl = broker_acl(site)
+    topic = doctor_topic(site)
+    with contextmanager(serve)(RoleMosquitto(tmp_path / "mosquitto", site.mqtt.port, acl)) as broker:
+
+        def check() -> Check:
+            return judge_broker(broker.host, broker.port, gather_broker(site), topic)
+
+        ok = check()
+        assert ok.status == "ok", ok
+        assert {p.split(" ")[1] for p in ok.details} >= {
+            "collector",
+            "ingest",
+            "alerts",
+            "compliance",
+            "observer",
+        }
+
+        monkeypatch.setenv("ROOMGUARD_MQTT_INGEST_PASSWORD", "wrong")
+        refused = check()
+        assert refused.status == "fail"
+        assert "REFUSED ingest (roomguard-ingest)" in refused.en, refused
+        assert "ROOMGUARD_MQTT_INGEST_PASSWORD" in refused.fix
+        monkeypatch.setenv("ROOMGUARD_MQTT_INGEST_PASSWORD", PASSWORDS["roomguard-ingest"])
+
+        # The collector's write grant taken away (mosquitto re-reads the ACL on SIGHUP, mosquitto(8)).
+        broker.acl_path.write_text(acl.replace(f"topic write {topic.rsplit('/', 2)[0]}/#", "# no write"))
+        broker.reload()
+        denied = _wait_until(lambda: (c := check()).status == "fail" and c)
+        assert f"DENIED collector (roomguard-collector): publish to {topic} refused" in denied.en, denied
+        assert "roomguard broker-acl" in denied.fix
+
+
+def _wait_until(cond: Any, limit_s: float = 30) -> Any:
+    """Poll `cond` until it returns something truthy (SIGHUP is applied asynchronously by mosquitto)."""
+    deadline = time.monotonic() + limit_s
+    while not (value := cond()):
+        assert time.monotonic() < deadline, f"condition not met in {limit_s:g} s"
+        time.sleep(0.3)
+    return value
