@@ -242,6 +242,8 @@ async def gather_database(
     kind = "InfluxDB 1.x (/write)" if db.api == "v1" else "v2 write API (InfluxDB 2.x/3.x, VictoriaMetrics)"
     target = (db.database if db.api == "v1" else db.bucket) or "?"
     facts: dict[str, Any] = {"url": url, "kind": kind, "target": target}
+    if db.api == "v2":  # the v2 API is served by InfluxDB 2.x/3.x and by VictoriaMetrics alike
+        facts |= {"server": "InfluxDB/VictoriaMetrics", "unit": "influxdb (or victoria-metrics)"}
     clock = ClockFacts()
     ingest = snaps.get("ingest") or {}
     facts["last_write"] = _parse_time(ingest.get("last_write_ts"))
@@ -267,7 +269,7 @@ async def gather_database(
                         http_sent=sent,
                         http_received=received,
                         http_date=parsedate_to_datetime(resp.headers.get("Date", "")),
-                        http_source=f"InfluxDB {url}",
+                        http_source=f"the database {url}",
                     )
             if db.api == "v1" and "ping_error" not in facts:
                 async with http.get(url + "/query", params={"q": "SHOW DATABASES"}) as resp:

@@ -278,6 +278,8 @@ class DatabaseFacts:
     url: str
     kind: str  # "InfluxDB 1.x", "v2 API (InfluxDB 2.x/3.x, VictoriaMetrics)"
     target: str  # database or bucket
+    server: str = "InfluxDB"  # the name in messages; "InfluxDB/VictoriaMetrics" behind the v2 API
+    unit: str = "influxdb"  # the systemd unit in fix hints
     ping_error: str | None = None  # None: /ping answered 2xx
     version: str | None = None
     exists: bool | None = None  # v1 SHOW DATABASES; None when not asked (v2) or not answered
@@ -296,9 +298,9 @@ def judge_database(f: DatabaseFacts, now: datetime, measurement: str) -> Check:
         return Check(
             "database",
             "fail",
-            f"無法連線 InfluxDB ({f.url}) (influxdb 是否在執行?)",
-            f"InfluxDB at {f.url} unreachable: {f.ping_error}",
-            "systemctl start influxdb; journalctl -u influxdb; check influxdb.url in the site file",
+            f"無法連線 {f.server} ({f.url}) ({f.unit} 是否在執行?)",
+            f"{f.server} at {f.url} unreachable: {f.ping_error}; is {f.unit} running?",
+            f"systemctl start {f.unit}; journalctl -u {f.unit}; check influxdb.url in the site file",
             tuple(details),
         )
     details.append(f"ping ok{f' (version {f.version})' if f.version else ''}")
@@ -314,18 +316,18 @@ def judge_database(f: DatabaseFacts, now: datetime, measurement: str) -> Check:
     if f.write_error is not None:
         if f.write_status in (401, 403):
             fix = (
-                f"InfluxDB refused the write: GRANT WRITE ON {f.target} TO <influxdb.username>; check "
+                f"{f.server} refused the write: GRANT WRITE ON {f.target} TO <influxdb.username>; check "
                 "ROOMGUARD_INFLUX_PASSWORD / ROOMGUARD_INFLUX_TOKEN"
             )
         elif f.write_status == 404:
             fix = f"the database/bucket {f.target} is missing: create it (deploy/README.md)"
         else:
-            fix = "journalctl -u influxdb; check the disk of the database and its retention policies"
+            fix = f"journalctl -u {f.unit}; check the disk of the database and its retention policies"
         return Check(
             "database",
             "fail",
-            f"InfluxDB 拒絕測試寫入 ({f.write_status or '-'})",
-            f"InfluxDB refused the test write to {measurement}: {f.write_status or '-'} {f.write_error}",
+            f"{f.server} 拒絕測試寫入 ({f.write_status or '-'})",
+            f"{f.server} refused the test write to {measurement}: {f.write_status or '-'} {f.write_error}",
             fix,
             tuple(details),
         )
@@ -359,16 +361,16 @@ def judge_database(f: DatabaseFacts, now: datetime, measurement: str) -> Check:
         return Check(
             "database",
             "ok",
-            f"InfluxDB 可寫入, 寫入延遲正常 ({f.target})",
-            f"InfluxDB at {f.url} accepts writes to {f.target}; ingest is current",
+            f"{f.server} 可寫入, 寫入延遲正常 ({f.target})",
+            f"{f.server} at {f.url} accepts writes to {f.target}; ingest is current",
             "",
             tuple(details),
         )
     return Check(
         "database",
         verdict,
-        "InfluxDB 可寫入, 但 ingest 寫入落後或異常",
-        f"InfluxDB accepts writes, but: {'; '.join(notes)}",
+        f"{f.server} 可寫入, 但 ingest 寫入落後或異常",
+        f"{f.server} accepts writes, but: {'; '.join(notes)}",
         "roomguard status SITE; journalctl -u roomguard-ingest (is ingest running and subscribed?)",
         tuple(details),
     )

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bus.broker_acl import broker_acl
-from roomguard.doctor import doctor_topic, gather_broker
+from roomguard.doctor import DOCTOR_MEASUREMENT, doctor_topic, gather_broker, gather_database
 from roomguard.doctor_judge import (
     BrokerProbe,
     Check,
@@ -40,7 +40,7 @@ from roomguard.doctor_judge import (
 )
 from siteconfig.config import load_site
 from testkit.example_site import ROOT, SECRETS, example_site
-from testkit.services import Influxd, Mosquitto, serve
+from testkit.services import Influxd, Mosquitto, VictoriaMetrics, serve
 from tests.pipeline_support import log_tails, simulator_up, spawn, wait_for
 
 NOW = datetime(2026, 12, 2, 8, 0, 0, tzinfo=UTC)
@@ -448,3 +448,25 @@ def _wait_until(cond: Any, limit_s: float = 30) -> Any:
         assert time.monotonic() < deadline, f"condition not met in {limit_s:g} s"
         time.sleep(0.3)
     return value
+
+
+@pytest.mark.integration
+async def test_database_check_writes_its_point_to_victoria_metrics_through_the_v2_api(
+    victoria_metrics: VictoriaMetrics, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site on VictoriaMetrics (api v2): /ping, the test write with ingest's writer, the Date clock."""
+    monkeypatch.setenv("ROOMGUARD_INFLUX_TOKEN", "x")
+    section = (
+        f"influxdb: {{url: '{victoria_metrics.url}', api: v2, bucket: roomguard, org: o,"
+        " token: {env: ROOMGUARD_INFLUX_TOKEN}}\n"
+    )
+    site_path, _ = example_site(tmp_path / "site.yaml", influxdb=section)
+    ingest_snapshot = {"ingest": {"last_write_ts": datetime.now(UTC).isoformat()}}
+    facts, clock = await gather_database(load_site(site_path), ingest_snapshot)
+    check = judge_database(facts, datetime.now(UTC), DOCTOR_MEASUREMENT)
+    assert check.status == "ok", check
+    assert "InfluxDB/VictoriaMetrics" in check.en
+    series = victoria_metrics.export(f'{{__name__=~"{DOCTOR_MEASUREMENT}.*"}}', min_series=1)
+    assert series, "the test point never reached VictoriaMetrics"
+    assert series[0]["metric"]["site"] == "tpe-hq"
+    assert judge_clock(clock).status == "ok"  # the Date header of /ping, on this same host
