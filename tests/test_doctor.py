@@ -306,9 +306,13 @@ def box(tmp_path: Path) -> Iterator[Box]:
             yield site, mq, influx, env
 
 
-def _doctor(site: Path, state: Path, env: dict[str, str]) -> tuple[int, dict[str, Any], str]:
+def _doctor(
+    site: Path, state: Path, env: dict[str, str], *, as_json: bool = True
+) -> tuple[int, dict[str, Any], str]:
+    """`python -m roomguard doctor`: exit code, its JSON document (with `as_json`), all its output."""
     out = subprocess.run(
-        [sys.executable, "-m", "roomguard", "doctor", str(site), "--state-dir", str(state), "--json"],
+        [sys.executable, "-m", "roomguard", "doctor", str(site), "--state-dir", str(state)]
+        + (["--json"] if as_json else []),
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -360,6 +364,11 @@ async def test_doctor_reports_a_healthy_box_then_names_mosquitto_then_influxdb(
                 "state-dir",
             }
             assert "status snapshots" in _by_check(doc)["services"]["message_en"]  # no systemd here
+            code, _, human = _doctor(site, state, env, as_json=False)
+            marks = [ln[0] for ln in human.splitlines()[1:] if ln and not ln.startswith(" ")]
+            # Healthy a moment ago: exit 0, or an ✗ that says why not; one line per check either way.
+            assert code == 0 or "✗" in marks, human
+            assert len(marks) == 7, human
 
             broker.stop()
 
