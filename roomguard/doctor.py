@@ -20,6 +20,7 @@ import ssl
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -207,26 +208,21 @@ def _probe_once(
 
 
 def gather_broker(site: SiteConfig) -> list[BrokerProbe]:
-    """One probe per account (sequential: each is bounded, and a broker limits connection bursts)."""
-    probes = []
-    for label, role in _roles(site):
+    """One probe per account, all at once (each bounded: a black-holed broker costs one timeout)."""
+
+    def probe(label: str, role: MqttRole | None) -> BrokerProbe:
         # A client id of its own: the processes' fixed ids hold persistent sessions a probe must not take.
         client_id = f"roomguard-doctor-{label}-{os.getpid()}"
         try:
             settings = broker_settings(site, client_id, role=role)
         except SecretError as exc:
-            user = site.mqtt.roles[role].username if role in site.mqtt.roles else site.mqtt.username
-            probes.append(BrokerProbe(label, user, "secret", str(exc)))
-            continue
-        if settings.protocol_fallback:
-            # "auto" in the site: speak MQTT 5 first, as the processes do.
-            settings = BrokerSettings(**{**_fields(settings), "protocol": "5"})
-        probes.append(probe_broker(settings, label, doctor_topic(site) if role == "collector" else None))
-    return probes
+            account = site.mqtt.roles.get(role) if role is not None else None
+            return BrokerProbe(label, account.username if account else site.mqtt.username, "secret", str(exc))
+        return probe_broker(settings, label, doctor_topic(site) if role == "collector" else None)
 
-
-def _fields(s: BrokerSettings) -> dict[str, Any]:
-    return {name: getattr(s, name) for name in s.__dataclass_fields__}
+    roles = _roles(site)
+    with ThreadPoolExecutor(max_workers=len(roles)) as pool:
+        return list(pool.map(lambda lr: probe(*lr), roles))
 
 
 # -- database and clock ---------------------------------------------------------------------------------
