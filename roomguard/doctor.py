@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import aiohttp
+import paho.mqtt.client as mqtt
 import typer
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -123,8 +124,10 @@ def _roles(site: SiteConfig) -> list[tuple[str, MqttRole | None]]:
         out.append(("alerts", "alerts"))
     if site.compliance.enabled:
         out.append(("compliance", "compliance"))
+    # The plain account is probed on its own only when no role uses it (bus/broker_acl.py: the observer).
     m = site.mqtt
-    if m.username and m.username not in {c.username for c in m.roles.values()}:
+    used = {m.roles[r].username if r in m.roles else m.username for _, r in out if r is not None}
+    if m.username and m.username not in used:
         out.append(("observer", None))
     return out
 
@@ -133,8 +136,10 @@ def probe_broker(settings: BrokerSettings, role: str, publish_to: str | None) ->
     """Connect once with `settings` (MQTT 5, or 3.1.1 when the broker refuses 5 and the site allows it);
     with `publish_to`, publish one QoS 1 message and report its PUBACK reason."""
     result, rc = _probe_once(settings, settings.protocol, role, publish_to)
-    fallback = settings.protocol_fallback and settings.protocol == "5" and result.outcome == "refused"
-    if fallback and refuses_protocol(rc, connacked=True):
+    # As bus.broker.ProtocolChoice: a CONNACK "unsupported protocol version", or a close before any
+    # CONNACK, calls for MQTT 3.1.1 when the site says `protocol: auto`.
+    fallback = settings.protocol_fallback and settings.protocol == "5"
+    if fallback and result.outcome in ("refused", "error") and refuses_protocol(rc, connacked=rc is not None):
         result, _ = _probe_once(settings, "3.1.1", role, publish_to)
     return result
 
@@ -174,12 +179,16 @@ def _probe_once(
         return BrokerProbe(role, user, "unreachable", f"{type(exc).__name__}: {exc}", protocol=protocol), None
     try:
         deadline = time.monotonic() + PROBE_TIMEOUT_S
-        while not done.is_set() and time.monotonic() < deadline:
-            client.loop(timeout=0.1)
+        closed = False
+        while not done.is_set() and time.monotonic() < deadline and not closed:
+            closed = client.loop(timeout=0.1) != mqtt.MQTT_ERR_SUCCESS
         if not done.is_set():
-            return BrokerProbe(
-                role, user, "error", f"no CONNACK in {PROBE_TIMEOUT_S:g} s", protocol=protocol
-            ), None
+            why = (
+                "closed by the broker before CONNACK (client certificate? MQTT version?)"
+                if closed
+                else f"no CONNACK in {PROBE_TIMEOUT_S:g} s"
+            )
+            return BrokerProbe(role, user, "error", why, protocol=protocol), None
         rc: ReasonCode = state["rc"]
         if rc.is_failure:
             return BrokerProbe(role, user, "refused", f"CONNACK '{rc}'", protocol=protocol), rc

@@ -191,20 +191,33 @@ class BrokerProbe:
     protocol: str = "5"
 
 
+_BROKER_FIXES = {
+    "secret": "set the variable in /etc/roomguard/roomguard.env (EnvironmentFile of the units) or fix the "
+    "credential file",
+    "tls": "check mqtt.tls.ca_file (the CA that signed the broker's certificate) / cert_file / key_file and "
+    "the names in the broker's certificate",
+    "error": "journalctl -u mosquitto says why it closed the connection; with TLS check mqtt.tls.cert_file/"
+    "key_file (the listener's require_certificate), else mqtt.protocol",
+    "acl": "the broker ACL does not let the collector publish: roomguard broker-acl SITE > "
+    "/etc/mosquitto/roomguard.acl; systemctl reload mosquitto",
+}
+_BROKER_LABELS = {"refused": "REFUSED", "secret": "NO SECRET", "tls": "TLS", "error": "FAILED"}
+
+
 def judge_broker(host: str, port: int, probes: list[BrokerProbe], acl_topic: str) -> Check:
     """Each role's account connects; the collector may publish (its PUBACK is not 'not authorized')."""
     where = f"{host}:{port}"
     details: list[str] = []
     fixes: list[str] = []
     status: list[Status] = []
-    unreachable = [p for p in probes if p.outcome in ("unreachable", "error")]
-    if probes and len(unreachable) == len(probes):
-        why = probes[0].reason
+    # (label, reason) → the accounts it happened to: one line for a fault all accounts share.
+    problems: dict[tuple[str, str], list[str]] = {}
+    if probes and all(p.outcome == "unreachable" for p in probes):
         return Check(
             "broker",
             "fail",
             f"無法連線 MQTT 代理 {where} (mosquitto 是否在執行?)",
-            f"MQTT broker {where} unreachable ({why}): is mosquitto running?",
+            f"MQTT broker {where} unreachable ({probes[0].reason}): is mosquitto running?",
             "systemctl start mosquitto; journalctl -u mosquitto; check mqtt.host/port in the site file",
             tuple(f"{p.role} ({p.username or 'anonymous'}): {p.reason}" for p in probes),
         )
@@ -213,39 +226,31 @@ def judge_broker(host: str, port: int, probes: list[BrokerProbe], acl_topic: str
         if p.outcome == "connected":
             details.append(f"ok {who}: connected (MQTT {p.protocol})")
             status.append("ok")
-        elif p.outcome == "refused":
-            details.append(f"REFUSED {who}: {p.reason}")
-            status.append("fail")
-            fixes.append(
-                f"account {p.username}: the broker refused it ({p.reason}); check the password variable of "
-                f"mqtt.roles.{p.role} (e.g. ROOMGUARD_MQTT_{p.role.upper()}_PASSWORD) / the credential file, "
-                f"and mosquitto_passwd /etc/mosquitto/roomguard.passwd {p.username}"
-            )
-        elif p.outcome == "secret":
-            details.append(f"NO SECRET {who}: {p.reason}")
-            status.append("fail")
-            fixes.append(f"{p.reason}: set it in /etc/roomguard/roomguard.env or fix the credential file")
-        elif p.outcome == "tls":
-            details.append(f"TLS {who}: {p.reason}")
-            status.append("fail")
-            fixes.append("check mqtt.tls.ca_file / cert_file / key_file and the broker's certificate names")
         else:
-            details.append(f"FAILED {who}: {p.reason}")
+            label = _BROKER_LABELS.get(p.outcome, "FAILED")
+            details.append(f"{label} {who}: {p.reason}")
+            problems.setdefault((label, p.reason), []).append(who)
             status.append("fail")
-            fixes.append(f"systemctl status mosquitto; journalctl -u mosquitto ({p.reason})")
-        if p.acl is not None:
+            if p.outcome == "refused":
+                fixes.append(
+                    f"account {p.username}: check the password variable of mqtt.roles.{p.role} (e.g. "
+                    f"ROOMGUARD_MQTT_{p.role.upper()}_PASSWORD) / the credential file, and "
+                    f"mosquitto_passwd /etc/mosquitto/roomguard.passwd {p.username}"
+                )
+            else:
+                fixes.append(_BROKER_FIXES.get(p.outcome, _BROKER_FIXES["error"]))
+        if p.acl is None or p.acl == "ok":
             if p.acl == "ok":
                 details.append(f"ok {who}: may publish ({acl_topic} accepted)")
-            elif p.acl == "unknown":
-                details.append(f"? {who}: MQTT 3.1.1 cannot tell a refused publish (ACL not verified)")
-                status.append("warn")
-            else:
-                details.append(f"DENIED {who}: publish to {acl_topic} refused: {p.acl}")
-                status.append("fail")
-                fixes.append(
-                    "the broker ACL does not let the collector publish: roomguard broker-acl SITE > "
-                    "/etc/mosquitto/roomguard.acl; systemctl reload mosquitto"
-                )
+        elif p.acl == "unknown":
+            details.append(f"? {who}: MQTT 3.1.1 cannot tell a refused publish (ACL not verified)")
+            problems.setdefault(("ACL NOT VERIFIED", "MQTT 3.1.1"), []).append(who)
+            status.append("warn")
+        else:
+            details.append(f"DENIED {who}: publish to {acl_topic} refused: {p.acl}")
+            problems.setdefault(("DENIED", f"publish to {acl_topic} refused: {p.acl}"), []).append(who)
+            status.append("fail")
+            fixes.append(_BROKER_FIXES["acl"])
     verdict = worst(status)
     if verdict == "ok":
         roles = ", ".join(p.role for p in probes)
@@ -257,12 +262,12 @@ def judge_broker(host: str, port: int, probes: list[BrokerProbe], acl_topic: str
             "",
             tuple(details),
         )
-    bad = [d for d in details if not d.startswith("ok ")]
+    summary = "; ".join(f"{label} {', '.join(whos)}: {why}" for (label, why), whos in problems.items())
     return Check(
         "broker",
         verdict,
-        f"MQTT 代理 {where} 帳號或權限有問題",
-        f"MQTT broker {where}: {'; '.join(bad)}",
+        f"MQTT 代理 {where} 帳號, 連線或權限有問題",
+        f"MQTT broker {where}: {summary}",
         " | ".join(dict.fromkeys(fixes)),
         tuple(details),
     )

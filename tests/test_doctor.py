@@ -479,3 +479,46 @@ async def test_database_check_writes_its_point_to_victoria_metrics_through_the_v
     assert series, "the test point never reached VictoriaMetrics"
     assert series[0]["metric"]["site"] == "tpe-hq"
     assert judge_clock(clock).status == "ok"  # the Date header of /ping, on this same host
+
+
+@pytest.mark.integration
+def test_broker_probe_names_a_tls_failure_and_a_client_certificate_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TLS listener: the right CA passes; an unrelated CA is a TLS error pointing at mqtt.tls; without the
+    client certificate the broker requires, the probe fails instead of hanging."""
+    monkeypatch.setenv("T_DOCTOR_PW", Mosquitto.password)
+    with contextmanager(serve)(Mosquitto(tmp_path / "mosquitto", tls=True)) as broker:
+        pki = broker.pki
+        assert pki is not None
+        assert broker.tls_port is not None
+
+        def check(tls: str) -> Check:
+            path = tmp_path / "site.yaml"
+            path.write_text(f"""site: {{id: tls, name: TLS}}
+rooms: [{{id: r1, name: R}}]
+mqtt:
+  host: 127.0.0.1
+  port: {broker.tls_port}
+  username: {broker.username}
+  password: {{env: T_DOCTOR_PW}}
+  tls: {tls}
+""")
+            site = load_site(path)
+            return judge_broker("127.0.0.1", broker.tls_port or 0, gather_broker(site), doctor_topic(site))
+
+        mutual = f"{{ca_file: {pki.ca_cert}, cert_file: {pki.client_cert}, key_file: {pki.client_key}}}"
+        ok = check(mutual)
+        assert ok.status == "ok", ok
+        wrong_ca = check(
+            f"{{ca_file: {pki.other_ca_cert}, cert_file: {pki.client_cert}, key_file: {pki.client_key}}}"
+        )
+        assert wrong_ca.status == "fail"
+        assert "TLS collector (roomguard), ingest (roomguard), compliance (roomguard): TLS:" in wrong_ca.en
+        assert "CERTIFICATE_VERIFY_FAILED" in wrong_ca.en
+        assert "observer" not in wrong_ca.en  # the roles share the plain account: no separate observer
+        assert "mqtt.tls.ca_file" in wrong_ca.fix
+        no_cert = check(f"{{ca_file: {pki.ca_cert}}}")
+        assert no_cert.status == "fail", no_cert
+        assert "closed by the broker before CONNACK" in no_cert.en
+        assert "cert_file" in no_cert.fix
