@@ -10,6 +10,7 @@
 #   ROOMGUARD_ETC [/etc/roomguard]            site.yaml, credentials/
 #   ROOMGUARD_STATE [/var/lib/roomguard]      outbox, records, status (0700, user roomguard)
 #   ROOMGUARD_SYSTEMD_DIR [/etc/systemd/system]
+#   ROOMGUARD_SBIN [/usr/local/sbin]          the roomguard-admin link
 #   MOSQUITTO_ETC [/etc/mosquitto]            conf.d/roomguard.conf, roomguard.passwd, roomguard.acl, certs/
 #   MOSQUITTO_DATA [/var/lib/mosquitto]       the broker's persistence
 #   ROOMGUARD_MQTT_PORT [1883], ROOMGUARD_MQTT_TLS_PORT [8883]   the broker's listeners (loopback, TLS)
@@ -22,6 +23,7 @@ PREFIX=${ROOMGUARD_PREFIX:-/opt/roomguard}
 ETC=${ROOMGUARD_ETC:-/etc/roomguard}
 STATE=${ROOMGUARD_STATE:-/var/lib/roomguard}
 SYSTEMD_DIR=${ROOMGUARD_SYSTEMD_DIR:-/etc/systemd/system}
+SBIN=${ROOMGUARD_SBIN:-/usr/local/sbin}
 MOSQ_ETC=${MOSQUITTO_ETC:-/etc/mosquitto}
 MOSQ_DATA=${MOSQUITTO_DATA:-/var/lib/mosquitto}
 MQTT_PORT=${ROOMGUARD_MQTT_PORT:-1883}
@@ -44,7 +46,7 @@ did() { DONE+=("$1"); say "$1"; }
 
 if [[ $(id -u) -ne 0 ]]; then
   command -v sudo >/dev/null || { echo "roomguard-install: 需要 root need root (or sudo)" >&2; exit 1; }
-  exec sudo --preserve-env=ROOMGUARD_PREFIX,ROOMGUARD_ETC,ROOMGUARD_STATE,ROOMGUARD_SYSTEMD_DIR,MOSQUITTO_ETC,MOSQUITTO_DATA,ROOMGUARD_MQTT_PORT,ROOMGUARD_MQTT_TLS_PORT,ROOMGUARD_INFLUX_URL,ROOMGUARD_CERT_HOSTS,ROOMGUARD_CERT_IPS "$0" "$@"
+  exec sudo --preserve-env=ROOMGUARD_PREFIX,ROOMGUARD_ETC,ROOMGUARD_STATE,ROOMGUARD_SYSTEMD_DIR,ROOMGUARD_SBIN,MOSQUITTO_ETC,MOSQUITTO_DATA,ROOMGUARD_MQTT_PORT,ROOMGUARD_MQTT_TLS_PORT,ROOMGUARD_INFLUX_URL,ROOMGUARD_CERT_HOSTS,ROOMGUARD_CERT_IPS "$0" "$@"
 fi
 
 # install_if_changed SRC DEST MODE OWNER:GROUP: copy only when the content differs (a re-run touches
@@ -99,10 +101,15 @@ PKGS=(pyproject.toml devices siteconfig bus records collector ingest alerts comp
 hash=$(cd "$SRC" && find "${PKGS[@]}" -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 \
   | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 stamp=$VENV/.roomguard-source
+if [[ -x $VENV/bin/python && $(readlink -f "$VENV/bin/python") != /usr/bin/* ]]; then
+  rm -rf "$VENV"   # made by an earlier version of this script from another interpreter
+fi
 if [[ -x $VENV/bin/roomguard && -f $stamp && $(cat "$stamp") == "$hash" ]]; then
   say "roomguard 已是最新 already installed from these sources ($VENV)"
 else
-  [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
+  # Debian's own interpreter, not whichever python3 is first on root's PATH: the units run the venv as
+  # user roomguard, who cannot reach an interpreter under /root (pyenv) or a user's home.
+  [[ -x $VENV/bin/python ]] || /usr/bin/python3 -m venv "$VENV"
   # Built from a copy: an in-tree build would leave build/ and *.egg-info in the checkout. pip's cache
   # (~/.cache/pip) keeps the dependencies' wheels for the next run.
   (cd "$SRC" && tar -cf - --exclude=__pycache__ "${PKGS[@]}") | (mkdir "$TMP/src" && tar -xf - -C "$TMP/src")
@@ -213,6 +220,16 @@ for unit in "${UNITS[@]}" roomguard.target; do
   install_if_changed "$TMP/$unit" "$SYSTEMD_DIR/$unit" 0644 root:root && UNITS_CHANGED=1
 done
 
+# --- 8b. roomguard-admin: roomguard with the box's credentials, for the administrator ------------------------
+sed -e "s#@ETC@#$ETC#" -e "s#@VENV@#$VENV#" -e "s#@STATE@#$STATE#" "$SRC/deploy/roomguard-admin" > "$TMP/roomguard-admin"
+install -d -m 0755 "$PREFIX/bin" "$SBIN"
+install_if_changed "$TMP/roomguard-admin" "$PREFIX/bin/roomguard-admin" 0755 root:root || true
+if [[ $(readlink "$SBIN/roomguard-admin" 2>/dev/null) != "$PREFIX/bin/roomguard-admin" ]]; then
+  ln -sfn "$PREFIX/bin/roomguard-admin" "$SBIN/roomguard-admin"
+  did "已連結 linked $SBIN/roomguard-admin"
+fi
+ADMIN=$SBIN/roomguard-admin
+
 # --- 9. start (only on a box where systemd runs, and only the real unit directory) ----------------------
 if [[ -d /run/systemd/system && $SYSTEMD_DIR == /etc/systemd/system ]]; then
   systemctl daemon-reload
@@ -226,17 +243,16 @@ else
 fi
 
 # --- 10. InfluxDB: database, retention policies, rollups (`roomguard ingest setup-db`) ----------------------
-# `ingest setup-db --help` alone proves nothing: without the subcommand, `ingest` takes "setup-db" as its
-# site path and prints its own help; the usage line names the subcommand only when it exists.
 influx=$("$VENV/bin/python" -c 'import sys; from siteconfig.config import load_site; print(load_site(sys.argv[1]).influxdb.url)' "$SITE")
-if ! "$RG" ingest setup-db --help 2>/dev/null | grep -q 'ingest setup-db'; then
-  LEFT+=("資料庫 create the InfluxDB database, retention policies, rollups and user roomguard with the password in $CREDS/influx_password (deploy/README.md \"InfluxDB retention\")")
-elif ! curl -fsS --max-time 5 "$influx/ping" >/dev/null 2>&1; then
-  LEFT+=("資料庫 InfluxDB at $influx does not answer; once it runs: CREDENTIALS_DIRECTORY=$CREDS $RG ingest setup-db $SITE")
-elif CREDENTIALS_DIRECTORY=$CREDS "$RG" ingest setup-db "$SITE"; then
-  DONE+=("資料庫 InfluxDB database set up at $influx")
+if ! curl -fsS --max-time 5 "$influx/ping" >/dev/null 2>&1; then
+  LEFT+=("資料庫 InfluxDB at $influx does not answer; once it runs: $ADMIN ingest setup-db")
+elif setup=$("$ADMIN" ingest setup-db 2>&1); then
+  sed 's/^/  /' <<<"$setup"
+  # setup-db changes only what differs; a re-run that finds everything in place is not a change.
+  if ! grep -q "nothing to change" <<<"$setup"; then DONE+=("資料庫 InfluxDB database set up at $influx"); fi
 else
-  LEFT+=("資料庫 \`roomguard ingest setup-db\` failed (above); rerun: CREDENTIALS_DIRECTORY=$CREDS $RG ingest setup-db $SITE")
+  sed 's/^/  /' <<<"$setup" >&2
+  LEFT+=("資料庫 \`roomguard ingest setup-db\` failed (above); rerun: $ADMIN ingest setup-db")
 fi
 
 # --- summary ----------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from bus.process import DEFAULT_STATE, StateDir, Verbose, run_jobs, start_logging
 from siteconfig.cli import SiteArg, load_site_or_exit
 from siteconfig.config_types import duration_seconds
+from siteconfig.secrets import SecretError
 
 if TYPE_CHECKING:
     from ingest.influx_admin import InfluxAdmin
@@ -95,7 +96,10 @@ def _admin(site: SiteConfig, admin_user: str | None) -> InfluxAdmin:
     db = site.influxdb
     assert db is not None  # _spec checked it
     if admin_user is None:
-        password = db.password.resolve() if db.password is not None else None
+        try:
+            password = db.password.resolve() if db.password is not None else None
+        except SecretError as exc:
+            raise _fail(f"influxdb.password: {exc}", 2) from None
         return InfluxAdmin(db.url, db.username, password)
     password = os.environ.get(ADMIN_PASSWORD_ENV)
     if password is None:
@@ -125,7 +129,9 @@ def setup_db_command(
     from ingest.influx_admin import InfluxAdminError, changed, setup_db
     from ingest.retention import fresh_statements
 
-    site = load_site_or_exit(path, secrets=not print_only)
+    # Only the database's own secret is read (by _admin): the SNMP and notification secrets of the site
+    # file play no part here, and an install sets up the database before they are in place.
+    site = load_site_or_exit(path, secrets=False)
     spec = _spec(site)
     if print_only:
         for statement in fresh_statements(spec):
@@ -187,7 +193,7 @@ def rollup_command(
     queries' resample_for, or for history written before they existed). 補算每分鐘彙總。"""
     from ingest.influx_admin import InfluxAdminError, backfill
 
-    site = load_site_or_exit(path)
+    site = load_site_or_exit(path, secrets=False)  # only the database's secret, read by _admin
     spec = _spec(site)
     tz = ZoneInfo(site.site.timezone)
     now = datetime.now(UTC)

@@ -28,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from siteconfig.config import load_site
 from testkit.ports import reserve_port
+from testkit.services import Influxd
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +54,7 @@ class Install:
     first: dict[str, bytes]  # files whose bytes must not change, after the first run
     mqtt_port: int
     tls_port: int
+    influxd: Influxd
 
     @property
     def etc(self) -> Path:
@@ -95,6 +97,10 @@ def installed() -> Iterator[Install]:
     root = Path(tempfile.mkdtemp(prefix="roomguard-install-", dir="/tmp"))
     root.chmod(0o755)
     mqtt_port, tls_port = reserve_port(), reserve_port()
+    # A real InfluxDB for the database step (setup-db through roomguard-admin), with authentication
+    # off as on a loopback-only box.
+    influxd = Influxd(root / "influxd", continuous_queries=True)
+    influxd.start()
     env = {
         **os.environ,
         "ROOMGUARD_PREFIX": str(root / "opt"),
@@ -105,8 +111,8 @@ def installed() -> Iterator[Install]:
         "MOSQUITTO_DATA": str(root / "mosquitto-data"),
         "ROOMGUARD_MQTT_PORT": str(mqtt_port),
         "ROOMGUARD_MQTT_TLS_PORT": str(tls_port),
-        # Nothing listens on the discard port: the InfluxDB step must say what to run later.
-        "ROOMGUARD_INFLUX_URL": "http://127.0.0.1:9",
+        "ROOMGUARD_INFLUX_URL": influxd.url,
+        "ROOMGUARD_SBIN": str(root / "sbin"),
         "ROOMGUARD_CERT_HOSTS": "localhost",
         "ROOMGUARD_CERT_IPS": "127.0.0.1",
     }
@@ -130,8 +136,9 @@ def installed() -> Iterator[Install]:
         site.write_text(site.read_text() + "# edited by the administrator\n")
         kept[str(site)] = site.read_bytes()
         second = run()
-        yield Install(root, env, [first, second], kept, mqtt_port, tls_port)
+        yield Install(root, env, [first, second], kept, mqtt_port, tls_port, influxd)
     finally:
+        influxd.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -146,7 +153,41 @@ def test_runs_twice_cleanly_and_the_second_run_changes_nothing(installed: Instal
     # No systemd as PID 1 here: the units are installed, not started, and the summary says so.
     assert "NOT started" in second.stdout
     assert "systemctl daemon-reload && systemctl enable --now roomguard.target" in second.stdout
-    assert "資料庫" in second.stdout
+    # The database step ran through roomguard-admin: created on the first run, found in place after.
+    assert "InfluxDB database set up" in first.stdout, first.stdout + first.stderr
+    assert "nothing to change" in second.stdout, second.stdout + second.stderr
+
+
+def test_the_database_has_its_retention_policies_and_rollups(installed: Install) -> None:
+    site = load_site(installed.etc / "site.yaml")
+    assert site.influxdb is not None
+    db = site.influxdb.database
+    policies = {row["name"]: row for row in installed.influxd.rows(f'SHOW RETENTION POLICIES ON "{db}"')}
+    assert {"raw", "rollup_1m"} <= set(policies), policies
+    assert policies["raw"]["default"] is True
+    queries = str(installed.influxd.query("SHOW CONTINUOUS QUERIES", database=None))
+    assert f"INTO {db}.rollup_1m." in queries.replace('"', ""), queries
+
+
+def test_roomguard_admin_runs_commands_with_the_box_credentials(installed: Install) -> None:
+    """`roomguard-admin check-config` reads every secret through the credentials laid out as systemd
+    would, as the service user, and leaves nothing behind."""
+    _write_admin_secrets(installed)
+    admin = installed.root / "sbin" / "roomguard-admin"
+    assert os.readlink(admin) == str(installed.root / "opt" / "bin" / "roomguard-admin")
+    before = set(Path("/run").glob("roomguard-admin.*"))
+    out = subprocess.run([str(admin), "check-config"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert set(Path("/run").glob("roomguard-admin.*")) == before  # the laid-out credentials are gone
+    # Without the administrator's SNMP secrets the same command names what is missing.
+    snmp = sorted((installed.creds / "snmp").iterdir())
+    moved = snmp[0].rename(installed.root / snmp[0].name)
+    try:
+        out = subprocess.run([str(admin), "check-config"], capture_output=True, text=True, timeout=120)
+    finally:
+        moved.rename(snmp[0])
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"snmp_{snmp[0].name}" in out.stderr, out.stderr
 
 
 def test_the_venv_runs_roomguard(installed: Install) -> None:
@@ -290,22 +331,23 @@ def test_target_groups_the_units() -> None:
         assert unit["Install"]["WantedBy"] == ["roomguard.target"]
 
 
+def _write_admin_secrets(installed: Install) -> None:
+    """The administrator's part: SNMP and notification secrets, as files of credentials/snmp/ and /alerts/."""
+    for _, ref in load_site(installed.etc / "site.yaml").secret_refs():
+        name = str(ref.file).removeprefix("${CREDENTIALS_DIRECTORY}/")
+        for prefix in ("snmp_", "alerts_"):
+            if name.startswith(prefix):
+                path = installed.creds / prefix.rstrip("_") / name.removeprefix(prefix)
+                path.write_text(f"test-{name}\n")
+                path.chmod(0o600)
+
+
 def test_units_credentials_cover_every_secret_of_the_installed_site(
     installed: Install, tmp_path: Path
 ) -> None:
     """What systemd would hand each unit (LoadCredential=) resolves every secret of the installed site."""
     site_path = installed.etc / "site.yaml"
-    needed = {
-        str(ref.file).removeprefix("${CREDENTIALS_DIRECTORY}/")
-        for _, ref in load_site(site_path).secret_refs()
-    }
-    # The administrator's part: SNMP and notification secrets, as files of credentials/snmp/ and /alerts/.
-    for name in needed:
-        for prefix in ("snmp_", "alerts_"):
-            if name.startswith(prefix):
-                (installed.creds / prefix.rstrip("_") / name.removeprefix(prefix)).write_text(
-                    f"test-{name}\n"
-                )
+    _write_admin_secrets(installed)
     for name in SERVICES:
         unit = _parse_unit(installed.units / f"roomguard-{name}.service")
         given = tmp_path / name
