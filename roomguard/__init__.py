@@ -16,6 +16,7 @@ from compliance import cli as compliance_cli
 from compliance.access import cli as access_cli
 from dashboards import cli as dashboards_cli
 from ingest import cli as ingest_cli
+from roomguard import backup_cli
 from siteconfig import cli as siteconfig_cli
 from siteconfig.cli import SiteArg, load_site_or_exit
 
@@ -73,6 +74,7 @@ alerts_cli.register(app)
 compliance_cli.register(app)
 access_cli.register(app)
 dashboards_cli.register(app)
+backup_cli.register(app)
 app.command("run")(run)
 
 
