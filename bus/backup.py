@@ -284,12 +284,11 @@ def create_backup(
         try:
             os.fchmod(fd, FILE_MODE)
             with os.fdopen(fd, "wb") as fh:
-                tar_open = (
+                with (
                     tarfile.open(fileobj=fh, mode="w:gz")
                     if compression
                     else tarfile.open(fileobj=fh, mode="w")
-                )
-                with tar_open as tar:
+                ) as tar:
                     raw = manifest.to_json()
                     tar.addfile(_tarinfo(MANIFEST, len(raw), created.timestamp()), io.BytesIO(raw))
                     for m in members:
