@@ -186,6 +186,11 @@ def copy_sqlite(src: Path, dst: Path, handoff_timeout_s: float) -> None:
     prepare_state_dir(request.parent)
     copy.unlink(missing_ok=True)
     create_private_file(request)
+    if os.geteuid() == 0:
+        # Run as root: the owner (the service user) must write its copy there and remove the request.
+        owner = src.parent.stat()
+        for p in (request.parent, request):
+            os.chown(p, owner.st_uid, owner.st_gid)
     deadline = time.monotonic() + handoff_timeout_s
     try:
         while not copy.exists():
