@@ -11,6 +11,7 @@ import os
 import sqlite3
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,10 +26,13 @@ from bus.backup import (
     Member,
     check_members,
     compression_of,
+    copy_sqlite,
     create_backup,
+    read_archive,
     restore_archive,
     safe_member_name,
 )
+from bus.outbox import Outbox, Pending
 from devices.registry import ProfileRegistry
 from devices.sim.modbus_server import ModbusSimServer
 from records.audit import verify
@@ -289,3 +293,66 @@ async def test_backup_while_collecting_restores_records_outbox_and_sequence_stat
     assert code == 1, out
     assert "seq.db: changed" in out, out
     assert not (tmp_path / "never").exists()
+
+
+def test_the_owner_of_a_locked_outbox_copies_it_on_request(tmp_path: Path) -> None:
+    """The outbox is locked exclusively: only its owner's connection can copy it."""
+    with Outbox(tmp_path / "outbox.db", 10**6, 3600) as outbox:
+        outbox.put_many([Pending("t/r", b"reading", stream="r1/a", seq=7)])
+        with pytest.raises(BackupError, match=r"outbox\.db is locked by another process"):
+            copy_sqlite(tmp_path / "outbox.db", tmp_path / "never.db", handoff_timeout_s=0.5)
+        copier = threading.Thread(
+            target=copy_sqlite, args=(tmp_path / "outbox.db", tmp_path / "copy.db", 60), daemon=True
+        )
+        copier.start()
+        end = time.monotonic() + 60
+        while not outbox.serve_backup_request():  # what the collector does at each status snapshot
+            assert time.monotonic() < end, "the backup never asked for a copy"
+            time.sleep(0.05)
+        copier.join(60)
+        outbox.put_many([Pending("t/r", b"later", stream="r1/a", seq=8)])
+    assert _readings(tmp_path / "copy.db") == {1: ("r1/a", 7, b"reading")}
+    assert (tmp_path / "copy.db").stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / ".backup-handoff" / "outbox.db.request").exists()
+
+
+def test_an_external_sqlite_records_file_travels_and_postgresql_is_named_not_faked(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "srv" / "records.db"
+    elsewhere.parent.mkdir()  # records.url's folder must exist (records/db.py)
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "site: {id: ext, name: 外部紀錄}\nrooms: [{id: mr1, name: 主機房}]\n"
+        f"records: {{url: 'sqlite:///{elsewhere}'}}\n",
+        encoding="utf-8",
+    )
+    state = tmp_path / "state"
+    csv = visits_csv(tmp_path / "visits.csv", VISITS, "utf-8")
+    runner = CliRunner()
+    args = ["compliance", site, "import", "vendor_visit", csv, "--by", "林主任", "--state-dir", state]
+    assert runner.invoke(app, [str(a) for a in args]).exit_code == 0
+    assert elsewhere.exists()
+    assert not (state / "records.db").exists()
+    archive = tmp_path / "b.tar"
+    result = runner.invoke(app, ["backup", str(site), str(archive), "--state-dir", str(state)])
+    assert result.exit_code == 0, result.output
+    moved = tmp_path / "new" / "records.db"
+    result = runner.invoke(
+        app, ["restore", str(archive), "--state-dir", str(tmp_path / "out"), "--records-file", str(moved)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "external/records.db" in result.output
+    assert _audit(moved) == _audit(elsewhere)
+
+    site.write_text(
+        "site: {id: pg, name: PG}\nrooms: [{id: mr1, name: 主機房}]\n"
+        "records: {url: 'postgresql://roomguard@127.0.0.1/records', password: {env: PGPASS}}\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["backup", str(site), str(tmp_path / "pg.tar.gz"), "--state-dir", str(state)])
+    assert result.exit_code == 0, result.output
+    assert "NOT in this archive" in result.output
+    assert "pg_dump" in result.output
+    manifest, problems = read_archive(tmp_path / "pg.tar.gz")
+    assert problems == []
+    assert manifest.records["kind"] == "postgresql"
+    assert "external/records.db" not in {m.name for m in manifest.members}
