@@ -255,6 +255,9 @@ def create_backup(
         raise BackupError(f"{archive} exists; refusing to overwrite it 封存檔已存在 不覆寫")
     if not state_dir.is_dir():
         raise BackupError(f"state directory {state_dir} does not exist 狀態目錄不存在")
+    if archive.resolve().is_relative_to(state_dir.resolve()):
+        # The next backup would hold this one; a restore would bring it back into the state.
+        raise BackupError(f"{archive} is inside the state directory {state_dir}: write it elsewhere 請另存")
     created = (now or datetime.now(UTC)).astimezone(UTC)
     archive.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".roomguard-backup-", dir=archive.parent) as tmp:
@@ -335,6 +338,8 @@ def read_archive(archive: Path) -> tuple[Manifest, list[str]]:
                 if info.name == MANIFEST:
                     raw = fh.read()
                     continue
+                if info.name in found:
+                    problems.append(f"{info.name}: in the archive twice 重複的檔案")
                 h = hashlib.sha256()
                 while chunk := fh.read(_CHUNK):
                     h.update(chunk)

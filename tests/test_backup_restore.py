@@ -356,3 +356,18 @@ def test_an_external_sqlite_records_file_travels_and_postgresql_is_named_not_fak
     assert problems == []
     assert manifest.records["kind"] == "postgresql"
     assert "external/records.db" not in {m.name for m in manifest.members}
+
+
+def test_an_archive_inside_the_state_directory_and_a_duplicated_member_are_refused(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "collector.json").write_text("{}")
+    with pytest.raises(BackupError, match="inside the state directory"):
+        create_backup(state, state / "b.tar", site_id="s1", records={"kind": "state"})
+    archive = tmp_path / "b.tar"
+    create_backup(state, archive, site_id="s1", records={"kind": "state"})
+    with tarfile.open(archive, "a") as tar:
+        info = tar.getmember("collector.json")
+        tar.addfile(info, io.BytesIO(b"{}"))  # the same bytes again: only the duplicate is wrong
+    _, problems = read_archive(archive)
+    assert problems == ["collector.json: in the archive twice 重複的檔案"]
