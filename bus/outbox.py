@@ -290,6 +290,10 @@ class Outbox:
             return None
         return DropEvent(float(s["last_drop_when"]), int(s["last_drop_count"]), s["last_drop_reason"])
 
+    def serve_backup_request(self) -> bool:
+        """Write the copy a running `roomguard backup` asked for (bus/backup_handoff.py); True if one was."""
+        return self._db.serve_backup_request()
+
     def close(self) -> None:
         """Close the file (committed data is already safe; this only releases the lock)."""
         self._db.close()

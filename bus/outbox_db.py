@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from bus.backup_handoff import serve_request
 from bus.state_dir import create_private_file
 
 # Tags the file as ours, so a wrong path fails loudly instead of being written into.
@@ -148,6 +149,10 @@ class OutboxDb:
         if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
             return OutboxCorrupt(f"outbox {self.path} is corrupt ({text}); left untouched, move it aside")
         return OutboxError(f"outbox {self.path}: {text}")
+
+    def serve_backup_request(self) -> bool:
+        """Answer a pending `roomguard backup` request with a copy made on this (locking) connection."""
+        return serve_request(self.path, self._conn)
 
     def close(self) -> None:
         """Close the connection (releases the lock)."""

@@ -370,6 +370,7 @@ class Collector:
 
     def _snapshot_tick(self) -> None:
         write_snapshot(self.state_dir, "collector", self.snapshot())
+        self.outbox.serve_backup_request()  # only its owner can read the locked outbox
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

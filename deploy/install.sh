@@ -212,7 +212,7 @@ if [[ $certs_before != $(sha256sum < "$MOSQ_ETC/certs/roomguard-broker.crt") ]];
 fi
 
 # --- 8. systemd units, rendered with this install's paths -----------------------------------------------
-for unit in "${UNITS[@]}" roomguard.target; do
+for unit in "${UNITS[@]}" roomguard.target roomguard-backup.service roomguard-backup.timer; do
   # \b: the default with or without a trailing slash; each expression runs once per line, so a replaced
   # path (a test's /tmp/x/etc/roomguard) is not replaced again by the same expression.
   sed -e "s#/opt/roomguard\\b#$PREFIX#g" -e "s#/etc/roomguard\\b#$ETC#g" -e "s#/var/lib/roomguard\\b#$STATE#g" \
@@ -235,6 +235,7 @@ if [[ -d /run/systemd/system && $SYSTEMD_DIR == /etc/systemd/system ]]; then
   systemctl daemon-reload
   [[ -n ${MOSQ_CHANGED:-} ]] && systemctl reload-or-restart mosquitto.service
   systemctl enable --quiet roomguard.target "${UNITS[@]}"
+  systemctl enable --quiet --now roomguard-backup.timer   # daily backup of the state directory
   if [[ -n ${UNITS_CHANGED:-} ]]; then systemctl restart roomguard.target; else systemctl start roomguard.target; fi
   DONE+=("服務已啟用 units enabled and started: systemctl status 'roomguard-*'")
 else

@@ -16,6 +16,7 @@ from compliance import cli as compliance_cli
 from compliance.access import cli as access_cli
 from dashboards import cli as dashboards_cli
 from ingest import cli as ingest_cli
+from roomguard import backup_cli
 from roomguard import doctor as doctor_cli
 from siteconfig import cli as siteconfig_cli
 from siteconfig.cli import SiteArg, load_site_or_exit
@@ -75,6 +76,7 @@ compliance_cli.register(app)
 access_cli.register(app)
 dashboards_cli.register(app)
 doctor_cli.register(app)
+backup_cli.register(app)
 app.command("run")(run)
 
 

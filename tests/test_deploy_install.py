@@ -237,7 +237,12 @@ def test_modes_and_owners(installed: Install) -> None:
 def test_systemd_analyze_verify_accepts_every_rendered_unit(installed: Install) -> None:
     rendered = sorted(installed.units.iterdir())
     assert [p.name for p in rendered] == sorted(
-        [*(f"roomguard-{s}.service" for s in SERVICES), "roomguard.target"]
+        [
+            *(f"roomguard-{s}.service" for s in SERVICES),
+            "roomguard.target",
+            "roomguard-backup.service",
+            "roomguard-backup.timer",
+        ]
     )
     for unit in rendered:
         out = subprocess.run(
