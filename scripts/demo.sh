@@ -192,7 +192,16 @@ INFO
       done
       break
     fi
-  done ) &
+  done
+  # The box end to end, as an operator checks it after an install (docs/doctor.md), then a backup of
+  # the state directory taken while everything runs (deploy/README.md "Backup and restore").
+  echo "doctor 健康檢查 (roomguard doctor):"
+  roomguard doctor "$SITE" --state-dir "$STATE" 2>&1 | sed 's/^/  /'
+  mkdir -p "$DEMO/backup"
+  archive=$DEMO/backup/roomguard-$(date -u +%Y%m%dT%H%M%SZ).tar.gz
+  echo "backup 備份 (roomguard backup, restore with: roomguard restore $archive --state-dir EMPTY_DIR):"
+  roomguard backup "$SITE" "$archive" --state-dir "$STATE" 2>&1 | sed 's/^/  /'
+) &
 PIDS+=($!)
 while kill -0 $RUN 2>/dev/null; do
   sleep 5
