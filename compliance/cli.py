@@ -13,27 +13,10 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from typer.core import TyperGroup
 
 from bus.process import DEFAULT_STATE, StateDir, Verbose, run_jobs, start_logging
-from siteconfig.cli import SiteArg, load_site_or_exit
+from siteconfig.cli import SiteArg, SiteFirst, load_site_or_exit
 from siteconfig.config import SiteConfig
-
-
-class SiteFirst(TyperGroup):
-    """`roomguard compliance SITE status` reads naturally; typer wants the command first, so the site
-    file moves behind it (`status SITE`). A bare `roomguard compliance SITE` runs the process."""
-
-    default_command = "serve"
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
-            if len(args) > 1 and args[1] in self.commands:
-                args = [args[1], args[0], *args[2:]]
-            else:
-                args = [self.default_command, *args]
-        return super().parse_args(ctx, args)
-
 
 compliance_app = typer.Typer(
     cls=SiteFirst,

@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from typer.core import TyperGroup
 
 from bus.process import DEFAULT_STATE, StateDir, Verbose, run_jobs, start_logging
-from siteconfig.cli import SiteArg, load_site_or_exit
+from siteconfig.cli import SiteArg, SiteFirst, load_site_or_exit
 from siteconfig.config_types import duration_seconds
 from siteconfig.secrets import SecretError
 
@@ -24,22 +23,6 @@ if TYPE_CHECKING:
 
 # The admin password of `--admin`: from this variable, else asked for (never a command-line argument).
 ADMIN_PASSWORD_ENV = "ROOMGUARD_INFLUX_ADMIN_PASSWORD"  # noqa: S105 - a variable name, not a secret
-
-
-class SiteFirst(TyperGroup):
-    """`roomguard ingest SITE setup-db` reads naturally; typer wants the command first, so the site file
-    moves behind it. A bare `roomguard ingest SITE` runs the bridge, as it always has (same as
-    `roomguard compliance SITE`)."""
-
-    default_command = "serve"
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
-            if len(args) > 1 and args[1] in self.commands:
-                args = [args[1], args[0], *args[2:]]
-            else:
-                args = [self.default_command, *args]
-        return super().parse_args(ctx, args)
 
 
 ingest_app = typer.Typer(

@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from siteconfig.check import check_config_command
 from siteconfig.config import SiteConfig, load_site
 
 SiteArg = Annotated[Path, typer.Argument(help="Site configuration YAML.", exists=False)]
+
+
+class SiteFirst(TyperGroup):
+    """A command group whose site file may come first: `roomguard compliance SITE status` reads naturally,
+    typer wants the command first, so the site file moves behind it (`status SITE`); a bare
+    `roomguard compliance SITE` runs the group's `serve` (the long-running process)."""
+
+    default_command = "serve"
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            if len(args) > 1 and args[1] in self.commands:
+                args = [args[1], args[0], *args[2:]]
+            else:
+                args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
 
 
 def load_site_or_exit(path: Path, *, secrets: bool = True) -> SiteConfig:

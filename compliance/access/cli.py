@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 import typer
 
 from bus.process import DEFAULT_STATE, StateDir
-from compliance.cli import ByOption, SiteFirst, _actor, _fail, _records
-from siteconfig.cli import SiteArg, load_site_or_exit
+from compliance.cli import ByOption, _actor, _fail, _records
+from siteconfig.cli import SiteArg, SiteFirst, load_site_or_exit
 from siteconfig.config import SiteConfig
 
 access_app = typer.Typer(
