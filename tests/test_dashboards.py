@@ -107,11 +107,19 @@ def _substitute(query: str, values: dict[str, str]) -> str:
 
 
 @pytest.mark.integration
-def test_every_panel_query_answers_after_the_demo_pipeline_ran(
-    mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
-) -> None:
+def test_every_panel_query_answers_after_the_demo_pipeline_ran(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """Every target of every committed panel answers; the rollup continuous queries that `setup-db`
+    created turn the same readings into 1-minute points of every measurement."""
     database = "dashboards_e2e"
-    influxd.create_database(database)
+    influxd = Influxd(tmp_path / "influxd", continuous_queries=True)
+    influxd.start()
+    try:
+        _panels_and_rollups(mosquitto, influxd, database, tmp_path)
+    finally:
+        influxd.stop()
+
+
+def _panels_and_rollups(mosquitto: Mosquitto, influxd: Influxd, database: str, tmp_path: Path) -> None:
     site, http_port = example_site(
         tmp_path / "site.yaml",
         mqtt=(
@@ -122,6 +130,12 @@ def test_every_panel_query_answers_after_the_demo_pipeline_ran(
     )
     started_ms = int(time.time() * 1000)
     env = {**os.environ, **SECRETS, "ROOMGUARD_MQTT_PASSWORD": mosquitto.password}
+    # The database as an install sets it up: the raw policy as default, the rollup policy and its CQs.
+    setup = subprocess.run(
+        [sys.executable, "-m", "roomguard", "ingest", str(site), "setup-db"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert setup.returncode == 0, setup.stdout + setup.stderr
     log = tmp_path / "run.log"
     wanted = {str(c) for c in builtin_catalog().classes}
     procs: list[subprocess.Popen[bytes]] = []
@@ -182,3 +196,25 @@ def test_every_panel_query_answers_after_the_demo_pipeline_ran(
                     empty_marked.append(where)
     print(f"{answered} targets answered; empty and marked {NO_DATA_YET!r}: {empty_marked}")
     assert answered >= 40
+
+    # The continuous queries run at each minute boundary over the minutes just past (RESAMPLE FOR): wait
+    # for a 1-minute point of every measurement in the rollup policy (a wait, not a bound).
+    rolled: set[str] = set()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not wanted <= rolled:
+        result = influxd.query(
+            'SELECT count("count_quality") FROM "rollup_1m"./.*/ WHERE time > now() - 1h', database
+        )
+        rolled = {s["name"] for r in result["results"] for s in r.get("series", [])}
+        time.sleep(2)
+    assert wanted <= rolled, (
+        f"no 1-minute rollup of {sorted(wanted - rolled)}; influxd: {influxd.log_tail(2000)}"
+    )
+    points = influxd.query(
+        'SELECT "count_quality", "mean_temp_c" FROM "rollup_1m"."env"',
+        database,
+    )
+    rows = [row for r in points["results"] for s in r.get("series", []) for row in s["values"]]
+    assert rows, points
+    assert all(row[0] % 60_000_000_000 == 0 for row in rows), rows  # on the minute (epoch ns)
+    assert all(row[1] > 0 for row in rows), rows  # the polls of each minute counted
