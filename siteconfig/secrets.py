@@ -86,7 +86,8 @@ class SecretRef(BaseModel):
             if not value:
                 hint = (
                     " (systemd sets it in a unit with LoadCredential=, systemd.exec(5); "
-                    "run the command through that unit or set the variable yourself)"
+                    "on an installed box run the command as `roomguard-admin …`, which lays the "
+                    "credentials out the same way, or set the variable yourself)"
                     if m.group(1) == "CREDENTIALS_DIRECTORY"
                     else ""
                 )
