@@ -51,7 +51,7 @@ def test_upgrade_creates_the_tables_and_matches_the_models(tmp_path: Path) -> No
     u = url(tmp_path)
     assert current(u) is None
     upgrade(u)
-    assert current(u) == head() == "0006"
+    assert current(u) == head() == "0007"
     engine = make_engine(u)
     assert set(inspect(engine).get_table_names()) >= ALERT_TABLES | COMPLIANCE_TABLES
     with engine.connect() as conn:
