@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 
-from api import routes_auth
+from api import routes_audit, routes_auth
 from api.context import AppContext, Clock, Ctx, utc_now
 from api.errors import RequestIdMiddleware, install_error_handlers
 from api.schemas import HealthOut
@@ -56,6 +56,7 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     app.include_router(routes_auth.router)
+    app.include_router(routes_audit.router)
 
     @app.get("/healthz", response_model=HealthOut, tags=["health"], responses={503: {"model": HealthOut}})
     async def healthz(ctx: Ctx) -> HealthOut | JSONResponse:

@@ -284,3 +284,30 @@ def test_health_needs_no_login_and_the_openapi_is_served(env: Env) -> None:
     for path in (LOGIN, LOGOUT, "/api/v1/me", "/api/v1/users", "/healthz"):
         assert path in spec["paths"], path
     assert "ErrorBody" in spec["components"]["schemas"]
+
+
+# -- the audit log -------------------------------------------------------------------------------
+
+
+def test_the_auditor_pages_through_the_audit_log_and_verifies_it(env: Env) -> None:
+    assert _login(env, "audrey").status_code == 200
+    first = env.client.get("/api/v1/audit", params={"limit": 3}).json()
+    assert [e["action"] for e in first["entries"]] == ["user.add"] * 3
+    assert first["next_after"] == 3
+    rest = env.client.get("/api/v1/audit", params={"after": 3}).json()
+    assert [(e["action"], e["entity_id"]) for e in rest["entries"]] == [
+        ("user.add", "april"),
+        ("user.add", "audrey"),
+        ("login", "audrey"),
+    ]
+    assert rest["next_after"] is None
+    assert rest["entries"][0]["prev_hash"] == first["entries"][-1]["hash"]
+    check = env.client.get("/api/v1/audit/verify").json()
+    assert (check["ok"], check["entries"], check["problems"]) == (True, 6, [])
+
+
+@pytest.mark.parametrize("user", ["vera", "otto", "april"])
+def test_the_audit_log_is_closed_to_other_roles(env: Env, user: str) -> None:
+    assert _login(env, user).status_code == 200
+    _error(env.client.get("/api/v1/audit"), 403, "forbidden")
+    _error(env.client.get("/api/v1/audit/verify"), 403, "forbidden")
