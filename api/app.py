@@ -21,6 +21,8 @@ from siteconfig.api_config import ApiConfig
 from siteconfig.config import SiteConfig
 
 OPENAPI_URL = "/api/v1/openapi.json"
+# Every router of the app, in order; tests walk their routes (each role against each permission).
+ROUTERS = (routes_auth.router, routes_audit.router)
 
 
 def _database_ok(engine: Engine) -> bool:
@@ -55,8 +57,8 @@ def create_app(
     app.state.ctx = AppContext(settings, store, engine, clock, site, state_dir)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
-    app.include_router(routes_auth.router)
-    app.include_router(routes_audit.router)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.get("/healthz", response_model=HealthOut, tags=["health"], responses={503: {"model": HealthOut}})
     async def healthz(ctx: Ctx) -> HealthOut | JSONResponse:

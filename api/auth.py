@@ -9,7 +9,6 @@ kept with the session, given to the page, and must come back as the `X-CSRF-Toke
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -112,20 +111,27 @@ async def authenticated(principal: MaybePrincipal) -> Principal:
     return principal
 
 
-def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that admits only a caller whose roles grant `permission` (401 anonymous, 403 else)."""
+class Requirement:
+    """The dependency `require` makes; `permission` stays readable, so tests can walk every route and
+    try every role against what it needs."""
 
-    async def dependency(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
-        if permission not in principal.permissions:
-            roles = ", ".join(roles_with(permission))
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    async def __call__(self, principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+        if self.permission not in principal.permissions:
+            roles = ", ".join(roles_with(self.permission))
             raise ApiError(
                 403,
                 "forbidden",
-                f"權限不足 not allowed: {permission.value} needs one of the roles {roles}",
+                f"權限不足 not allowed: {self.permission.value} needs one of the roles {roles}",
             )
         return principal
 
-    return dependency
+
+def require(permission: Permission) -> Requirement:
+    """A dependency that admits only a caller whose roles grant `permission` (401 anonymous, 403 else)."""
+    return Requirement(permission)
 
 
 Authenticated = Annotated[Principal, Depends(authenticated)]

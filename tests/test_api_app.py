@@ -13,11 +13,14 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from api.app import create_app
-from api.auth import SESSION_COOKIE
+from api.app import ROUTERS, create_app
+from api.auth import SESSION_COOKIE, Requirement, authenticated
+from api.roles import Permission, Role, permissions
 from api.store import ApiStore
 from records.audit import AuditEntry, verify
 from records.db import session_factory
@@ -311,3 +314,65 @@ def test_the_audit_log_is_closed_to_other_roles(env: Env, user: str) -> None:
     assert _login(env, user).status_code == 200
     _error(env.client.get("/api/v1/audit"), 403, "forbidden")
     _error(env.client.get("/api/v1/audit/verify"), 403, "forbidden")
+
+
+# -- every role against every route --------------------------------------------------------------
+
+# Routes anyone may call; every other route of the API must need a login (a new one left open fails).
+PUBLIC = {("POST", LOGIN), ("GET", "/healthz")}
+
+
+def _guards(dependant: Dependant) -> tuple[set[Permission], bool]:
+    perms: set[Permission] = set()
+    login = False
+    for sub in dependant.dependencies:
+        if isinstance(sub.call, Requirement):
+            perms.add(sub.call.permission)
+        login = login or sub.call is authenticated
+        more, sub_login = _guards(sub)
+        perms |= more
+        login = login or sub_login
+    return perms, login
+
+
+def _routes(app: FastAPI) -> list[tuple[str, str, set[Permission], bool]]:
+    out = []
+    every = [r for router in ROUTERS for r in router.routes] + list(app.routes)
+    for route in every:
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            perms, login = _guards(route.dependant)
+            path = route.path.replace("{", "").replace("}", "")  # a path parameter's value: its name
+            out.extend((m, path, perms, login) for m in sorted(route.methods) if m != "HEAD")
+    return out
+
+
+def test_every_route_but_the_public_ones_needs_a_login(env: Env) -> None:
+    routes = _routes(env.app)
+    spec = env.client.get("/api/v1/openapi.json").json()["paths"]
+    served = {(m.upper(), p.replace("{", "").replace("}", "")) for p, ops in spec.items() for m in ops}
+    assert {(m, p) for m, p, _, _ in routes} == served  # a router missing from api.app.ROUTERS shows here
+    for method, path, _, login in routes:
+        if (method, path) in PUBLIC:
+            continue
+        assert login, f"{method} {path} needs no login"
+        r = env.client.request(method, path)
+        _error(r, 401, "unauthenticated")
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_every_role_gets_exactly_what_the_matrix_grants(env: Env, role: Role) -> None:
+    user = f"{role.value}-1"
+    env.store.add_user(user, PASSWORD, [role], ADMIN_CLI, T0)
+    auth = {"Authorization": f"Bearer {env.store.create_token(user, user, ADMIN_CLI, T0)}"}
+    granted = permissions([role])
+    checked = 0
+    for method, path, perms, _ in _routes(env.app):
+        if not perms or method != "GET":  # unsafe routes: their own tests (they change state)
+            continue
+        r = env.client.request(method, path, headers=auth)
+        if perms <= granted:
+            assert r.status_code not in (401, 403), (role, method, path, r.text)
+        else:
+            _error(r, 403, "forbidden")
+        checked += 1
+    assert checked >= 3
