@@ -336,13 +336,13 @@ def _guards(dependant: Dependant) -> tuple[set[Permission], bool]:
 
 
 def _routes(app: FastAPI) -> list[tuple[str, str, set[Permission], bool]]:
-    out = []
+    out: list[tuple[str, str, set[Permission], bool]] = []
     every = [r for router in ROUTERS for r in router.routes] + list(app.routes)
     for route in every:
         if isinstance(route, APIRoute) and route.include_in_schema:
             perms, login = _guards(route.dependant)
             path = route.path.replace("{", "").replace("}", "")  # a path parameter's value: its name
-            out.extend((m, path, perms, login) for m in sorted(route.methods) if m != "HEAD")
+            out.extend((m, path, perms, login) for m in sorted(route.methods or ()) if m != "HEAD")
     return out
 
 
