@@ -20,6 +20,7 @@ from api.context import Ctx
 from api.errors import ApiError
 from api.roles import Permission, permissions, roles_with
 from api.store import UserView
+from records.audit import Actor
 
 SESSION_COOKIE = "rg_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -41,6 +42,12 @@ class Principal:
     def permissions(self) -> frozenset[Permission]:
         """What the caller's roles allow."""
         return permissions(self.user.roles)
+
+
+def audit_actor(principal: Principal, request: Request) -> Actor:
+    """Who writes, for the audit log of any write a request makes: the user name, from `api:ADDRESS`
+    (a token's writes also carry the token's user: the token itself is never named)."""
+    return Actor(principal.user.username, f"api:{client_address(request)}")
 
 
 def client_address(request: Request) -> str:

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 from api.app import ROUTERS, create_app
-from api.auth import SESSION_COOKIE, Requirement, authenticated
+from api.auth import SESSION_COOKIE, Principal, Requirement, audit_actor, authenticated
 from api.roles import Permission, Role, permissions
 from api.store import ApiStore
 from records.audit import AuditEntry, verify
@@ -376,3 +376,13 @@ def test_every_role_gets_exactly_what_the_matrix_grants(env: Env, role: Role) ->
             _error(r, 403, "forbidden")
         checked += 1
     assert checked >= 3
+
+
+def test_a_write_through_the_api_is_audited_as_the_user_from_the_peer_address(env: Env) -> None:
+    user = env.store.get_user("otto")
+    assert user is not None
+    request = Request(
+        {"type": "http", "method": "POST", "path": "/", "headers": [], "client": ("192.0.2.9", 50000)}
+    )
+    actor = audit_actor(Principal(user, "token"), request)
+    assert (actor.name, actor.source) == ("otto", "api:192.0.2.9")
