@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
@@ -268,6 +269,7 @@ def serve(
     from bus.state_dir import prepare_state_dir
     from records.migrate import upgrade
     from records.site import records_url
+    from siteconfig.api_config import is_loopback
 
     start_logging(verbose)
     site = load_site_or_exit(path)
@@ -277,6 +279,14 @@ def serve(
     for f in (settings.tls_cert, settings.tls_key):
         if f is not None and not f.is_file():
             raise _fail(f"api: TLS file not found 找不到 TLS 檔案: {f}")
+    if not is_loopback(settings.host) and settings.tls_cert is None:
+        # Off loopback the session cookie is Secure (sent over HTTPS only): plain HTTP works only behind
+        # a reverse proxy that terminates TLS, and passwords would cross the network in clear otherwise.
+        logging.getLogger(__name__).warning(
+            "api: listening on %s without TLS 未啟用 TLS: put an HTTPS reverse proxy in front, or set "
+            "api.tls_cert and api.tls_key",
+            settings.host,
+        )
     prepare_state_dir(state_dir)
     url = records_url(site, state_dir)
     upgrade(url)

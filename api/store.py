@@ -291,7 +291,8 @@ class ApiStore:
             # Verify against a dummy hash all the same: the answer takes as long as for a real user,
             # so timing does not tell which names exist.
             if self._dummy is None:
-                self._dummy = self._hasher.hash("not-a-password-0")
+                with self._slots:
+                    self._dummy = self._hasher.hash("not-a-password-0")
             self._verify(self._dummy, password)
             correct = False
         else:
