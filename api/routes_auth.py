@@ -11,12 +11,20 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import SESSION_COOKIE, Authenticated, MaybePrincipal, Principal, client_address, require
+from api.auth import (
+    SESSION_COOKIE,
+    Authenticated,
+    MaybePrincipal,
+    Principal,
+    audit_actor,
+    client_address,
+    require,
+)
 from api.context import AppContext, Ctx
 from api.errors import ApiError, ErrorBody
 from api.roles import Permission
-from api.schemas import LoginOut, LoginRequest, MeOut, UserOut
-from api.store import LoginResult
+from api.schemas import LoginOut, LoginRequest, MeOut, PasswordChange, UserOut
+from api.store import LoginResult, UserError
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -169,6 +177,44 @@ async def me(principal: Authenticated) -> MeOut:
         permissions=sorted(p.value for p in principal.permissions),
         csrf_token=principal.csrf_token,
     )
+
+
+@router.post(
+    "/api/v1/me/password",
+    status_code=204,
+    responses={**ERRORS, 429: {"model": ErrorBody, "description": "Locked out."}},
+    tags=["auth"],
+)
+async def change_password(
+    body: PasswordChange, principal: Authenticated, request: Request, ctx: Ctx
+) -> Response:
+    """Change one's own password (CSRF token required from a session): the current one first; the
+    user's other sessions end. 變更自己的密碼。"""
+    name = principal.user.username
+    check = await run_in_threadpool(
+        ctx.store.check_own_password,
+        name,
+        body.current_password,
+        client_address(request),
+        ctx.clock(),
+        ctx.settings.login,
+    )
+    if check.outcome != "ok":
+        if check.outcome == "locked":
+            raise _refusal(check, ctx.clock())
+        raise ApiError(403, "wrong_password", "目前密碼錯誤 the current password is wrong")
+    try:
+        await run_in_threadpool(
+            ctx.store.set_password,
+            name,
+            body.new_password,
+            audit_actor(principal, request),
+            ctx.clock(),
+            principal.session_id,
+        )
+    except UserError as exc:
+        raise ApiError(422, "password_rules", str(exc)) from None
+    return Response(status_code=204)
 
 
 @router.get("/api/v1/users", response_model=list[UserOut], responses=ERRORS, tags=["users"])

@@ -65,3 +65,12 @@ class HealthOut(BaseModel):
 
     status: str
     database: str
+
+
+class PasswordChange(BaseModel):
+    """A user's own password change."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)

@@ -197,15 +197,21 @@ class ApiStore:
             append(s, actor, "user.add", USER_ENTITY, username, after=_public(u), at=now)
             return _view(u)
 
-    def set_password(self, username: str, password: str, actor: Actor, now: datetime) -> None:
-        """Set a new password; the user's sessions end and a lock-out is lifted."""
+    def set_password(
+        self, username: str, password: str, actor: Actor, now: datetime, keep_session: str | None = None
+    ) -> None:
+        """Set a new password; the user's sessions end (but `keep_session`, the one changing it) and a
+        lock-out is lifted."""
         hashed = self._hash(username, password)
         with self._sessions.begin() as s:
             u = self._user(s, username)
             before = {"password_changed_at": u.password_changed_at.isoformat()}
             u.password_hash, u.password_changed_at = hashed, now
             u.failed_logins, u.locked_until = 0, None
-            s.execute(delete(LoginSession).where(LoginSession.user_id == u.id))
+            ended = delete(LoginSession).where(LoginSession.user_id == u.id)
+            if keep_session is not None:
+                ended = ended.where(LoginSession.id_hash != sec.digest(keep_session))
+            s.execute(ended)
             append(
                 s,
                 actor,
@@ -360,6 +366,27 @@ class ApiStore:
             )
         append_many(s, actor, items, at=now)
         return LoginResult("wrong_password", locked_until=u.locked_until)
+
+    def check_own_password(
+        self, username: str, password: str, client: str, now: datetime, policy: LoginThrottle
+    ) -> LoginResult:
+        """Check a logged-in user's current password (before they change it): a wrong one counts as a
+        failed login and can lock the account, so a left-open session cannot be used to guess it."""
+        actor = Actor(username, f"api:{client}")
+        with self._sessions() as s:
+            found = s.execute(select(User.password_hash).where(User.username == username)).first()
+        correct = found is not None and self._verify(found[0], password)
+        with self._sessions.begin() as s:
+            u = self._user(s, username)
+            state = LoginState(u.failed_logins, u.locked_until)
+            if is_locked(state, now):
+                append(
+                    s, actor, "login.failed", USER_ENTITY, username, note="locked (password change)", at=now
+                )
+                return LoginResult("locked", locked_until=u.locked_until)
+            if not correct:
+                return self._failed(s, u, actor, now, policy, state)
+            return LoginResult("ok", _view(u))
 
     def resolve_session(self, session_id: str, now: datetime) -> SessionView | None:
         """The live session with this id (None: unknown, expired, or its user disabled)."""

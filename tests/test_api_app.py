@@ -386,3 +386,41 @@ def test_a_write_through_the_api_is_audited_as_the_user_from_the_peer_address(en
     )
     actor = audit_actor(Principal(user, "token"), request)
     assert (actor.name, actor.source) == ("otto", "api:192.0.2.9")
+
+
+# -- one's own password --------------------------------------------------------------------------
+
+CHANGE = "/api/v1/me/password"
+
+
+def test_a_user_changes_their_own_password_and_their_other_sessions_end(env: Env, tmp_path: Path) -> None:
+    csrf = _login(env, "vera").json()["csrf_token"]
+    with TestClient(_app(env.engine, env.clock, tmp_path)) as other:
+        assert other.post(LOGIN, json={"username": "vera", "password": PASSWORD}).status_code == 200
+        body = {"current_password": PASSWORD, "new_password": "n3w-secret"}
+        _error(env.client.post(CHANGE, json=body), 403, "csrf_failed")
+        head = {"X-CSRF-Token": csrf}
+        wrong = {"current_password": "not-it-1", "new_password": "n3w-secret"}
+        _error(env.client.post(CHANGE, json=wrong, headers=head), 403, "wrong_password")
+        weak = {"current_password": PASSWORD, "new_password": "abcdefgh"}
+        assert (
+            "must mix"
+            in _error(env.client.post(CHANGE, json=weak, headers=head), 422, "password_rules")["message"]
+        )
+        assert env.client.post(CHANGE, json=body, headers=head).status_code == 204
+        assert env.client.get("/api/v1/me").status_code == 200  # this session stays
+        _error(other.get("/api/v1/me"), 401, "unauthenticated")  # the other one ended
+    [changed] = [e for e in _audit(env, "user.passwd") if e.entity_id == "vera"]
+    assert (changed.actor, changed.source) == ("vera", "api:testclient")
+    _error(_login(env, "vera"), 401, "login_failed")
+    assert _login(env, "vera", "n3w-secret").status_code == 200
+    assert "n3w-secret" not in json.dumps([[e.before, e.after, e.note] for e in _audit(env)])
+
+
+def test_guessing_the_current_password_from_an_open_session_locks_the_account(env: Env) -> None:
+    head = {"X-CSRF-Token": _login(env, "otto").json()["csrf_token"]}
+    wrong = {"current_password": "guess-123", "new_password": "n3w-secret"}
+    for _ in range(3):
+        _error(env.client.post(CHANGE, json=wrong, headers=head), 403, "wrong_password")
+    _error(env.client.post(CHANGE, json=wrong, headers=head), 429, "account_locked")
+    assert len(_audit(env, "login.locked")) == 1
