@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import secrets as sec
@@ -179,8 +179,12 @@ class ApiStore:
         role_list = _roles(roles)
         hashed = self._hash(username, password)
         with self._sessions.begin() as s:
-            if s.scalars(select(User.id).where(User.username == username)).first() is not None:
-                raise UserError(f"使用者已存在 user {username!r} exists")
+            # "Wang" beside "wang" would be two accounts people cannot tell apart in the audit log.
+            taken = s.scalars(
+                select(User.username).where(func.lower(User.username) == username.lower())
+            ).first()
+            if taken is not None:
+                raise UserError(f"使用者已存在 user {taken!r} exists")
             u = User(
                 username=username,
                 display_name=display_name or username,

@@ -96,6 +96,8 @@ def test_only_hashes_of_passwords_sessions_and_tokens_are_stored(store: ApiStore
 def test_bad_input_is_refused_with_a_reason(store: ApiStore) -> None:
     with pytest.raises(UserError, match="user 'vera' exists"):
         store.add_user("vera", PASSWORD, ["viewer"], ADMIN_CLI, T0)
+    with pytest.raises(UserError, match="user 'vera' exists"):
+        store.add_user("Vera", PASSWORD, ["viewer"], ADMIN_CLI, T0)
     with pytest.raises(UserError, match="bad user name"):
         store.add_user("vera smith", PASSWORD, ["viewer"], ADMIN_CLI, T0)
     with pytest.raises(UserError, match="at least 6 characters"):
