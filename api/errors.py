@@ -72,6 +72,9 @@ class RequestIdMiddleware:
                 headers = MutableHeaders(scope=message)
                 headers[REQUEST_ID_HEADER] = rid
                 security_headers(headers)
+                if scope.get("scheme") == "https":
+                    # Browsers then refuse plain HTTP to this host for a year (RFC 6797).
+                    headers.setdefault("Strict-Transport-Security", "max-age=31536000")
             await send(message)
 
         await self.app(scope, receive, send_with_id)

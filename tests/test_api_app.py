@@ -283,6 +283,7 @@ def test_health_needs_no_login_and_the_openapi_is_served(env: Env) -> None:
     r = env.client.get("/healthz")
     assert r.json() == {"status": "ok", "database": "ok"}
     assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Strict-Transport-Security" not in r.headers  # plain HTTP
     spec = env.client.get("/api/v1/openapi.json").json()
     for path in (LOGIN, LOGOUT, "/api/v1/me", "/api/v1/users", "/healthz"):
         assert path in spec["paths"], path

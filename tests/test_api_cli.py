@@ -196,8 +196,9 @@ def served(site: Path, tmp_path: Path) -> Iterator[tuple[str, ssl.SSLContext, Pa
 
 def test_the_served_api_answers_over_https_and_logs_in(served: tuple[str, ssl.SSLContext, Path]) -> None:
     base, context, log = served
-    health = json.load(urllib.request.urlopen(f"{base}/healthz", context=context, timeout=10))
-    assert health == {"status": "ok", "database": "ok"}
+    with urllib.request.urlopen(f"{base}/healthz", context=context, timeout=10) as response:
+        assert json.load(response) == {"status": "ok", "database": "ok"}
+        assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
     body = json.dumps({"username": "vera", "password": "view3r-pass"}).encode()
     request = urllib.request.Request(
         f"{base}/api/v1/auth/login", data=body, headers={"Content-Type": "application/json"}
