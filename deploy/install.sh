@@ -97,7 +97,7 @@ install -d -m 0755 -o root -g root "$SYSTEMD_DIR" "$MOSQ_ETC" "$MOSQ_ETC/conf.d"
 [[ -d $MOSQ_DATA ]] || install -d -m 0750 -o "$MOSQ_GROUP" -g "$MOSQ_GROUP" "$MOSQ_DATA"
 
 # --- 4. the venv, roomguard installed into it (not editable: the checkout may go away) --------------------
-PKGS=(pyproject.toml devices siteconfig bus records collector ingest alerts compliance dashboards roomguard)
+PKGS=(pyproject.toml devices siteconfig bus records collector ingest alerts compliance dashboards api roomguard)
 hash=$(cd "$SRC" && find "${PKGS[@]}" -type f ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 \
   | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 stamp=$VENV/.roomguard-source

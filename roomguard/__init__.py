@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from alerts import cli as alerts_cli
+from api import cli as api_cli
 from bus import cli as bus_cli
 from bus.child import roomguard_argv, supervise_child
 from bus.process import DEFAULT_STATE, StateDir, Verbose, run_jobs, start_logging, tune_gc_for_polling
@@ -77,6 +78,7 @@ access_cli.register(app)
 dashboards_cli.register(app)
 doctor_cli.register(app)
 backup_cli.register(app)
+api_cli.register(app)
 app.command("run")(run)
 
 

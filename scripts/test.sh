@@ -7,7 +7,7 @@ scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 ruff check .
 ruff format --check .
-mypy devices siteconfig bus records collector ingest alerts compliance dashboards roomguard testkit bench tests
+mypy devices siteconfig bus records collector ingest alerts compliance dashboards api roomguard testkit bench tests
 lint-imports
 # pytest exits 5 when it collects nothing: that is a failure and is not masked here.
 exec pytest -q -p no:cacheprovider "$@"

@@ -18,6 +18,7 @@ from pydantic import (
 
 from devices.yamlload import Issue, issues_error, load_yaml_model
 from siteconfig.alerts_config import AlertsConfig
+from siteconfig.api_config import ApiConfig
 from siteconfig.compliance_config import ComplianceConfig
 from siteconfig.config_types import (
     RESERVED_TAGS,
@@ -301,6 +302,9 @@ class SiteConfig(StrictModel):
         default_factory=RecordsDb, description="Records database (alert history, compliance records)."
     )
     simulator: Simulator | None = Field(None, description="Bundled simulator settings.")
+    api: ApiConfig = Field(
+        default_factory=ApiConfig, description="Web API and status pages: listen address, TLS, logins."
+    )
 
     @model_validator(mode="after")
     def _references(self) -> Self:

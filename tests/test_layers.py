@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (
     "roomguard",
+    "api",
     "collector",
     "ingest",
     "alerts",
@@ -69,6 +70,10 @@ def test_the_repository_keeps_its_layer_contracts() -> None:
         ("alerts/render.py", "import records.db", "The rule engine is pure"),
         ("siteconfig/secrets.py", "import bus.backoff", "Layers"),
         ("devices/errors.py", "import siteconfig.config", "Layers"),
+        ("api/roles.py", "import collector.poller", "The API reads the bus and records"),
+        ("api/passwords.py", "import ingest.batch", "The API reads the bus and records"),
+        ("alerts/engine.py", "import api.roles", "Layers"),
+        ("records/audit.py", "import api.store", "Layers"),
     ],
 )
 def test_an_import_against_the_rule_fails_the_check(

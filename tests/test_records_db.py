@@ -14,6 +14,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import StatementError
 
 import alerts.store  # registers the alert tables on the shared metadata
+import api.models  # noqa: F401  (the web API's users, sessions, tokens)
 import compliance.access.store
 import compliance.envelope_store
 import compliance.store  # noqa: F401  (these register the compliance tables)
@@ -24,6 +25,7 @@ from records.migrate import MIGRATIONS, current, head, upgrade
 
 ALERT_TABLES = {"alerts", "alert_history", "silences", "engine_state", "deliveries", "delivery_attempts"}
 COMPLIANCE_TABLES = {"compliance_records", "compliance_checks", "compliance_state", "audit_log", "audit_head"}
+API_TABLES = {"api_users", "api_sessions", "api_tokens"}
 
 
 def url(tmp_path: Path) -> str:
@@ -51,9 +53,9 @@ def test_upgrade_creates_the_tables_and_matches_the_models(tmp_path: Path) -> No
     u = url(tmp_path)
     assert current(u) is None
     upgrade(u)
-    assert current(u) == head() == "0006"
+    assert current(u) == head() == "0007"
     engine = make_engine(u)
-    assert set(inspect(engine).get_table_names()) >= ALERT_TABLES | COMPLIANCE_TABLES
+    assert set(inspect(engine).get_table_names()) >= ALERT_TABLES | COMPLIANCE_TABLES | API_TABLES
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
         assert compare_metadata(ctx, Base.metadata) == []

@@ -1,0 +1,1 @@
+"""The web API: FastAPI app, local users, sessions and tokens, roles, audited (docs/api.md)."""

@@ -1,0 +1,50 @@
+"""What every request handler reaches through `request.app.state.ctx`: settings, store, clock, site."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+
+from api.store import ApiStore
+from siteconfig.api_config import ApiConfig
+from siteconfig.config import SiteConfig
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (the default clock)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    """The app's injected settings and services."""
+
+    settings: ApiConfig
+    store: ApiStore
+    engine: Engine
+    clock: Clock
+    site: SiteConfig | None
+    state_dir: Path
+
+    @property
+    def session_lifetime(self) -> timedelta:
+        """How long a browser login lasts."""
+        return timedelta(hours=self.settings.session_hours)
+
+
+def context(request: Request) -> AppContext:
+    """The app's context (a FastAPI dependency)."""
+    ctx = request.app.state.ctx
+    assert isinstance(ctx, AppContext)
+    return ctx
+
+
+Ctx = Annotated[AppContext, Depends(context)]

@@ -1,0 +1,223 @@
+"""Logging in and out (JSON for scripts and pages, a form for the browser), the caller, the users."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import (
+    SESSION_COOKIE,
+    Authenticated,
+    MaybePrincipal,
+    Principal,
+    audit_actor,
+    client_address,
+    require,
+)
+from api.context import AppContext, Ctx
+from api.errors import ApiError, ErrorBody
+from api.roles import Permission
+from api.schemas import LoginOut, LoginRequest, MeOut, PasswordChange, UserOut
+from api.store import LoginResult, UserError
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Not logged in, or a bad token."},
+    403: {"model": ErrorBody, "description": "Not allowed for the caller's roles, or no CSRF token."},
+    422: {"model": ErrorBody, "description": "Invalid request."},
+}
+
+router = APIRouter()
+
+
+async def _login(ctx: AppContext, request: Request, username: str, password: str) -> LoginResult:
+    return await run_in_threadpool(
+        ctx.store.login,
+        username,
+        password,
+        client_address(request),
+        ctx.clock(),
+        ctx.settings.login,
+        ctx.session_lifetime,
+    )
+
+
+def _refusal(result: LoginResult, now: datetime) -> ApiError:
+    """One message for an unknown user, a wrong password and a disabled account (names do not leak);
+    a lock-out says until when."""
+    if result.outcome == "locked" and result.locked_until is not None:
+        wait = max(1, int((result.locked_until - now).total_seconds()))
+        return ApiError(
+            429,
+            "account_locked",
+            f"密碼錯誤次數過多 帳號鎖定中 too many wrong passwords: locked for {wait // 60 + 1} more minutes",
+            {"Retry-After": str(wait)},
+        )
+    return ApiError(401, "login_failed", "帳號或密碼錯誤 wrong user name or password")
+
+
+def _set_session(response: Response, ctx: AppContext, result: LoginResult) -> None:
+    assert result.session_id is not None
+    response.set_cookie(
+        SESSION_COOKIE,
+        result.session_id,
+        max_age=int(ctx.session_lifetime.total_seconds()),
+        path="/",
+        secure=ctx.settings.secure_cookies,
+        httponly=True,  # page scripts never see it
+        samesite="strict",  # never sent on a request another site starts
+    )
+
+
+def _clear_session(response: Response, ctx: AppContext) -> None:
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", secure=ctx.settings.secure_cookies, httponly=True, samesite="strict"
+    )
+
+
+@router.post(
+    "/api/v1/auth/login",
+    response_model=LoginOut,
+    responses={401: ERRORS[401], 422: ERRORS[422], 429: {"model": ErrorBody, "description": "Locked out."}},
+    tags=["auth"],
+)
+async def login_json(body: LoginRequest, request: Request, response: Response, ctx: Ctx) -> LoginOut:
+    """Log in: sets the session cookie and returns the CSRF token. 登入。"""
+    result = await _login(ctx, request, body.username, body.password)
+    if result.outcome != "ok" or result.user is None:
+        raise _refusal(result, ctx.clock())
+    _set_session(response, ctx, result)
+    assert result.csrf_token is not None
+    assert result.expires_at is not None
+    return LoginOut(user=UserOut.of(result.user), csrf_token=result.csrf_token, expires_at=result.expires_at)
+
+
+def _local_path(target: str) -> str:
+    """Only a path of this site to go to after login (never another host: an open redirect)."""
+    if target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return "/"
+
+
+@router.get("/login", response_class=HTMLResponse, include_in_schema=False)
+async def login_page(request: Request, next: str = "/") -> Response:
+    """The browser's login form."""
+    return TEMPLATES.TemplateResponse(
+        request, "login.html", {"next": _local_path(next), "username": "", "error": None}
+    )
+
+
+@router.post("/login", response_class=HTMLResponse, include_in_schema=False)
+async def login_form(
+    request: Request,
+    ctx: Ctx,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    """The browser's login: a session cookie and a redirect (303), or the form again with the reason."""
+    result = await _login(ctx, request, username, password)
+    if result.outcome != "ok":
+        refusal = _refusal(result, ctx.clock())
+        context = {"next": _local_path(next), "username": username, "error": refusal.message}
+        return TEMPLATES.TemplateResponse(
+            request, "login.html", context, status_code=refusal.status, headers=refusal.headers
+        )
+    response = RedirectResponse(_local_path(next), status_code=303)
+    _set_session(response, ctx, result)
+    return response
+
+
+async def _logout(principal: Principal, request: Request, ctx: AppContext) -> None:
+    if principal.via != "session" or principal.session_id is None:
+        raise ApiError(400, "not_a_session", "權杖無須登出 a token is revoked, not logged out")
+    await run_in_threadpool(ctx.store.logout, principal.session_id, client_address(request), ctx.clock())
+
+
+@router.post("/api/v1/auth/logout", status_code=204, responses=ERRORS, tags=["auth"])
+async def logout_json(principal: Authenticated, request: Request, ctx: Ctx) -> Response:
+    """End the session (CSRF token required). 登出。"""
+    await _logout(principal, request, ctx)
+    response = Response(status_code=204)
+    _clear_session(response, ctx)
+    return response
+
+
+@router.post("/logout", include_in_schema=False)
+async def logout_form(principal: MaybePrincipal, request: Request, ctx: Ctx) -> Response:
+    """The browser's logout (the form carries the CSRF token); back to the login form."""
+    if principal is not None:
+        await _logout(principal, request, ctx)
+    response = RedirectResponse("/login", status_code=303)
+    _clear_session(response, ctx)
+    return response
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def home(request: Request, principal: MaybePrincipal) -> Response:
+    """The start page (the status page replaces it): who is logged in; anonymous: the login form."""
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    context = {"user": principal.user, "csrf_token": principal.csrf_token or ""}
+    return TEMPLATES.TemplateResponse(request, "home.html", context)
+
+
+@router.get("/api/v1/me", response_model=MeOut, responses=ERRORS, tags=["auth"])
+async def me(principal: Authenticated) -> MeOut:
+    """The caller: user, roles, permissions (and the session's CSRF token). 目前使用者。"""
+    return MeOut(
+        user=UserOut.of(principal.user),
+        via=principal.via,
+        permissions=sorted(p.value for p in principal.permissions),
+        csrf_token=principal.csrf_token,
+    )
+
+
+@router.post(
+    "/api/v1/me/password",
+    status_code=204,
+    responses={**ERRORS, 429: {"model": ErrorBody, "description": "Locked out."}},
+    tags=["auth"],
+)
+async def change_password(
+    body: PasswordChange, principal: Authenticated, request: Request, ctx: Ctx
+) -> Response:
+    """Change one's own password (CSRF token required from a session): the current one first; the
+    user's other sessions end. 變更自己的密碼。"""
+    name = principal.user.username
+    check = await run_in_threadpool(
+        ctx.store.check_own_password,
+        name,
+        body.current_password,
+        client_address(request),
+        ctx.clock(),
+        ctx.settings.login,
+    )
+    if check.outcome != "ok":
+        if check.outcome == "locked":
+            raise _refusal(check, ctx.clock())
+        raise ApiError(403, "wrong_password", "目前密碼錯誤 the current password is wrong")
+    try:
+        await run_in_threadpool(
+            ctx.store.set_password,
+            name,
+            body.new_password,
+            audit_actor(principal, request),
+            ctx.clock(),
+            principal.session_id,
+        )
+    except UserError as exc:
+        raise ApiError(422, "password_rules", str(exc)) from None
+    return Response(status_code=204)
+
+
+@router.get("/api/v1/users", response_model=list[UserOut], responses=ERRORS, tags=["users"])
+async def users(_: Annotated[Principal, Depends(require(Permission.USERS_READ))], ctx: Ctx) -> list[UserOut]:
+    """Every user (admin). 使用者清單。"""
+    return [UserOut.of(u) for u in await run_in_threadpool(ctx.store.list_users)]

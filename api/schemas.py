@@ -1,0 +1,76 @@
+"""Request and response bodies of the auth and user endpoints (pydantic; they make the OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.store import UserView
+
+
+class LoginRequest(BaseModel):
+    """A JSON login."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    username: str = Field(min_length=1, max_length=64, description="User name.")
+    password: str = Field(min_length=1, max_length=1024, description="Password.")
+
+
+class UserOut(BaseModel):
+    """A user as the API shows it (no hash, ever)."""
+
+    username: str
+    display_name: str
+    roles: list[str]
+    disabled: bool
+    locked_until: datetime | None
+    password_changed_at: datetime
+    created_at: datetime
+
+    @classmethod
+    def of(cls, u: UserView) -> UserOut:
+        """From the store's view."""
+        return cls(
+            username=u.username,
+            display_name=u.display_name,
+            roles=list(u.roles),
+            disabled=u.disabled,
+            locked_until=u.locked_until,
+            password_changed_at=u.password_changed_at,
+            created_at=u.created_at,
+        )
+
+
+class LoginOut(BaseModel):
+    """A successful login: the session cookie is set; send csrf_token with every unsafe request."""
+
+    user: UserOut
+    csrf_token: str = Field(description="Send as the X-CSRF-Token header on POST/PUT/PATCH/DELETE.")
+    expires_at: datetime
+
+
+class MeOut(BaseModel):
+    """The caller: user, how it authenticated, what it may do."""
+
+    user: UserOut
+    via: str = Field(description="session or token")
+    permissions: list[str]
+    csrf_token: str | None = Field(None, description="The session's CSRF token (sessions only).")
+
+
+class HealthOut(BaseModel):
+    """Liveness: the process answers and the records database does."""
+
+    status: str
+    database: str
+
+
+class PasswordChange(BaseModel):
+    """A user's own password change."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)

@@ -1,0 +1,427 @@
+"""The web app through FastAPI's TestClient over a migrated SQLite records database: logins (ok, wrong
+password, unknown, disabled, locked out) and their audit entries, 401 and 403, CSRF on every unsafe
+request from a session, API tokens (no CSRF, revoked = 401), errors with a request id and no trace."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from api.app import ROUTERS, create_app
+from api.auth import SESSION_COOKIE, Principal, Requirement, audit_actor, authenticated
+from api.roles import Permission, Role, permissions
+from api.store import ApiStore
+from records.audit import AuditEntry, verify
+from records.db import session_factory
+from siteconfig.api_config import ApiConfig, LoginThrottle
+from tests.api_support import (
+    ADMIN_CLI,
+    FAST_HASHER,
+    PASSWORD,
+    T0,
+    Clock,
+    fresh_engine,
+    migrated_template,
+    store_with_users,
+)
+
+SETTINGS = ApiConfig(login=LoginThrottle(max_failures=3, lockout_minutes=10))
+LOGIN = "/api/v1/auth/login"
+LOGOUT = "/api/v1/auth/logout"
+
+
+@dataclass
+class Env:
+    client: TestClient
+    store: ApiStore
+    engine: Engine
+    clock: Clock
+    app: FastAPI
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return migrated_template(tmp_path_factory.mktemp("records"))
+
+
+def _app(engine: Engine, clock: Clock, tmp_path: Path, settings: ApiConfig = SETTINGS) -> FastAPI:
+    return create_app(settings, records_url=engine, state_dir=tmp_path, clock=clock, hasher=FAST_HASHER)
+
+
+@pytest.fixture
+def env(template: Path, tmp_path: Path) -> Iterator[Env]:
+    engine = fresh_engine(template, tmp_path)
+    store = store_with_users(engine)
+    clock = Clock(T0)
+    app = _app(engine, clock, tmp_path)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield Env(client, store, engine, clock, app)
+    engine.dispose()
+
+
+def _login(env: Env, user: str, password: str = PASSWORD) -> Any:
+    return env.client.post(LOGIN, json={"username": user, "password": password})
+
+
+def _audit(env: Env, action: str | None = None) -> list[AuditEntry]:
+    with session_factory(env.engine)() as s:
+        report = verify(s)
+        assert report.ok, report.problems
+        q = select(AuditEntry).order_by(AuditEntry.seq)
+        if action:
+            q = q.where(AuditEntry.action == action)
+        return list(s.scalars(q))
+
+
+def _error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == code, body
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    assert "Traceback" not in response.text
+    return dict(body)
+
+
+# -- logins --------------------------------------------------------------------------------------
+
+
+def test_a_login_sets_a_strict_http_only_cookie_and_is_audited(env: Env) -> None:
+    r = _login(env, "vera")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["user"]["username"] == "vera"
+    assert "password_hash" not in json.dumps(body)
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith(f"{SESSION_COOKIE}=")
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "Secure" not in cookie  # loopback: the default leaves it off
+    me = env.client.get("/api/v1/me").json()
+    assert (me["user"]["username"], me["via"], me["csrf_token"]) == ("vera", "session", body["csrf_token"])
+    assert "status.read" in me["permissions"]
+    [entry] = _audit(env, "login")
+    assert (entry.actor, entry.source, entry.entity_id) == ("vera", "api:testclient", "vera")
+
+
+def test_off_loopback_the_cookie_is_secure(env: Env, tmp_path: Path) -> None:
+    app = _app(env.engine, env.clock, tmp_path, ApiConfig(host="0.0.0.0"))
+    with TestClient(app) as client:
+        r = client.post(LOGIN, json={"username": "vera", "password": PASSWORD})
+    assert r.status_code == 200
+    assert "Secure" in r.headers["set-cookie"]
+
+
+def test_wrong_password_unknown_user_and_disabled_get_one_answer_and_are_audited(env: Env) -> None:
+    env.store.set_disabled("otto", True, ADMIN_CLI, T0)
+    answers = [
+        _error(_login(env, "vera", "wrong-pass1"), 401, "login_failed"),
+        _error(_login(env, "nobody"), 401, "login_failed"),
+        _error(_login(env, "otto"), 401, "login_failed"),
+    ]
+    assert len({a["message"] for a in answers}) == 1
+    failed = _audit(env, "login.failed")
+    assert [(e.entity_id, e.note, e.source) for e in failed] == [
+        ("vera", "wrong password", "api:testclient"),
+        ("nobody", "unknown user", "api:testclient"),
+        ("otto", "disabled", "api:testclient"),
+    ]
+    everything = json.dumps([[e.before, e.after, e.note] for e in _audit(env)])
+    assert "wrong-pass1" not in everything
+    assert PASSWORD not in everything
+    assert SESSION_COOKIE not in env.client.cookies
+
+
+def test_wrong_passwords_in_a_row_lock_the_account_until_the_lock_out_ends(env: Env) -> None:
+    for _ in range(3):
+        _error(_login(env, "april", "wrong-pass1"), 401, "login_failed")
+    [locked] = _audit(env, "login.locked")
+    assert locked.after == {"locked_until": (T0 + timedelta(minutes=10)).isoformat()}
+    refused = _login(env, "april")  # the right password, but locked
+    _error(refused, 429, "account_locked")
+    assert refused.headers["Retry-After"] == "600"
+    assert _audit(env, "login.failed")[-1].note == "locked"
+    env.clock.now = T0 + timedelta(minutes=10)
+    assert _login(env, "april").status_code == 200
+
+
+def test_a_session_expires_with_its_lifetime(env: Env) -> None:
+    assert _login(env, "vera").status_code == 200
+    env.clock.now = T0 + timedelta(hours=SETTINGS.session_hours)
+    _error(env.client.get("/api/v1/me"), 401, "unauthenticated")
+
+
+# -- roles ---------------------------------------------------------------------------------------
+
+
+def test_anonymous_gets_401_with_a_bearer_challenge(env: Env) -> None:
+    for path in ("/api/v1/me", "/api/v1/users"):
+        r = env.client.get(path)
+        _error(r, 401, "unauthenticated")
+        assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("user", ["vera", "otto", "april", "audrey"])
+def test_only_the_admin_lists_users(env: Env, user: str) -> None:
+    assert _login(env, user).status_code == 200
+    body = _error(env.client.get("/api/v1/users"), 403, "forbidden")
+    assert "users.read needs one of the roles admin" in body["message"]
+
+
+def test_the_admin_lists_users_without_hashes(env: Env) -> None:
+    assert _login(env, "alice").status_code == 200
+    r = env.client.get("/api/v1/users")
+    assert r.status_code == 200
+    assert [u["username"] for u in r.json()] == ["alice", "april", "audrey", "otto", "vera"]
+    assert "argon2" not in r.text
+
+
+# -- CSRF ----------------------------------------------------------------------------------------
+
+
+def test_an_unsafe_request_from_a_session_needs_the_csrf_token(env: Env) -> None:
+    csrf = _login(env, "vera").json()["csrf_token"]
+    body = _error(env.client.post(LOGOUT), 403, "csrf_failed")
+    assert "X-CSRF-Token" in body["message"]
+    _error(env.client.post(LOGOUT, headers={"X-CSRF-Token": "forged"}), 403, "csrf_failed")
+    assert env.client.get("/api/v1/me").status_code == 200  # still logged in
+    r = env.client.post(LOGOUT, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 204
+    _error(env.client.get("/api/v1/me"), 401, "unauthenticated")
+    [entry] = _audit(env, "logout")
+    assert entry.actor == "vera"
+
+
+def test_the_browser_form_login_and_a_csrf_less_form_post_is_refused(env: Env) -> None:
+    page = env.client.get("/login")
+    assert page.status_code == 200
+    assert 'name="password"' in page.text
+    bad = env.client.post("/login", data={"username": "vera", "password": "nope-123"})
+    assert bad.status_code == 401
+    assert "帳號或密碼錯誤" in bad.text
+    r = env.client.post(
+        "/login",
+        data={"username": "vera", "password": PASSWORD, "next": "//evil.example/"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert r.headers["location"] == "/"  # never off-site
+    home = env.client.get("/")
+    assert "Vera" in home.text
+    csrf = env.client.get("/api/v1/me").json()["csrf_token"]
+    assert f'value="{csrf}"' in home.text
+    refused = env.client.post("/logout", data={}, follow_redirects=False)
+    assert refused.status_code == 403
+    assert "csrf_failed" in refused.text
+    assert "request" in refused.text
+    out = env.client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert (out.status_code, out.headers["location"]) == (303, "/login")
+    _error(env.client.get("/api/v1/me"), 401, "unauthenticated")
+
+
+# -- tokens --------------------------------------------------------------------------------------
+
+
+def test_a_token_authenticates_without_csrf_and_stops_when_revoked(env: Env) -> None:
+    token = env.store.create_token("nightly-export", "audrey", ADMIN_CLI, T0)
+    auth = {"Authorization": f"Bearer {token}"}
+    me = env.client.get("/api/v1/me", headers=auth).json()
+    assert (me["user"]["username"], me["via"], me["csrf_token"]) == ("audrey", "token", None)
+    assert "evidence.download" in me["permissions"]
+    # An unsafe request with a token passes the CSRF check (no cookie, no header) and reaches the handler.
+    _error(env.client.post(LOGOUT, headers=auth), 400, "not_a_session")
+    env.store.revoke_token("nightly-export", ADMIN_CLI, T0)
+    _error(env.client.get("/api/v1/me", headers=auth), 401, "token_invalid")
+    _error(env.client.get("/api/v1/me", headers={"Authorization": "Basic dTpw"}), 401, "bad_authorization")
+    _error(
+        env.client.get("/api/v1/me", headers={"Authorization": "Bearer rgt_made-up"}), 401, "token_invalid"
+    )
+
+
+# -- errors, health, OpenAPI ---------------------------------------------------------------------
+
+
+def test_errors_carry_a_request_id_and_never_a_trace(env: Env) -> None:
+    def boom() -> None:
+        raise RuntimeError("database password is hunter2")
+
+    env.app.add_api_route("/api/v1/boom", boom)
+    r = env.client.get("/api/v1/boom")
+    body = _error(r, 500, "internal_error")
+    assert "hunter2" not in r.text
+    assert body["message"].startswith("內部錯誤")
+    _error(env.client.get("/api/v1/nope"), 404, "not_found")
+    mine = env.client.get("/api/v1/nope", headers={"X-Request-ID": "job-42"})
+    assert _error(mine, 404, "not_found")["request_id"] == "job-42"
+    odd = env.client.get("/api/v1/nope", headers={"X-Request-ID": "a b\tc"})
+    assert _error(odd, 404, "not_found")["request_id"] != "a b\tc"
+
+
+def test_an_invalid_body_is_a_422_that_does_not_echo_the_password(env: Env) -> None:
+    r = env.client.post(LOGIN, json={"username": "vera", "password": "x" * 2000})
+    body = _error(r, 422, "invalid_request")
+    assert "password" in body["message"]
+    assert "xxxx" not in r.text
+    _error(
+        env.client.post(LOGIN, content=b"{not json", headers={"content-type": "application/json"}),
+        422,
+        "invalid_request",
+    )
+
+
+def test_health_needs_no_login_and_the_openapi_is_served(env: Env) -> None:
+    r = env.client.get("/healthz")
+    assert r.json() == {"status": "ok", "database": "ok"}
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Strict-Transport-Security" not in r.headers  # plain HTTP
+    spec = env.client.get("/api/v1/openapi.json").json()
+    for path in (LOGIN, LOGOUT, "/api/v1/me", "/api/v1/users", "/healthz"):
+        assert path in spec["paths"], path
+    assert "ErrorBody" in spec["components"]["schemas"]
+
+
+# -- the audit log -------------------------------------------------------------------------------
+
+
+def test_the_auditor_pages_through_the_audit_log_and_verifies_it(env: Env) -> None:
+    assert _login(env, "audrey").status_code == 200
+    first = env.client.get("/api/v1/audit", params={"limit": 3}).json()
+    assert [e["action"] for e in first["entries"]] == ["user.add"] * 3
+    assert first["next_after"] == 3
+    rest = env.client.get("/api/v1/audit", params={"after": 3}).json()
+    assert [(e["action"], e["entity_id"]) for e in rest["entries"]] == [
+        ("user.add", "april"),
+        ("user.add", "audrey"),
+        ("login", "audrey"),
+    ]
+    assert rest["next_after"] is None
+    assert rest["entries"][0]["prev_hash"] == first["entries"][-1]["hash"]
+    check = env.client.get("/api/v1/audit/verify").json()
+    assert (check["ok"], check["entries"], check["problems"]) == (True, 6, [])
+
+
+@pytest.mark.parametrize("user", ["vera", "otto", "april"])
+def test_the_audit_log_is_closed_to_other_roles(env: Env, user: str) -> None:
+    assert _login(env, user).status_code == 200
+    _error(env.client.get("/api/v1/audit"), 403, "forbidden")
+    _error(env.client.get("/api/v1/audit/verify"), 403, "forbidden")
+
+
+# -- every role against every route --------------------------------------------------------------
+
+# Routes anyone may call; every other route of the API must need a login (a new one left open fails).
+PUBLIC = {("POST", LOGIN), ("GET", "/healthz")}
+
+
+def _guards(dependant: Dependant) -> tuple[set[Permission], bool]:
+    perms: set[Permission] = set()
+    login = False
+    for sub in dependant.dependencies:
+        if isinstance(sub.call, Requirement):
+            perms.add(sub.call.permission)
+        login = login or sub.call is authenticated
+        more, sub_login = _guards(sub)
+        perms |= more
+        login = login or sub_login
+    return perms, login
+
+
+def _routes(app: FastAPI) -> list[tuple[str, str, set[Permission], bool]]:
+    out: list[tuple[str, str, set[Permission], bool]] = []
+    every = [r for router in ROUTERS for r in router.routes] + list(app.routes)
+    for route in every:
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            perms, login = _guards(route.dependant)
+            path = route.path.replace("{", "").replace("}", "")  # a path parameter's value: its name
+            out.extend((m, path, perms, login) for m in sorted(route.methods or ()) if m != "HEAD")
+    return out
+
+
+def test_every_route_but_the_public_ones_needs_a_login(env: Env) -> None:
+    routes = _routes(env.app)
+    spec = env.client.get("/api/v1/openapi.json").json()["paths"]
+    served = {(m.upper(), p.replace("{", "").replace("}", "")) for p, ops in spec.items() for m in ops}
+    assert {(m, p) for m, p, _, _ in routes} == served  # a router missing from api.app.ROUTERS shows here
+    for method, path, _, login in routes:
+        if (method, path) in PUBLIC:
+            continue
+        assert login, f"{method} {path} needs no login"
+        r = env.client.request(method, path)
+        _error(r, 401, "unauthenticated")
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_every_role_gets_exactly_what_the_matrix_grants(env: Env, role: Role) -> None:
+    user = f"{role.value}-1"
+    env.store.add_user(user, PASSWORD, [role], ADMIN_CLI, T0)
+    auth = {"Authorization": f"Bearer {env.store.create_token(user, user, ADMIN_CLI, T0)}"}
+    granted = permissions([role])
+    checked = 0
+    for method, path, perms, _ in _routes(env.app):
+        if not perms or method != "GET":  # unsafe routes: their own tests (they change state)
+            continue
+        r = env.client.request(method, path, headers=auth)
+        if perms <= granted:
+            assert r.status_code not in (401, 403), (role, method, path, r.text)
+        else:
+            _error(r, 403, "forbidden")
+        checked += 1
+    assert checked >= 3
+
+
+def test_a_write_through_the_api_is_audited_as_the_user_from_the_peer_address(env: Env) -> None:
+    user = env.store.get_user("otto")
+    assert user is not None
+    request = Request(
+        {"type": "http", "method": "POST", "path": "/", "headers": [], "client": ("192.0.2.9", 50000)}
+    )
+    actor = audit_actor(Principal(user, "token"), request)
+    assert (actor.name, actor.source) == ("otto", "api:192.0.2.9")
+
+
+# -- one's own password --------------------------------------------------------------------------
+
+CHANGE = "/api/v1/me/password"
+
+
+def test_a_user_changes_their_own_password_and_their_other_sessions_end(env: Env, tmp_path: Path) -> None:
+    csrf = _login(env, "vera").json()["csrf_token"]
+    with TestClient(_app(env.engine, env.clock, tmp_path)) as other:
+        assert other.post(LOGIN, json={"username": "vera", "password": PASSWORD}).status_code == 200
+        body = {"current_password": PASSWORD, "new_password": "n3w-secret"}
+        _error(env.client.post(CHANGE, json=body), 403, "csrf_failed")
+        head = {"X-CSRF-Token": csrf}
+        wrong = {"current_password": "not-it-1", "new_password": "n3w-secret"}
+        _error(env.client.post(CHANGE, json=wrong, headers=head), 403, "wrong_password")
+        weak = {"current_password": PASSWORD, "new_password": "abcdefgh"}
+        assert (
+            "must mix"
+            in _error(env.client.post(CHANGE, json=weak, headers=head), 422, "password_rules")["message"]
+        )
+        assert env.client.post(CHANGE, json=body, headers=head).status_code == 204
+        assert env.client.get("/api/v1/me").status_code == 200  # this session stays
+        _error(other.get("/api/v1/me"), 401, "unauthenticated")  # the other one ended
+    [changed] = [e for e in _audit(env, "user.passwd") if e.entity_id == "vera"]
+    assert (changed.actor, changed.source) == ("vera", "api:testclient")
+    _error(_login(env, "vera"), 401, "login_failed")
+    assert _login(env, "vera", "n3w-secret").status_code == 200
+    assert "n3w-secret" not in json.dumps([[e.before, e.after, e.note] for e in _audit(env)])
+
+
+def test_guessing_the_current_password_from_an_open_session_locks_the_account(env: Env) -> None:
+    head = {"X-CSRF-Token": _login(env, "otto").json()["csrf_token"]}
+    wrong = {"current_password": "guess-123", "new_password": "n3w-secret"}
+    for _ in range(3):
+        _error(env.client.post(CHANGE, json=wrong, headers=head), 403, "wrong_password")
+    _error(env.client.post(CHANGE, json=wrong, headers=head), 429, "account_locked")
+    assert len(_audit(env, "login.locked")) == 1
