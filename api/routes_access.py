@@ -38,6 +38,7 @@ from compliance.access.review import (
     Decision,
     InvalidDecision,
     NotInReview,
+    Quarter,
     Review,
     ReviewLine,
     ReviewRefused,
@@ -256,7 +257,7 @@ def _site(ctx: AppContext) -> SiteConfig:
     return ctx.site
 
 
-def refusal(exc: ValueError) -> ApiError:
+def refusal(exc: ReviewRefused) -> ApiError:
     """The API error of a refused access action (the message is compliance.access's, zh-TW and English)."""
     message = str(exc)
     if isinstance(exc, NotInReview):
@@ -267,16 +268,14 @@ def refusal(exc: ValueError) -> ApiError:
         return ApiError(409, "separation_of_duties", message)
     if isinstance(exc, ReviewSigned):
         return ApiError(409, "review_signed", message)
-    if isinstance(exc, ReviewRefused):
-        return ApiError(409, "refused", message)
-    return ApiError(422, "invalid_request", message)  # a quarter that does not parse
+    return ApiError(409, "refused", message)
 
 
 async def _run(work: Callable[[], T]) -> T:
     """Blocking store work off the event loop; a workflow refusal becomes its API error."""
     try:
         return await run_in_threadpool(work)
-    except ValueError as exc:
+    except ReviewRefused as exc:
         raise refusal(exc) from None
 
 
@@ -481,6 +480,10 @@ async def access_review_start(
         site = _site(ctx)
         tz, now = ZoneInfo(site.site.timezone), ctx.clock()
         quarter = (body.quarter if body else None) or quarter_of(now, tz)
+        try:
+            Quarter.parse(quarter, tz)
+        except ValueError as exc:
+            raise ApiError(422, "invalid_request", f"季度格式不符 {exc}") from None
         rules = flag_rules(site.compliance.access)
         by = reviewer_name(principal.user)
         return summary(start_review(_store(ctx), site.site.id, quarter, by, actor, now, tz, rules))
