@@ -72,6 +72,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
+    400: {"model": ErrorBody, "description": "A body that is not JSON."},
     409: {
         "model": ErrorBody,
         "description": "Refused by the review workflow (separation of duties, signed).",
@@ -197,7 +198,10 @@ class StartReviewIn(BaseModel):
     """Start a quarter's review (`review start`)."""
 
     quarter: str | None = Field(
-        None, max_length=16, description="e.g. 2026Q4; default: the quarter now in the site's time zone."
+        None,
+        max_length=16,
+        pattern=r"^\s*[12]\d{3}\s*-?\s*[Qq][1-4]\s*$",
+        description="YEARQn, e.g. 2026Q4; default: the quarter now in the site's time zone.",
     )
 
 

@@ -79,7 +79,7 @@ class Quarter:
 
     def previous(self, tz: tzinfo) -> Quarter:
         """The quarter before."""
-        return Quarter.parse(f"{self.year - (self.q == 1)}Q{4 if self.q == 1 else self.q - 1}", tz)
+        return Quarter.parse(f"{self.year - (self.q == 1):04d}Q{4 if self.q == 1 else self.q - 1}", tz)
 
 
 @dataclass(frozen=True, slots=True)
