@@ -160,3 +160,44 @@ def test_matcher_names_are_the_standard_ones_and_the_labels_seen(svc: AlertServi
     check_matcher_names({"room": "x", "rule": "hot"}, names)
     with pytest.raises(ValueError, match=r"unknown matcher 'rooom'; valid: rule, site, room"):
         check_matcher_names({"rooom": "x"}, names)
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def test_the_cli_silences_and_unsilences_audited_as_cli_host_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from roomguard import app
+    from testkit.example_site import SECRETS, example_site
+
+    for k, v in SECRETS.items():
+        monkeypatch.setenv(k, v)
+    path = example_site(tmp_path / "site.yaml")[0]
+    state = tmp_path / "state"
+
+    def run(*args: str, code: int = 0) -> str:
+        result = CliRunner().invoke(app, ["alerts", *args, "--state-dir", str(state)])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    out = run(
+        "silence", str(path), "--match", "room=mr1", "--for", "2h", "--reason", "UPS work", "--by", "chen"
+    )
+    sid = out.split()[1]
+    run("unsilence", str(path), sid, "--by", "chen")
+    run("silence", str(path), "--match", "room=mr1", "--for", "5x", "--reason", "r", "--by", "chen", code=2)
+    run("ack", str(path), "nope", "--by", "chen", code=2)
+    engine = make_engine(state / "records.db")
+    try:
+        entries = audit(engine)
+    finally:
+        engine.dispose()
+    source = f"cli:{socket.gethostname()}/{getpass.getuser()}"
+    assert [(e.action, e.entity_id, e.actor, e.source) for e in entries] == [
+        ("alert.silence", sid, "chen", source),
+        ("alert.unsilence", sid, "chen", source),
+    ]
+    assert entries[0].after["matchers"] == {"room": "mr1"}
