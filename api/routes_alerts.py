@@ -31,6 +31,7 @@ router = APIRouter(tags=["alerts"])
 Reader = Annotated[Principal, Depends(require(Permission.ALERTS_READ))]
 Acting = Annotated[Principal, Depends(require(Permission.ALERTS_ACT))]
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "A body that is not JSON."},
     401: {"model": ErrorBody, "description": "Not logged in."},
     403: {"model": ErrorBody, "description": "Not allowed for the caller's roles, or no CSRF token."},
     404: {"model": ErrorBody, "description": "No such alert or silence."},
