@@ -287,9 +287,15 @@ class AlertStore:
             self.session.add(AlertHistory(alert_id=alert_id, at=e.at, what=e.what, who=e.who, note=e.note))
 
     def history(
-        self, key_or_id: str | int | None = None, since: datetime | None = None, limit: int = 500
+        self,
+        key_or_id: str | int | None = None,
+        since: datetime | None = None,
+        limit: int = 500,
+        *,
+        before: int | None = None,
     ) -> list[tuple[str, AlertHistory]]:
-        """(dedup key, entry) newest last; of one alert or of all."""
+        """(dedup key, entry) newest last; of one alert or of all; with `before`, entries older than that
+        history id."""
         q = select(Alert.dedup_key, AlertHistory).join(Alert, Alert.id == AlertHistory.alert_id)
         if isinstance(key_or_id, int):
             q = q.where(Alert.id == key_or_id)
@@ -297,6 +303,8 @@ class AlertStore:
             q = q.where(Alert.dedup_key == key_or_id)
         if since is not None:
             q = q.where(AlertHistory.at >= since)
+        if before is not None:
+            q = q.where(AlertHistory.id < before)
         q = q.order_by(AlertHistory.id.desc()).limit(limit)
         return [(k, h) for k, h in reversed(self.session.execute(q).tuples().all())]
 
