@@ -340,7 +340,10 @@ def test_the_live_view_reconnects_after_a_broker_restart(
 ) -> None:
     site, api = api_for(mosquitto_private)
     sid = site.site.id
-    connected = lambda: api.get("/api/v1/status")["broker_connected"]  # noqa: E731
+
+    def connected() -> bool:
+        return bool(api.get("/api/v1/status")["broker_connected"])
+
     wait_for("API connected", connected, api.diagnosis)
     mosquitto_private.stop()
     wait_for("API sees the broker gone", lambda: not connected(), api.diagnosis)
