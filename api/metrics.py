@@ -17,7 +17,7 @@ from typing import Annotated, Any, get_args
 from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -221,14 +221,19 @@ def registry_for(ctx: AppContext, live: LiveSource | None) -> CollectorRegistry:
 
 def _scrape(request: Request) -> Response:
     registry: CollectorRegistry = request.app.state.metrics_registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    # The format the scraper asks for: OpenMetrics for a Prometheus that prefers it, else text 0.0.4.
+    encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+    return Response(encoder(registry), headers={"Content-Type": content_type})
 
 
 def install_metrics(app: FastAPI, public: bool) -> None:
     """Add the /metrics route to `app`: anonymous when `public` (api.metrics_public), else it needs
     status.read. On the app itself, not in a shared router, since each app decides."""
     responses: dict[int | str, dict[str, Any]] = {
-        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format 0.0.4."},
+        200: {
+            "content": {"text/plain": {}, "application/openmetrics-text": {}},
+            "description": "Prometheus text format 0.0.4, or OpenMetrics when the Accept header asks.",
+        },
     }
     if not public:
         responses[401] = {"model": ErrorBody, "description": "Not logged in (send a Bearer token)."}

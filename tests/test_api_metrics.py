@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
@@ -32,6 +33,10 @@ from testkit.services import Mosquitto
 from tests.api_support import ADMIN_CLI, FAST_HASHER, T0, fresh_engine, migrated_template, store_with_users
 from tests.test_api_live import PASSWORD_ENV, PREFIX, Publisher, _check, _poll, _site, wait_for
 
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
@@ -225,7 +230,13 @@ def test_metrics_need_a_token_unless_the_site_makes_them_public(engine: Engine, 
     with TestClient(_app(engine, tmp_path, live, ApiConfig(metrics_public=True))) as client:
         r = client.get("/metrics")
         assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
         assert value(parse(r.text), "roomguard_api_bus_messages_total") == 12
+        # A Prometheus that prefers OpenMetrics gets it (Accept as Prometheus sends it).
+        om = client.get("/metrics", headers={"Accept": PROMETHEUS_ACCEPT})
+        assert om.headers["content-type"].startswith("application/openmetrics-text")
+        families = {f.name: f for f in openmetrics_families(om.text)}
+        assert families["roomguard_api_bus_messages"].samples[0].value == 12
 
 
 def test_metrics_public_is_a_validated_boolean() -> None:
