@@ -235,7 +235,7 @@ def test_metrics_need_a_token_unless_the_site_makes_them_public(engine: Engine, 
         # A Prometheus that prefers OpenMetrics gets it (Accept as Prometheus sends it).
         om = client.get("/metrics", headers={"Accept": PROMETHEUS_ACCEPT})
         assert om.headers["content-type"].startswith("application/openmetrics-text")
-        families = {f.name: f for f in openmetrics_families(om.text)}
+        families = {f.name: f for f in openmetrics_families(om.text)}  # type: ignore[no-untyped-call]
         assert families["roomguard_api_bus_messages"].samples[0].value == 12
 
 
