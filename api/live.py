@@ -19,7 +19,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
@@ -47,6 +47,9 @@ Outcome = Literal["reading", "status", "collector", "check", "ignored", "rejecte
 # Broken messages are logged one by one up to this many, then only counted (a misbehaving publisher
 # must not flood the API's log); the count is in the snapshot and on /metrics.
 LOGGED_REJECTS = 20
+# A message stamped further ahead of our clock than this is not taken: held as "newest", it would hide
+# every correct message after it (older ones are ignored) for as long as the skew lasts.
+FUTURE_SLACK = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,12 @@ def _metrics(poll: PollResult, device_class: str) -> dict[str, MetricLive]:
     return {
         m.name: MetricLive(m.value, m.quality.value, metric_unit(device_class, m.name)) for m in poll.metrics
     }
+
+
+def _ahead(ts: datetime, now: datetime) -> Applied:
+    return Applied(
+        "ignored", f"stamped {(ts - now).total_seconds():.0f} s ahead of this clock (its clock is wrong)"
+    )
 
 
 class LiveState:
@@ -131,11 +140,13 @@ class LiveState:
             return Applied("ignored", "not a readings or status topic")
         room, name, kind = levels
         if kind == "readings" and room == COMPLIANCE_LEVEL:
-            return self._check(name, payload)
+            return self._check(name, payload, now)
         if kind == "readings":
             return self._reading(room, name, payload, now)
         if kind == "status" and room == COLLECTOR_LEVEL:
             status = decode_status(payload)
+            if status.ts > now + FUTURE_SLACK:
+                return _ahead(status.ts, now)
             self._collectors[name] = CollectorLive(name, status.state, status.ts, status.reason)
             return Applied("collector")
         if kind == "status":
@@ -145,6 +156,8 @@ class LiveState:
                 return Applied("ignored", f"device {name!r} is not in the site file")
             if held.status_at is not None and status.ts < held.status_at:
                 return Applied("ignored", "older than the status held")
+            if status.ts > now + FUTURE_SLACK:
+                return _ahead(status.ts, now)
             self._devices[name] = replace(
                 held, status=status.state, status_reason=status.reason, status_at=status.ts
             )
@@ -164,6 +177,8 @@ class LiveState:
             return Applied("ignored", f"device {device!r} is not in the site file")
         if held.at is not None and poll.ts < held.at:
             return Applied("ignored", "older than the reading held")  # a redelivery after a reconnect
+        if poll.ts > now + FUTURE_SLACK:
+            return _ahead(poll.ts, now)
         cls = ref.device_class.value
         self._devices[device] = replace(
             held,
@@ -175,13 +190,15 @@ class LiveState:
         )
         return Applied("reading")
 
-    def _check(self, item: str, payload: bytes) -> Applied:
+    def _check(self, item: str, payload: bytes, now: datetime) -> Applied:
         poll, _seq = decode_poll(payload)
         if poll.ref.device != item:
             raise WireError(f"check result: item {poll.ref.device!r} does not match its topic ({item!r})")
         held = self._checks.get(item)
         if held is not None and poll.ts < held.at:
             return Applied("ignored", "older than the check result held")
+        if poll.ts > now + FUTURE_SLACK:
+            return _ahead(poll.ts, now)
         values: dict[str, Value] = {m.name: m.value for m in poll.metrics if m.quality is Quality.GOOD}
         status = values.pop("status", None)
         self._checks[item] = CheckLive(

@@ -131,6 +131,11 @@ def test_a_reading_a_status_a_collector_and_a_check_result_are_held_newest_first
     # An older reading (a redelivery after a reconnect) does not replace the newer one.
     old = _poll(sid, "th-1", T0, 99.0)
     assert live.apply(topic_readings(PREFIX, sid, "mr1", "th-1"), old, T0).outcome == "ignored"
+    # A reading stamped far ahead of our clock (a publisher with a wrong clock) is not taken: held, it
+    # would hide every correct one after it.
+    ahead = _poll(sid, "th-1", T0 + timedelta(hours=1), 50.0)
+    skewed = live.apply(topic_readings(PREFIX, sid, "mr1", "th-1"), ahead, T0)
+    assert (skewed.outcome, "ahead of this clock" in (skewed.reason or "")) == ("ignored", True)
     # A failed poll replaces the values: its metrics carry no value, the quality says why.
     t2 = t1 + timedelta(seconds=5)
     failed = _poll(sid, "th-1", t2, None, Quality.COMM_ERROR)
