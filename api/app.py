@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 
-from api import routes_audit, routes_auth
+from api import routes_audit, routes_auth, routes_board, routes_evidence, routes_records
 from api.context import AppContext, Clock, Ctx, utc_now
 from api.errors import RequestIdMiddleware, install_error_handlers
 from api.schemas import HealthOut
@@ -22,7 +22,13 @@ from siteconfig.config import SiteConfig
 
 OPENAPI_URL = "/api/v1/openapi.json"
 # Every router of the app, in order; tests walk their routes (each role against each permission).
-ROUTERS = (routes_auth.router, routes_audit.router)
+ROUTERS = (
+    routes_auth.router,
+    routes_audit.router,
+    routes_records.router,
+    routes_board.router,
+    routes_evidence.router,
+)
 
 
 def _database_ok(engine: Engine) -> bool:
