@@ -184,8 +184,8 @@ class PackJobs:
         target = self.folder / f"{job_id}.zip"
         try:
             work(step, target)
-            job = self._update(
-                job_id,
+            final = replace(
+                self._jobs[job_id],
                 state="done",
                 finished_at=self.clock(),
                 sha256=sha256_file(target),
@@ -194,10 +194,15 @@ class PackJobs:
             )
         except Exception as exc:  # any failure ends the job as failed, with its reason kept
             log.exception("evidence pack %s failed", job_id)
-            job = self._update(
-                job_id, state="failed", finished_at=self.clock(), error=f"{type(exc).__name__}: {exc}"
+            final = replace(
+                self._jobs[job_id],
+                state="failed",
+                finished_at=self.clock(),
+                error=f"{type(exc).__name__}: {exc}",
             )
         try:
-            finished(job)
-        except Exception:  # the audit of the end must not kill the thread silently
+            finished(final)  # before the job shows as ended: whoever sees it ended finds it audited
+        except Exception:  # the audit of the end must not leave the job running forever
             log.exception("evidence pack %s: recording its end failed", job_id)
+        with self._lock:
+            self._put(final)
