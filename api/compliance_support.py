@@ -3,8 +3,12 @@ config, and the API address of a record (the evidence links of the board)."""
 
 from __future__ import annotations
 
+import re
+from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
+
+from pydantic import AwareDatetime, BeforeValidator
 
 from api.context import AppContext
 from compliance.kinds import KINDS
@@ -13,6 +17,18 @@ from records.db import session_factory
 from siteconfig.compliance_config import ComplianceConfig
 
 RECORDS_PATH = "/api/v1/records"
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_only(value: Any) -> Any:
+    # pydantic also reads a number as Unix time; a query's time is ISO 8601 as the OpenAPI says.
+    if isinstance(value, str) and not _ISO.match(value):
+        raise ValueError("an ISO 8601 date-time with an offset, e.g. 2026-12-02T09:00+08:00")
+    return value
+
+
+IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
+"""A date-time query parameter: ISO 8601 with an offset only."""
 
 
 def records_of(ctx: AppContext) -> Records:

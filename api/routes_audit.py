@@ -9,12 +9,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, audit_actor, require
-from api.compliance_support import site_tz
+from api.compliance_support import IsoTime, site_tz
 from api.context import Ctx
 from api.errors import ErrorBody
 from api.roles import Permission
@@ -143,8 +143,8 @@ async def audit_export(
     ctx: Ctx,
     request: Request,
     fmt: Annotated[Literal["csv", "xlsx"], Query(alias="format", description="csv or xlsx.")] = "csv",
-    since: Annotated[AwareDatetime | None, Query(description="Entries from this time.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="… up to this time (excluded).")] = None,
+    since: Annotated[IsoTime | None, Query(description="Entries from this time.")] = None,
+    until: Annotated[IsoTime | None, Query(description="… up to this time (excluded).")] = None,
 ) -> Response:
     """The audit log as the evidence pack has it: CSV (UTF-8 with BOM, zh / en headers) or XLSX with the
     chain's verification; the export itself is audited `audit.export` first. 匯出稽核軌跡。"""

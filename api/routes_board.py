@@ -13,11 +13,11 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, require
-from api.compliance_support import compliance_config, record_url, records_of, site_tz
+from api.compliance_support import IsoTime, compliance_config, record_url, records_of, site_tz
 from api.context import AppContext, Ctx
 from api.errors import ApiError, ErrorBody
 from api.roles import Permission
@@ -31,6 +31,7 @@ StatusReader = Annotated[Principal, Depends(require(Permission.STATUS_READ))]
 Reader = Annotated[Principal, Depends(require(Permission.RECORDS_READ))]
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Not logged in."},
+    422: {"model": ErrorBody, "description": "Invalid query."},
     403: {"model": ErrorBody, "description": "Needs status.read or records.read."},
 }
 # Board items that recur on a cadence: what the test schedule lists as due or overdue.
@@ -348,10 +349,8 @@ async def check_history(
     _: Reader,
     ctx: Ctx,
     item: Annotated[str, Path(description="Item key, e.g. cc16000-05-generator-test.")],
-    since: Annotated[
-        AwareDatetime | None, Query(description="From (the result in force then included).")
-    ] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Up to (excluded).")] = None,
+    since: Annotated[IsoTime | None, Query(description="From (the result in force then included).")] = None,
+    until: Annotated[IsoTime | None, Query(description="Up to (excluded).")] = None,
 ) -> CheckHistory:
     """An item's stored results over time (a result is stored when it changes). 查核結果歷程。"""
     found = _item(item)

@@ -37,7 +37,9 @@ JobPath = Annotated[str, Path(max_length=64, description="The job id POST return
 SHA256_HEADER = "X-Content-SHA256"
 ENTITY = "evidence_pack"
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "A body that is not UTF-8 JSON."},
     401: {"model": ErrorBody, "description": "Not logged in."},
+    422: {"model": ErrorBody, "description": "Invalid request."},
     403: {"model": ErrorBody, "description": "Needs the permission the route names."},
     404: {"model": ErrorBody, "description": "No such job."},
 }

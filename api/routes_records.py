@@ -18,13 +18,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, audit_actor, require
-from api.compliance_support import record_url, records_of, site_tz
+from api.compliance_support import IsoTime, record_url, records_of, site_tz
 from api.context import Ctx
 from api.errors import ApiError, ErrorBody, request_id
 from api.roles import Permission
@@ -39,7 +39,9 @@ Writer = Annotated[Principal, Depends(require(Permission.RECORDS_WRITE))]
 KindPath = Annotated[str, Path(description=f"Record kind: {', '.join(KINDS)}.")]
 RefPath = Annotated[str, Path(description="The record's natural key (its `ref`).")]
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "A body that is not UTF-8 JSON."},
     401: {"model": ErrorBody, "description": "Not logged in."},
+    422: {"model": ErrorBody, "description": "Invalid query or path."},
     403: {"model": ErrorBody, "description": "Needs records.read (reads) or records.write (writes)."},
     404: {"model": ErrorBody, "description": "Unknown kind (the message names the valid ones) or record."},
 }
@@ -108,7 +110,7 @@ class FieldProblem(BaseModel):
 class RecordInvalid(ErrorBody):
     """A 422 of a record body: every problem with the field's zh/en label and the valid choices."""
 
-    problems: list[FieldProblem]
+    problems: list[FieldProblem] = Field(default_factory=list, description="Empty when the body is not JSON.")
 
 
 class VoidIn(BaseModel):
@@ -253,8 +255,8 @@ async def list_records(
     _: Reader,
     ctx: Ctx,
     kind: KindPath,
-    since: Annotated[AwareDatetime | None, Query(description="Records overlapping from this time.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="… up to this time (excluded).")] = None,
+    since: Annotated[IsoTime | None, Query(description="Records overlapping from this time.")] = None,
+    until: Annotated[IsoTime | None, Query(description="… up to this time (excluded).")] = None,
     include_void: Annotated[bool, Query(description="Void records too (marked void).")] = False,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
