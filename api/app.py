@@ -13,7 +13,16 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 
-from api import routes_access, routes_alerts, routes_audit, routes_auth, routes_status
+from api import (
+    routes_access,
+    routes_alerts,
+    routes_audit,
+    routes_auth,
+    routes_board,
+    routes_evidence,
+    routes_records,
+    routes_status,
+)
 from api.context import AppContext, Clock, Ctx, utc_now
 from api.errors import RequestIdMiddleware, install_error_handlers
 from api.live import MqttLive
@@ -32,6 +41,9 @@ ROUTERS = (
     routes_audit.router,
     routes_status.router,
     routes_alerts.router,
+    routes_records.router,
+    routes_board.router,
+    routes_evidence.router,
     routes_access.router,
 )
 # (/metrics is not here: each app adds it, anonymous or not as `api.metrics_public` says.)
