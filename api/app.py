@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from api import routes_audit, routes_auth
 from api.context import AppContext, Clock, Ctx, utc_now
 from api.errors import RequestIdMiddleware, install_error_handlers
+from api.login_guard import LoginGuard
 from api.schemas import HealthOut
 from api.store import ApiStore
 from records.db import make_engine, session_factory
@@ -55,6 +56,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.ctx = AppContext(settings, store, engine, clock, site, state_dir)
+    app.state.login_guard = LoginGuard(settings.login)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     for router in ROUTERS:
