@@ -4,6 +4,7 @@ with its settings, records database and clock injected, so tests build one per c
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI
@@ -13,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import routes_audit, routes_auth
 from api.context import AppContext, Clock, Ctx, utc_now
-from api.errors import RequestIdMiddleware, install_error_handlers
+from api.errors import ErrorBody, RequestIdMiddleware, install_error_handlers
 from api.login_guard import LoginGuard
 from api.schemas import HealthOut
 from api.store import ApiStore
@@ -24,6 +25,13 @@ from siteconfig.config import SiteConfig
 OPENAPI_URL = "/api/v1/openapi.json"
 # Every router of the app, in order; tests walk their routes (each role against each permission).
 ROUTERS = (routes_auth.router, routes_audit.router)
+# Answers any operation may give, declared on every route of ROUTERS (the OpenAPI must list every status
+# an operation answers with; schemathesis checks it): a body that is not JSON at all is a 400, a body or
+# parameter that does not fit its model a 422. A route declares its own 401/403/404/409/429.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Bad request: a body that does not parse, or a refused action."},
+    422: {"model": ErrorBody, "description": "Invalid request: a field or parameter out of its model."},
+}
 
 
 def _database_ok(engine: Engine) -> bool:
@@ -60,7 +68,7 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=COMMON_RESPONSES)
 
     @app.get("/healthz", response_model=HealthOut, tags=["health"], responses={503: {"model": HealthOut}})
     async def healthz(ctx: Ctx) -> HealthOut | JSONResponse:
