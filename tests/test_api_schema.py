@@ -10,6 +10,7 @@ derandomized (the same cases every run), so it stays well under two minutes on a
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ TOKENS: dict[str, str] = {}
 # The app is made at import (schemathesis reads its OpenAPI while collecting; from_fixture does not work
 # with this pytest); its database is filled by the module's fixture before any call.
 FOLDER = Path(tempfile.mkdtemp(prefix="roomguard-schemathesis-"))
+atexit.register(shutil.rmtree, FOLDER, True)  # also when no test of this module runs (-k)
 ENGINE = make_engine(FOLDER / "records.db")
 APP = create_app(SETTINGS, records_url=ENGINE, state_dir=FOLDER, clock=Clock(T0), hasher=FAST_HASHER)
 schema = schemathesis.openapi.from_asgi(OPENAPI_URL, APP)
