@@ -39,6 +39,9 @@ DEMO_SPEED=${DEMO_SPEED:-30}
 MIN_MINUTES=$(python3 -c "print(round(30 / float('$DEMO_SPEED'), 3))")
 sed -e "s/min_minutes: 30,/min_minutes: $MIN_MINUTES,/" "$SITE" > "$DEMO/site.yaml"
 grep -q "min_minutes: $MIN_MINUTES," "$DEMO/site.yaml" || { echo "could not scale the generator test rule" >&2; exit 1; }
+# The web API and status page (off in the example file: a site turns it on); the demo's copy serves it.
+API_PORT=${API_PORT:-18470}
+grep -q '^api:' "$DEMO/site.yaml" || printf '\napi:\n  enabled: true\n  port: %s\n' "$API_PORT" >> "$DEMO/site.yaml"
 SITE=$DEMO/site.yaml
 roomguard check-config "$SITE"
 PIDS=()
@@ -134,6 +137,26 @@ for _ in $(seq 1 100); do
   kill -0 "${PIDS[-1]}" 2>/dev/null || { cat "$DEMO/simulator.log"; exit 1; }
   sleep 0.2
 done
+# --- web users (one per role the demo shows) and today's duty roster (posted on the door display) -------
+: "${ROOMGUARD_DEMO_WEB_PASSWORD:=demo-pass-1}"
+( umask 077; printf '%s\n' "$ROOMGUARD_DEMO_WEB_PASSWORD" > "$DEMO/web-password" )
+existing=$(roomguard users "$SITE" list --state-dir "$STATE" 2>/dev/null || true)
+for spec in "demo-operator:operator:值班員 王小明" "demo-approver:approver:資訊主管 林美華" \
+            "demo-auditor:auditor:稽核員 陳志明" "demo-admin:admin:系統管理員"; do
+  IFS=: read -r user role display <<< "$spec"
+  grep -qw -- "$user" <<< "$existing" ||
+    roomguard users "$SITE" add "$user" --role "$role" --display-name "$display" \
+      --password-file "$DEMO/web-password" --by demo --state-dir "$STATE" | sed 's/^/web 網頁 │ /'
+done
+# Three shifts in Taipei time (yesterday night, today's day shift, tonight), so one is on duty at any hour.
+yday=$(TZ=Asia/Taipei date -d yesterday +%F) day=$(TZ=Asia/Taipei date +%F) tmrw=$(TZ=Asia/Taipei date -d tomorrow +%F)
+for shift in "李大同 ${yday}T20:00 ${day}T08:00" "王小明 ${day}T08:00 ${day}T20:00" "李大同 ${day}T20:00 ${tmrw}T08:00"; do
+  read -r operator starts ends <<< "$shift"
+  roomguard compliance "$SITE" record duty operator="$operator" starts_at="$starts:00+08:00" \
+    ends_at="$ends:00+08:00" phone=0912-345-678 approved_by="資訊主管 林美華" --by demo --state-dir "$STATE" 2>&1 |
+    sed 's/^/duty 值班 │ /'
+done
+
 roomguard run "$SITE" --state-dir "$STATE" --seconds "${DEMO_SECONDS:-0}" > "$DEMO/run.log" 2>&1 &
 RUN=$!
 PIDS+=($RUN)
@@ -157,6 +180,9 @@ data 資料: InfluxDB http://127.0.0.1:$INFLUX_PORT/query  database $INFLUX_DB (
        --data-urlencode "q=SELECT outbox_depth, outbox_dropped_total FROM system ORDER BY time DESC LIMIT 3"
   curl -G http://127.0.0.1:$INFLUX_PORT/query --data-urlencode "db=$INFLUX_DB" \\
        --data-urlencode "q=SELECT mean_temp_c, min_temp_c, max_temp_c FROM rollup_1m.env WHERE time > now() - 10m GROUP BY device"
+web 網頁:        http://127.0.0.1:$API_PORT/  (demo-operator, demo-approver, demo-auditor, demo-admin; password in $DEMO/web-password)
+door 門口顯示:   http://127.0.0.1:$API_PORT/door   (no login: duty operator and the room's state)
+API:             http://127.0.0.1:$API_PORT/api/v1/docs   (roomguard users $SITE token create NAME --user demo-auditor)
 MQTT 訊息: mosquitto_sub -p $MQTT_PORT -u $MQTT_USER -P "\$ROOMGUARD_MQTT_PASSWORD" -t "roomguard/v1/$SITE_ID/#" -v
 scenarios 情境:  .venv/bin/roomguard scenario $SITE utility_outage   (from a second terminal: the alert
                  is printed here by the webhook receiver, lines starting "ALERT 告警")
