@@ -11,9 +11,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 
-from api import routes_audit, routes_auth
+from api import pages, pages_access, pages_door, pages_records, routes_audit, routes_auth
 from api.context import AppContext, Clock, Ctx, utc_now
 from api.errors import RequestIdMiddleware, install_error_handlers
+from api.page_auth import install_login_redirect
+from api.pages_render import install_page_errors
 from api.schemas import HealthOut
 from api.store import ApiStore
 from records.db import make_engine, session_factory
@@ -22,7 +24,14 @@ from siteconfig.config import SiteConfig
 
 OPENAPI_URL = "/api/v1/openapi.json"
 # Every router of the app, in order; tests walk their routes (each role against each permission).
-ROUTERS = (routes_auth.router, routes_audit.router)
+ROUTERS = (
+    routes_auth.router,
+    routes_audit.router,
+    pages.router,
+    pages_records.router,
+    pages_access.router,
+    pages_door.router,
+)
 
 
 def _database_ok(engine: Engine) -> bool:
@@ -57,6 +66,8 @@ def create_app(
     app.state.ctx = AppContext(settings, store, engine, clock, site, state_dir)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
+    install_page_errors(app)
+    install_login_redirect(app)
     for router in ROUTERS:
         app.include_router(router)
 

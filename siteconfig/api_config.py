@@ -59,6 +59,9 @@ class ApiConfig(StrictModel):
     )
     login: LoginThrottle = Field(default_factory=LoginThrottle, description="Login throttling.")
     passwords: PasswordRules = Field(default_factory=PasswordRules, description="Password rules.")
+    page_refresh_s: int = Field(
+        30, ge=5, le=3600, description="Seconds between reloads of the status page and the door display."
+    )
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Self:
