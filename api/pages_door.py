@@ -42,6 +42,7 @@ async def _door(request: Request, ctx: AppContext, live: LiveSource, room: str |
     context = {
         "doors": doors,
         "refresh_s": ctx.settings.page_refresh_s,
+        "pausable": True,  # reloads by script (a <noscript> meta refresh without JavaScript)
         "updated": local_time(ctx.clock(), tz),
         "local": lambda at: local_time(at, tz),
         "site_name": ctx.site.site.name if ctx.site is not None else "",
