@@ -72,6 +72,7 @@ async def status_page(
 ) -> Response:
     """The status page (with an error next to one alert's forms when a form was wrong)."""
     lang = request_lang(request)
+    request.state.page_path = "/"
     gathered = await run_in_threadpool(_gather, ctx, live, lang)
     tz = data.site_tz(ctx.site)
     context = {

@@ -52,6 +52,7 @@ async def review_page(
 ) -> Response:
     """One review: lines, decisions, sign-offs, and the forms the caller's roles allow."""
     review = await run_in_threadpool(_load, ctx, review_id)
+    request.state.page_path = f"/access/reviews/{review_id}"
     tz = data.site_tz(ctx.site)
     context: dict[str, Any] = {
         "review": review,

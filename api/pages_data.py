@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -292,7 +293,7 @@ RECORDS_API = "/api/v1/records"  # the records REST routes (api/routes_records.p
 def _evidence_href(kind: str, ref: str) -> str | None:
     if kind in ("alert", "reading", "config"):
         return None
-    return f"{RECORDS_API}/{kind}/{ref}"
+    return f"{RECORDS_API}/{quote(kind, safe='')}/{quote(ref, safe='')}"
 
 
 def board_rows(lines: Sequence[BoardLine], lang: str) -> list[BoardRow]:

@@ -18,16 +18,23 @@ from api import i18n
 LANG_COOKIE_AGE = 365 * 24 * 3600
 
 
+def page_path(request: Request) -> str:
+    """The page a request shows: its own path, or for a form post answered with a page (an error), the
+    page the form was on (`request.state.page_path`), so the language link does not repeat the post."""
+    given = getattr(request.state, "page_path", None)
+    return given if isinstance(given, str) else request.url.path
+
+
 def _page_context(request: Request) -> dict[str, Any]:
     lang = i18n.request_lang(request)
     other = "en" if lang == "zh" else "zh"
-    query = {**request.query_params, "lang": other}
+    query = {**request.query_params, "lang": other} if request.method == "GET" else {"lang": other}
     query.pop("msg", None)  # a flash message is shown once
     return {
         "lang": lang,
         "html_lang": i18n.HTML_LANG[lang],
         "t": i18n.translator(lang),
-        "switch_url": f"{request.url.path}?{urlencode(query)}",
+        "switch_url": f"{page_path(request)}?{urlencode(query)}",
     }
 
 

@@ -253,6 +253,7 @@ def test_silence_for_hours_or_until_a_time_with_a_reason(env: Env) -> None:
     )
     assert no_reason.status_code == 422
     assert "請填寫靜音原因" in no_reason.text
+    assert 'href="/?lang=en"' in no_reason.text  # the language link leads to the page, not the post
     past = env.client.post(
         f"/alerts/{alert}/silence?lang=en",
         data={"csrf_token": csrf, "duration": "until", "until": "2026-12-01T08:00", "reason": "x"},
@@ -360,6 +361,7 @@ def test_decide_and_sign_off_as_the_approver_but_never_as_the_implementer(env: E
     assert refused.status_code == 409
     assert "職責分離" in refused.text
     assert "separation of duties" in refused.text
+    assert f'href="/access/reviews/{review_id}?lang=en"' in refused.text
     english = env.client.post(f"/access/reviews/{review_id}/sign-off?lang=en", data={"csrf_token": csrf})
     assert "Separation of duties: whoever implemented grants" in english.text
     assert audit(env, "sign_off") == []
