@@ -107,6 +107,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "door.state": ("機房狀態", "Room state"),
     "door.ok": ("正常", "OK"),
     "door.alerting": ("告警中", "ALERTING"),
+    "door.unknown": ("狀態不明：無即時資料", "UNKNOWN: no live data"),
     "door.worst_temp": ("最高溫度", "Highest temperature"),
     "door.worst_rh": ("最高濕度", "Highest humidity"),
     "door.updated": ("更新時間", "Updated"),

@@ -355,6 +355,7 @@ class DoorState:
     worst_temp_c: float | None = None
     worst_rh_pct: float | None = None
     updated: datetime = field(default_factory=lambda: datetime.now(UTC))
+    live: bool = True  # False: no link to the broker or nothing heard from the room (OK is not known)
 
     @property
     def alerting(self) -> bool:
@@ -396,4 +397,7 @@ def door_state(
             counts[str(a.severity)] = counts.get(str(a.severity), 0) + 1
     ordered = tuple(sorted(counts.items(), key=lambda kv: SEVERITY_ORDER.get(kv[0], 9)))
     devices = [d for d in snapshot.devices if d.room == room and d.device not in exclude]
-    return DoorState(room, name, ordered, _worst(devices, TEMP_METRICS), _worst(devices, RH_METRICS), now)
+    live = snapshot.connected and any(d.at is not None for d in devices)
+    return DoorState(
+        room, name, ordered, _worst(devices, TEMP_METRICS), _worst(devices, RH_METRICS), now, live
+    )

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - zh-TW texts use full-width punctuation, as Traditional Chinese does.
 """The server-rendered pages through FastAPI's TestClient over a migrated SQLite records database and
 the example site, with fixed live snapshots: readings with quality, zh-TW by default and English after
 the switch, the login redirect, the door display without a login, the ack and silence forms (CSRF,
@@ -396,6 +397,7 @@ def test_an_operator_cannot_open_the_reviews(env: Env) -> None:
 
 def test_the_door_display_needs_no_login_and_shows_the_duty_operator_and_state(env: Env) -> None:
     roster(env)
+    assert "機房狀態 正常" in text_of(env.client.get("/door/mr1").text)
     fire_alert(env)
     r = env.client.get("/door/mr1")
     assert r.status_code == 200
@@ -410,7 +412,7 @@ def test_the_door_display_needs_no_login_and_shows_the_duty_operator_and_state(e
     assert "登出" not in page
     assert "/api/v1/docs" not in r.text
     generator = text_of(env.client.get("/door/gen1").text)
-    assert "正常" in generator
+    assert "狀態不明：無即時資料" in generator  # nothing heard from gen-1: not "OK"
     assert "王小明" in generator
     both = env.client.get("/door?lang=en").text
     assert "Machine Room 1" in both
