@@ -4,6 +4,8 @@ Each function reads one thing, so the REST routes' shared helpers can replace th
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -40,8 +42,28 @@ def site_tz(site: SiteConfig | None) -> tzinfo:
 # -- services over the app's engine ------------------------------------------------------------
 
 
+# Building the service compiles the site's rule pack (tens of ms): one per (site, engine), the newest few
+# kept (an app has one; a test run makes many apps). Entries keep their keys alive, so ids stay theirs.
+_SERVICES: OrderedDict[tuple[int, int], tuple[SiteConfig | None, Engine, AlertService]] = OrderedDict()
+_SERVICES_KEPT = 4
+_SERVICES_LOCK = threading.Lock()
+
+
 def alert_service(site: SiteConfig | None, engine: Engine) -> AlertService:
     """The alert service as `roomguard alerts` builds it (alerts/cli.py), over the app's engine."""
+    key = (id(site), id(engine))
+    hit = _SERVICES.get(key)
+    if hit is not None and hit[0] is site and hit[1] is engine:
+        return hit[2]
+    service = _build_alert_service(site, engine)
+    with _SERVICES_LOCK:  # pages gather in the thread pool
+        _SERVICES[key] = (site, engine, service)
+        while len(_SERVICES) > _SERVICES_KEPT:
+            _SERVICES.popitem(last=False)
+    return service
+
+
+def _build_alert_service(site: SiteConfig | None, engine: Engine) -> AlertService:
     alerts = site.alerts if site is not None else None
     rules: RuleSet | list[AnyRule] = site_rule_set(alerts) if site is not None else []
     tz = site.site.timezone if site is not None else "Asia/Taipei"
