@@ -56,6 +56,7 @@ def _gather(ctx: AppContext, snapshot_source: LiveSource, lang: str) -> dict[str
         "alerts": data.alert_rows(service.list_open(), lang),
         "board": board,
         "due": data.due_rows(board, now),
+        "recent": data.recent_tests(recs, now, ctx.site.compliance.lookback_days if ctx.site else 31),
         "duty": data.duty(recs, None, now),
     }
 

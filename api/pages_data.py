@@ -19,7 +19,7 @@ from alerts.pack import site_rule_set
 from alerts.service import AlertService
 from api.live_model import DeviceLive, LiveSnapshot, MetricLive
 from compliance.access.store import AccessStore
-from compliance.board import BoardLine, latest_board
+from compliance.board import BoardLine, TimelineEntry, latest_board, timeline
 from compliance.kinds import DutyShift
 from compliance.roster import OnDuty, on_duty
 from compliance.store import Records
@@ -348,6 +348,15 @@ def due_rows(rows: Sequence[BoardRow], now: datetime) -> list[DueRow]:
     """Items with a next due date (tests, inspections, the roster), soonest first."""
     due = [DueRow(r.code, r.title, r.next_due, r.next_due <= now) for r in rows if r.next_due is not None]
     return sorted(due, key=lambda d: d.due)
+
+
+RECENT_TESTS = 10
+
+
+def recent_tests(records_: Records, now: datetime, days: int) -> list[TimelineEntry]:
+    """The newest tests of the last `days` (`roomguard compliance tests`), newest first."""
+    entries = timeline(records_, now - timedelta(days=days), now + timedelta(seconds=1))
+    return list(reversed(entries))[:RECENT_TESTS]
 
 
 def board(records_: Records) -> list[BoardLine]:

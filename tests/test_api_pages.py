@@ -309,6 +309,8 @@ def test_a_generator_test_recorded_through_the_form_is_stored_and_audited(env: E
         "api:testclient",
         "compliance.generator_test",
     )
+    recent = text_of(env.client.get("/").text.split('id="h-tests"')[1])
+    assert "2026-12-01 10:00 發電機測試 gen-1 通過 40.0 min, test_mode" in recent
     for kind in ("ups_test", "vendor_visit"):
         assert env.client.get(f"/records/new/{kind}").status_code == 200
     assert env.client.get("/records/new/asset").status_code == 404
