@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,7 +29,15 @@ alerts_app = typer.Typer(
     help="Alerts: run the process (roomguard alerts SITE), list, ack, silence, history. 告警。",
     no_args_is_help=True,
 )
-ByOption = Annotated[str, typer.Option("--by", help="Who does it (recorded in the alert's history).")]
+ByOption = Annotated[
+    str, typer.Option("--by", help="Who does it (recorded in the alert's history and the audit log).")
+]
+
+
+def _actor(by: str) -> Any:
+    from records.audit import cli_actor
+
+    return cli_actor(by)
 
 
 def _service(path: Path, state_dir: Path) -> Any:
@@ -101,21 +108,21 @@ def ack(
     """Acknowledge an alert: reminders and escalation stop. 確認告警。"""
     service = _service(path, state_dir)
     try:
-        view = service.ack(int(alert) if alert.isdigit() else alert, by, note, datetime.now(UTC))
+        key = int(alert) if alert.isdigit() else alert
+        view = service.ack(key, by, note, datetime.now(UTC), actor=_actor(by))
     except KeyError as exc:
         typer.echo(f"no alert {alert!r} ({exc})", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"acknowledged 已確認 {view.key} by {by}")
 
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-
-
 def _duration(text: str) -> timedelta:
-    m = _DURATION.match(text.strip())
-    if m is None:
-        raise typer.BadParameter(f"got {text!r}; a duration like 30m, 2h, 1d")
-    return timedelta(seconds=float(m[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]])
+    from alerts.silences import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @alerts_app.command("silence")
@@ -143,7 +150,7 @@ def silence(
     ends = now + _duration(duration)
     kind = "maintenance" if maintenance else "silence"
     try:
-        silence_id = service.silence(matchers, now, ends, reason, by, now, kind=kind)
+        silence_id = service.silence(matchers, now, ends, reason, by, now, kind=kind, actor=_actor(by))
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
@@ -160,7 +167,7 @@ def unsilence(
     """End a silence now. 解除靜音。"""
     service = _service(path, state_dir)
     try:
-        service.unsilence(silence_id, by, datetime.now(UTC))
+        service.unsilence(silence_id, by, datetime.now(UTC), actor=_actor(by))
     except KeyError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None

@@ -37,12 +37,14 @@ from alerts.lifecycle import (
 from alerts.notify.base import DeliveryError, Notification
 from alerts.render import TAIPEI, notification_from_json, notification_json, render
 from alerts.store import (
+    Alert,
     AlertStore,
     Delivery,
     DeliveryAttempt,
     Silence,
     alert_view,
 )
+from records.audit import Actor, append
 from siteconfig.alert_rules import AnyRule, RuleSet
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,7 @@ class HistoryRecord:
     what: str
     who: str | None
     note: str | None
+    id: int = 0  # the history row's id (pages of history go back from one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,22 @@ def _silence(row: Silence) -> SilenceRecord:
         row.id, row.kind, dict(row.matchers), row.starts_at, row.ends_at, row.reason, row.created_by,
         row.created_at, row.removed_by, row.removed_at,
     )  # fmt: skip
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat()
+
+
+def _ack_fields(row: Alert) -> dict[str, str | None]:
+    return {"acked_by": row.acked_by, "acked_at": _iso(row.acked_at), "ack_note": row.ack_note}
+
+
+def _silence_fields(row: Silence) -> dict[str, object]:
+    return {
+        "kind": row.kind, "matchers": dict(row.matchers), "starts_at": _iso(row.starts_at),
+        "ends_at": _iso(row.ends_at), "reason": row.reason, "created_by": row.created_by,
+        "removed_by": row.removed_by, "removed_at": _iso(row.removed_at),
+    }  # fmt: skip
 
 
 def _check_matchers(matchers: Mapping[str, str | Sequence[str]]) -> dict[str, str | list[str]]:
@@ -239,16 +258,24 @@ class AlertService:
 
     # -- people
 
-    def ack(self, alert: str | int, by: str, note: str | None, now: datetime) -> AlertView:
-        """Acknowledge an alert (dedup key or id): reminders and escalation stop. KeyError if unknown."""
+    def ack(
+        self, alert: str | int, by: str, note: str | None, now: datetime, *, actor: Actor | None = None
+    ) -> AlertView:
+        """Acknowledge an alert (dedup key or id): reminders and escalation stop. KeyError if unknown.
+        With `actor`, the audit log gets `alert.ack` in the same transaction (before/after: the ack)."""
         with self._sessions.begin() as session:
             store = AlertStore(session)
             row = store.alert_row(alert)
             if row is None:
                 raise KeyError(f"no alert {alert!r}")
+            before = _ack_fields(row)
             if row.acked_at is None:
                 row.acked_by, row.acked_at, row.ack_note = by, now, note
             store.add_history([HistoryEntry(row.dedup_key, now, "acked", note, by)], {row.dedup_key: row.id})
+            if actor is not None:  # a repeated ack is recorded too: the first one stands (before == after)
+                after = _ack_fields(row)
+                append(session, actor, "alert.ack", "alert", row.dedup_key, before=before, after=after,
+                       note=note, at=now)  # fmt: skip
             self._apply(store, [], now)
             return alert_view(row)
 
@@ -261,9 +288,13 @@ class AlertService:
         by: str,
         now: datetime,
         kind: SilenceKind = "silence",
+        *,
+        actor: Actor | None = None,
     ) -> int:
         """Mute alerts matching every matcher (label → value, glob or list; `rule` → rule id) from
-        `starts` to `ends`; kind "maintenance" for a maintenance window. Returns the silence id."""
+        `starts` to `ends`; kind "maintenance" for a maintenance window. Returns the silence id. With
+        `actor`, the audit log gets `alert.silence` (after: the silence; note: the reason) in the same
+        transaction."""
         checked = _check_matchers(matchers)
         if ends <= starts:
             raise ValueError("a silence ends after it starts")
@@ -276,17 +307,26 @@ class AlertService:
             )  # fmt: skip
             session.add(row)
             session.flush()
+            if actor is not None:
+                append(session, actor, "alert.silence", "silence", str(row.id), after=_silence_fields(row),
+                       note=reason, at=now)  # fmt: skip
             self._apply(AlertStore(session), [], now)
             return row.id
 
-    def unsilence(self, silence_id: int, by: str, now: datetime) -> None:
-        """End a silence early (kept, marked removed). KeyError if unknown."""
+    def unsilence(self, silence_id: int, by: str, now: datetime, *, actor: Actor | None = None) -> None:
+        """End a silence early (kept, marked removed). KeyError if unknown. With `actor`, the audit log
+        gets `alert.unsilence` (before/after: the removal) in the same transaction."""
         with self._sessions.begin() as session:
             row = session.get(Silence, silence_id)
             if row is None:
                 raise KeyError(f"no silence {silence_id}")
+            before = {"removed_by": row.removed_by, "removed_at": _iso(row.removed_at)}
             if row.removed_at is None:
                 row.removed_by, row.removed_at = by, now
+            if actor is not None:
+                after = {"removed_by": row.removed_by, "removed_at": _iso(row.removed_at)}
+                append(session, actor, "alert.unsilence", "silence", str(row.id), before=before, after=after,
+                       note=row.reason, at=now)  # fmt: skip
             self._apply(AlertStore(session), [], now)
 
     # -- reading
@@ -303,15 +343,31 @@ class AlertService:
             return None if row is None else alert_view(row)
 
     def history(
-        self, alert: str | int | None = None, since: datetime | None = None, limit: int = 500
+        self,
+        alert: str | int | None = None,
+        since: datetime | None = None,
+        limit: int = 500,
+        *,
+        before: int | None = None,
     ) -> list[HistoryRecord]:
         """Lifecycle events, oldest first: of one alert (key or id) or all, since a time, the newest
-        `limit`."""
+        `limit` (with `before`: of those older than that history id, for paging back)."""
         with self._sessions() as session:
             return [
-                HistoryRecord(k, h.alert_id, h.at, h.what, h.who, h.note)
-                for k, h in AlertStore(session).history(alert, since, limit)
+                HistoryRecord(k, h.alert_id, h.at, h.what, h.who, h.note, h.id)
+                for k, h in AlertStore(session).history(alert, since, limit, before=before)
             ]
+
+    def get_silence(self, silence_id: int) -> SilenceRecord | None:
+        """One silence or maintenance window by id (ended ones too)."""
+        with self._sessions() as session:
+            row = session.get(Silence, silence_id)
+            return None if row is None else _silence(row)
+
+    def label_names(self) -> set[str]:
+        """Every label name a stored alert carries (for checking silence matchers)."""
+        with self._sessions() as session:
+            return {name for labels in session.scalars(select(Alert.labels)) for name in labels or {}}
 
     def silences(self, now: datetime, include_ended: bool = False) -> list[SilenceRecord]:
         """Silences in force or to come at `now` (with include_ended: every one)."""

@@ -10,6 +10,7 @@ timezone-aware (records.db.UtcDateTime).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -214,6 +215,29 @@ def silence_view(row: Silence) -> SilenceView:
 # -------------------------------------------------------------------------------------- repository
 
 
+def is_silenced(suppressed: str | None) -> bool:
+    """True if an alert is held back by a silence or a maintenance window (not by inhibition or
+    flap damping: those are the engine's own, not a person's)."""
+    return suppressed is not None and suppressed.startswith(("silence:", "maintenance:"))
+
+
+@dataclass(slots=True)
+class AlertCounts:
+    """Firing alerts per severity: all of them (open), acknowledged, silenced."""
+
+    open: dict[str, int] = field(default_factory=dict)
+    acknowledged: dict[str, int] = field(default_factory=dict)
+    silenced: dict[str, int] = field(default_factory=dict)
+
+    def add(self, severity: str, *, acked: bool, silenced: bool) -> None:
+        """Count one firing alert."""
+        self.open[severity] = self.open.get(severity, 0) + 1
+        if acked:
+            self.acknowledged[severity] = self.acknowledged.get(severity, 0) + 1
+        if silenced:
+            self.silenced[severity] = self.silenced.get(severity, 0) + 1
+
+
 class AlertStore:
     """Typed access to the alert tables inside one session (the caller owns the transaction)."""
 
@@ -259,6 +283,14 @@ class AlertStore:
         q = select(Alert).where(Alert.state == "firing").order_by(Alert.started_at, Alert.id)
         return list(self.session.scalars(q))
 
+    def counts(self) -> AlertCounts:
+        """How many alerts fire now, and how many of them are acknowledged and silenced, by severity."""
+        q = select(Alert.severity, Alert.acked_by, Alert.suppressed).where(Alert.state == "firing")
+        counts = AlertCounts()
+        for severity, acked_by, suppressed in self.session.execute(q):
+            counts.add(severity, acked=acked_by is not None, silenced=is_silenced(suppressed))
+        return counts
+
     def save_alerts(self, alerts: Sequence[AlertView]) -> dict[str, int]:
         """Insert or update alerts; returns dedup key → id for each."""
         ids: dict[str, int] = {}
@@ -287,9 +319,15 @@ class AlertStore:
             self.session.add(AlertHistory(alert_id=alert_id, at=e.at, what=e.what, who=e.who, note=e.note))
 
     def history(
-        self, key_or_id: str | int | None = None, since: datetime | None = None, limit: int = 500
+        self,
+        key_or_id: str | int | None = None,
+        since: datetime | None = None,
+        limit: int = 500,
+        *,
+        before: int | None = None,
     ) -> list[tuple[str, AlertHistory]]:
-        """(dedup key, entry) newest last; of one alert or of all."""
+        """(dedup key, entry) newest last; of one alert or of all; with `before`, entries older than that
+        history id."""
         q = select(Alert.dedup_key, AlertHistory).join(Alert, Alert.id == AlertHistory.alert_id)
         if isinstance(key_or_id, int):
             q = q.where(Alert.id == key_or_id)
@@ -297,6 +335,8 @@ class AlertStore:
             q = q.where(Alert.dedup_key == key_or_id)
         if since is not None:
             q = q.where(AlertHistory.at >= since)
+        if before is not None:
+            q = q.where(AlertHistory.id < before)
         q = q.order_by(AlertHistory.id.desc()).limit(limit)
         return [(k, h) for k, h in reversed(self.session.execute(q).tuples().all())]
 

@@ -3,6 +3,8 @@ with its settings, records database and clock injected, so tests build one per c
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -11,9 +13,22 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 
-from api import pages, pages_access, pages_door, pages_records, routes_audit, routes_auth
+from api import (
+    pages,
+    pages_access,
+    pages_door,
+    pages_records,
+    routes_access,
+    routes_alerts,
+    routes_audit,
+    routes_auth,
+    routes_status,
+)
 from api.context import AppContext, Clock, Ctx, utc_now
 from api.errors import RequestIdMiddleware, install_error_handlers
+from api.live import MqttLive
+from api.live_model import LiveSource
+from api.metrics import install_metrics, registry_for
 from api.page_auth import install_login_redirect
 from api.pages_render import install_page_errors
 from api.schemas import HealthOut
@@ -27,11 +42,15 @@ OPENAPI_URL = "/api/v1/openapi.json"
 ROUTERS = (
     routes_auth.router,
     routes_audit.router,
+    routes_status.router,
+    routes_alerts.router,
+    routes_access.router,
     pages.router,
     pages_records.router,
     pages_access.router,
     pages_door.router,
 )
+# (/metrics is not here: each app adds it, anonymous or not as `api.metrics_public` says.)
 
 
 def _database_ok(engine: Engine) -> bool:
@@ -51,10 +70,27 @@ def create_app(
     site: SiteConfig | None = None,
     clock: Clock = utc_now,
     hasher: PasswordHasher | None = None,
+    live: LiveSource | None = None,
 ) -> FastAPI:
-    """The roomguard web app over a migrated records database (`records.migrate.upgrade` first)."""
+    """The roomguard web app over a migrated records database (`records.migrate.upgrade` first).
+
+    `live` is where readings, statuses and check results come from; with a `site` and no `live` the app
+    subscribes to the site's broker itself (api/live.py) while it runs (its lifespan)."""
     engine = records_url if isinstance(records_url, Engine) else make_engine(records_url)
     store = ApiStore(session_factory(engine), settings.passwords, hasher)
+    subscriber = MqttLive(site, clock=clock) if live is None and site is not None else None
+    source = live if live is not None else subscriber
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if subscriber is not None:
+            subscriber.start()
+        try:
+            yield
+        finally:
+            if subscriber is not None:
+                await subscriber.stop()
+
     app = FastAPI(
         title="roomguard",
         summary="Machine-room monitoring and TWSE CC-16000 evidence. 機房環境監控與 CC-16000 稽核佐證。",
@@ -62,14 +98,19 @@ def create_app(
         openapi_url=OPENAPI_URL,
         docs_url="/api/v1/docs",
         redoc_url=None,
+        lifespan=lifespan,
     )
-    app.state.ctx = AppContext(settings, store, engine, clock, site, state_dir)
+    ctx = AppContext(settings, store, engine, clock, site, state_dir)
+    app.state.ctx = ctx
+    app.state.live = source
+    app.state.metrics_registry = registry_for(ctx, source)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     install_page_errors(app)
     install_login_redirect(app)
     for router in ROUTERS:
         app.include_router(router)
+    install_metrics(app, settings.metrics_public)
 
     @app.get("/healthz", response_model=HealthOut, tags=["health"], responses={503: {"model": HealthOut}})
     async def healthz(ctx: Ctx) -> HealthOut | JSONResponse:

@@ -22,6 +22,8 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's own request id is kept when it is short and plain (it goes into logs); else a new one.
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 API_PREFIX = "/api/"
+# Outside /api/ but machine-read too: their errors are JSON as well (a scraper logs the body).
+JSON_ERROR_PATHS = frozenset({"/metrics"})
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthenticated",
@@ -102,7 +104,7 @@ def error_response(
     """The error answer: JSON on API paths, a short text elsewhere; always with the request id."""
     rid = request_id(request)
     all_headers = {REQUEST_ID_HEADER: rid, **(headers or {})}
-    if request.url.path.startswith(API_PREFIX):
+    if request.url.path.startswith(API_PREFIX) or request.url.path in JSON_ERROR_PATHS:
         body = ErrorBody(code=code, message=message, request_id=rid).model_dump()
         return JSONResponse(body, status_code=status, headers=all_headers)
     return PlainTextResponse(f"{message}\n({code}, request {rid})\n", status_code=status, headers=all_headers)

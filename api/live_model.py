@@ -40,6 +40,7 @@ class DeviceLive:
     at: datetime | None = None  # time of the newest reading; None: no reading since the API started
     quality: str = "none"  # the poll's quality (good, partial, comm_error, …); "none": nothing yet
     metrics: Mapping[str, MetricLive] = field(default_factory=dict)
+    duration_s: float | None = None  # how long the newest poll took (the readings message's duration_s)
     status: str | None = None  # the retained device status (online/offline), None: not seen
     status_reason: str | None = None
     status_at: datetime | None = None

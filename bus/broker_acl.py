@@ -12,6 +12,8 @@ Without it any authenticated client could publish readings for any device of any
 - alerts: reads everything of its site (readings, statuses, events); writes the retained alert topics.
 - compliance: reads everything of its site (readings, statuses, alerts); writes the CC-16000 check
   results under `{site}/_compliance/` only.
+- api: the web API's live view, read-only: its site's readings (CC-16000 check results included),
+  device and collector statuses, events and alerts; not the ingest confirmations, and no write at all.
 - the site's plain `mqtt.username`, when it is no role's account: read-only on the site (Grafana's MQTT
   source, `mosquitto_sub` for a person watching).
 
@@ -39,12 +41,23 @@ def broker_acl(site: SiteConfig) -> str:
         role: (cred.username if (cred := m.roles.get(role)) else m.username)
         for role in ("collector", "ingest", "alerts", "compliance")
     }
+    if "api" in m.roles:
+        accounts["api"] = m.roles["api"].username
+    # Without an account of its own the API reads with the plain read-only account, as the others do.
+    api_user = accounts.get("api", m.username)
     rules: dict[str, list[str]] = {}
+    read_site = f"topic read {base}/#"
 
     def grant(user: str | None, *lines: str) -> None:
         if user:
             rules.setdefault(user, [])
-            rules[user] += [ln for ln in lines if ln not in rules[user]]
+            # A read under the site is redundant for an account that already reads the whole site.
+            have = rules[user]
+            rules[user] += [
+                ln
+                for ln in lines
+                if ln not in have and not (read_site in have and ln.startswith(f"topic read {base}/"))
+            ]
 
     read_all = f"{base}/+/+/readings" if not site.ingest.all_sites else f"{m.topic_prefix}/+/+/+/readings"
     # A central ingest (all_sites) confirms to each site it stored readings of (docs/multi-site.md).
@@ -53,10 +66,19 @@ def broker_acl(site: SiteConfig) -> str:
     # Not a `pattern` line with %c: patterns apply to every user, and a confirmation from anyone but
     # ingest would make a collector drop readings that were never stored.
     grant(accounts["ingest"], f"topic read {read_all}", f"topic write {confirm_out}")
-    grant(accounts["alerts"], f"topic read {base}/#", f"topic write {base}/alerts/#")
-    grant(accounts["compliance"], f"topic read {base}/#", f"topic write {base}/{COMPLIANCE_LEVEL}/+/readings")
+    grant(accounts["alerts"], read_site, f"topic write {base}/alerts/#")
+    grant(accounts["compliance"], read_site, f"topic write {base}/{COMPLIANCE_LEVEL}/+/readings")
     if m.username and m.username not in accounts.values():
-        grant(m.username, f"topic read {base}/#")
+        grant(m.username, read_site)
+    # The API's live view: readings (check results too: `_compliance`), device and collector statuses
+    # (`_collector`), events and alerts; not ingest's confirmations, and never a write.
+    grant(
+        api_user,
+        f"topic read {base}/+/+/readings",
+        f"topic read {base}/+/+/status",
+        f"topic read {base}/events",
+        f"topic read {base}/alerts/#",
+    )
     out = [HEADER.format(site=site.site.id)]
     for user in dict.fromkeys(u for u in accounts.values() if u):
         sharing = [r for r, u in accounts.items() if u == user]
@@ -67,6 +89,8 @@ def broker_acl(site: SiteConfig) -> str:
             )
     for user, lines in rules.items():
         roles = [r for r, u in accounts.items() if u == user] or ["observer (read-only)"]
+        if user == api_user and "api" not in accounts:
+            roles.append("api")
         out.append(f"\n# {' + '.join(roles)}\nuser {user}\n" + "\n".join(lines) + "\n")
     return "".join(out)
 

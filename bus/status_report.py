@@ -8,9 +8,10 @@ as running until its snapshot goes stale.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bus.status_file import STALE_AFTER_S, age_s, liveness, read_snapshots
 
@@ -29,33 +30,119 @@ _NOT_COUNTERS = {
 }
 
 
-def _state(snap: dict[str, Any], now: datetime) -> str:
-    age = age_s(snap, now)
+ProcessState = Literal["running", "stopped", "dead", "stale", "unknown", "unreadable"]
+
+
+def process_state(snap: dict[str, Any], now: datetime) -> ProcessState:
+    """What a process snapshot says about its writer: running, stopped (cleanly), dead (killed or
+    crashed, by its pid), stale (no snapshot for STALE_AFTER_S), unknown (no time) or unreadable."""
     if "error" in snap and "written" not in snap:
-        return f"unreadable 無法讀取: {snap['error']}"
+        return "unreadable"
+    age = age_s(snap, now)
     if age is None:
-        return "unknown 未知 (snapshot has no time)"
+        return "unknown"
     if not snap.get("running", True):
-        return f"stopped 已停止 (cleanly, {age:.0f} s ago)"
+        return "stopped"
     if liveness(snap) == "dead":
+        return "dead"
+    if age > STALE_AFTER_S:
+        return "stale"
+    return "running"
+
+
+def _state(snap: dict[str, Any], now: datetime) -> str:
+    state = process_state(snap, now)
+    age = age_s(snap, now) or 0.0
+    if state == "unreadable":
+        return f"unreadable 無法讀取: {snap['error']}"
+    if state == "unknown":
+        return "unknown 未知 (snapshot has no time)"
+    if state == "stopped":
+        return f"stopped 已停止 (cleanly, {age:.0f} s ago)"
+    if state == "dead":
         return (
             f"DEAD 已終止 (pid {snap.get('pid')} no longer runs: killed or crashed; "
             f"last snapshot {age:.0f} s ago)"
         )
-    if age > STALE_AFTER_S:
+    if state == "stale":
         return f"not running 未執行 (last snapshot {age:.0f} s ago)"
     return f"running 執行中 (pid {snap.get('pid', '?')}, snapshot {age:.1f} s old)"
 
 
 def _alive(snap: dict[str, Any], now: datetime) -> bool:
     """True if the process behind `snap` may still act (its connection states are current)."""
-    age = age_s(snap, now)
-    return (
-        bool(snap.get("running", True))
-        and liveness(snap) != "dead"
-        and age is not None
-        and age <= STALE_AFTER_S
+    return process_state(snap, now) == "running"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessFigures:
+    """One process of the state directory as `roomguard status` judges it, with the figures the web
+    API and /metrics show (None: the snapshot does not carry it, or the process is not running)."""
+
+    name: str  # collector, ingest, ingest-1, alerts, compliance, …
+    state: ProcessState
+    snapshot_age_s: float | None
+    pid: int | None
+    broker_connected: bool | None = None
+    outbox_depth: int | None = None  # collector: messages held until ingest confirms them stored
+    outbox_bytes: int | None = None
+    # collector: age of the oldest message not yet confirmed stored, i.e. how far the database is behind
+    outbox_oldest_age_s: float | None = None
+    outbox_dropped: int | None = None
+    backlog: int | None = None  # ingest: received, not yet written
+    last_write_age_s: float | None = None  # ingest: seconds since its last database write
+    db_state: str | None = None  # ingest: ok, or why not
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _age_of(ts: Any, now: datetime) -> float | None:
+    try:
+        return (now - datetime.fromisoformat(str(ts))).total_seconds() if ts else None
+    except (ValueError, TypeError):
+        return None
+
+
+def process_figures(name: str, snap: dict[str, Any], now: datetime) -> ProcessFigures:
+    """The state and figures of one snapshot (connection states only while the process runs)."""
+    state = process_state(snap, now)
+    running = state == "running"
+    connected: bool | None = None
+    if running and isinstance(snap.get("broker_connected"), bool):
+        connected = snap["broker_connected"]
+    elif (
+        running and isinstance(snap.get("broker"), dict) and isinstance(snap["broker"].get("connected"), bool)
+    ):
+        connected = snap["broker"]["connected"]
+    outbox = snap.get("outbox") if isinstance(snap.get("outbox"), dict) else {}
+    assert isinstance(outbox, dict)
+    is_ingest = name.startswith("ingest")
+    return ProcessFigures(
+        name=name,
+        state=state,
+        snapshot_age_s=age_s(snap, now),
+        pid=_int(snap.get("pid")),
+        broker_connected=connected,
+        outbox_depth=_int(outbox.get("depth")),
+        outbox_bytes=_int(outbox.get("bytes")),
+        outbox_oldest_age_s=_num(outbox.get("oldest_age_s")),
+        outbox_dropped=_int(outbox.get("dropped_total")),
+        backlog=_int(snap.get("backlog")) if is_ingest else None,
+        last_write_age_s=_age_of(snap.get("last_write_ts"), now) if is_ingest else None,
+        db_state=str(snap["db_state"]) if is_ingest and running and "db_state" in snap else None,
     )
+
+
+def state_dir_figures(state_dir: Path, now: datetime) -> list[ProcessFigures]:
+    """Every process snapshot of `state_dir` (none if it does not exist), by name."""
+    snaps = read_snapshots(state_dir) if state_dir.is_dir() else {}
+    return [process_figures(name, snap, now) for name, snap in sorted(snaps.items())]
 
 
 def _connected(section: Any) -> str:

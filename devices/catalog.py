@@ -156,6 +156,18 @@ def builtin_catalog() -> Catalog:
     return load_catalog()
 
 
+def metric_unit(device_class: DeviceClass | str, metric: str) -> str | None:
+    """The unit of a metric: the catalog's, else the one its name's suffix fixes (a vendor's extra
+    `probe3_temp_c` is still °C); None for bools, enums and counts."""
+    try:
+        entry = builtin_catalog().find(DeviceClass(device_class), metric)
+    except ValueError:  # a class this version does not know
+        entry = None
+    if entry is not None:
+        return entry.unit or None
+    return next((unit for suffix, unit in _SUFFIX_UNITS.items() if metric.endswith(suffix)), None)
+
+
 # ---------------------------------------------------------------------------------------------- docs
 
 

@@ -11,8 +11,10 @@ therefore prints the head hash, so a later rewrite no longer matches a pack alre
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -98,6 +100,12 @@ class Actor:
 
     name: str
     source: str
+
+
+def cli_actor(name: str) -> Actor:
+    """`name` acting from a command line on this machine: source `cli:HOST/LOGIN` (the OS account that
+    ran the command, so a `--by` that names someone else still shows whose shell it was)."""
+    return Actor(name, f"cli:{socket.gethostname()}/{getpass.getuser()}")
 
 
 @dataclass(frozen=True, slots=True)

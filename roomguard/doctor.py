@@ -124,6 +124,8 @@ def _roles(site: SiteConfig) -> list[tuple[str, MqttRole | None]]:
         out.append(("alerts", "alerts"))
     if site.compliance.enabled:
         out.append(("compliance", "compliance"))
+    if "api" in site.mqtt.roles:  # the web API's live view; without its own account it uses the plain one
+        out.append(("api", "api"))
     # The plain account is probed on its own only when no role uses it (bus/broker_acl.py: the observer).
     m = site.mqtt
     used = {m.roles[r].username if r in m.roles else m.username for _, r in out if r is not None}

@@ -8,8 +8,8 @@ DEBS=(python3-venv python3-dev gcc pkg-config curl
       mosquitto mosquitto-clients influxdb victoria-metrics
       snmp snmpd snmptrapd mbpoll libmodbus-dev
       nut-snmp nut-server nut-client socat
-      fonts-arphic-uming poppler-utils
-      chromium)  # evidence-pack PDFs: an embeddable TrueType CJK font; pdftotext in tests
+      fonts-arphic-uming poppler-utils  # evidence-pack PDFs: an embeddable TrueType CJK font; pdftotext in tests
+      chromium)  # the browser tests (Playwright drives Debian's chromium through executable_path)
 
 missing=()
 for p in "${DEBS[@]}"; do

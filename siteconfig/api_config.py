@@ -59,6 +59,11 @@ class ApiConfig(StrictModel):
     )
     login: LoginThrottle = Field(default_factory=LoginThrottle, description="Login throttling.")
     passwords: PasswordRules = Field(default_factory=PasswordRules, description="Password rules.")
+    metrics_public: bool = Field(
+        False,
+        description="Serve /metrics without a login (a Prometheus on a trusted network); by default it "
+        "needs a token with status.read (Prometheus `authorization: credentials_file:`).",
+    )
     page_refresh_s: int = Field(
         30, ge=5, le=3600, description="Seconds between reloads of the status page and the door display."
     )

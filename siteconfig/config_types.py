@@ -158,7 +158,7 @@ class MqttCredentials(StrictModel):
     password: SecretRef | None = Field(None, description="Password (secret reference).")
 
 
-MqttRole = Literal["collector", "ingest", "alerts", "compliance"]
+MqttRole = Literal["collector", "ingest", "alerts", "compliance", "api"]
 
 
 class MqttBridge(StrictModel):
@@ -201,9 +201,9 @@ class Mqtt(StrictModel):
     )
     roles: dict[MqttRole, MqttCredentials] = Field(
         default_factory=dict,
-        description="Own broker account per process role (collector, ingest, alerts, compliance), so the "
-        "broker's "
-        "ACL lets each do only its job (`roomguard broker-acl`); roles not listed use username/password.",
+        description="Own broker account per process role (collector, ingest, alerts, compliance, api: the "
+        "web API's read-only live view), so the broker's ACL lets each do only its job "
+        "(`roomguard broker-acl`); roles not listed use username/password.",
     )
     reconnect_max_s: Seconds = Field(
         3.0,

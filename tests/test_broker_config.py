@@ -38,6 +38,7 @@ SHIPPED = ROOT / "deploy" / "mosquitto" / "roomguard.conf"
 ACCOUNTS = {
     "roomguard-collector": "pw-collector",
     "roomguard-ingest": "pw-ingest",
+    "roomguard-api": "pw-api",
     "watcher": "pw-watcher",
     "stranger": "pw-stranger",
 }
@@ -91,6 +92,7 @@ mqtt:
   roles:
     collector: {username: roomguard-collector, password: {env: T_PW_COLLECTOR}}
     ingest: {username: roomguard-ingest, password: {env: T_PW_INGEST}}
+    api: {username: roomguard-api, password: {env: T_PW_API}}
 """)
     return load_site(path)
 
@@ -154,12 +156,13 @@ def test_each_role_may_do_only_its_job_and_big_messages_never_reach_a_subscriber
     broker: ShippedMosquitto,
 ) -> None:
     watcher = Client(broker, "watcher", subscribe="roomguard/v1/acl/#")
+    api = Client(broker, "roomguard-api", subscribe="roomguard/v1/acl/#")  # the web API: read-only
     collector = Client(broker, "roomguard-collector")
     ingest = Client(broker, "roomguard-ingest")
     stranger = Client(broker, "stranger")
     intruder = Client(broker, "nobody-at-all")
     try:
-        for c in (watcher, collector, ingest, stranger, intruder):
+        for c in (watcher, api, collector, ingest, stranger, intruder):
             assert c.ready.wait(10)
         assert intruder.connect_rc.is_failure  # not in the password file
         own = "roomguard/v1/acl/r1/th-1/readings"
@@ -170,6 +173,8 @@ def test_each_role_may_do_only_its_job_and_big_messages_never_reach_a_subscriber
         assert ingest.publish("roomguard/v1/acl/_ingest/i0/confirmed") == 0
         assert stranger.publish(own) == NOT_AUTHORIZED  # an account without ACL lines can do nothing
         assert watcher.publish(own) == NOT_AUTHORIZED  # read-only
+        assert api.publish(own) == NOT_AUTHORIZED
+        assert api.publish("roomguard/v1/acl/alerts/a1") == NOT_AUTHORIZED
         # mosquitto.conf(5) message_size_limit: mosquitto 2.0.11 drops it and disconnects the sender.
         big = Client(broker, "roomguard-collector")
         try:
@@ -188,7 +193,7 @@ def test_each_role_may_do_only_its_job_and_big_messages_never_reach_a_subscriber
         finally:
             tls.close()
         for _ in range(50):  # the watcher's thread receives them
-            if len(watcher.got) >= 5:
+            if len(watcher.got) >= 5 and len(api.got) >= 4:  # the API: not the confirmation
                 break
             threading.Event().wait(0.1)
         topics = [t for t, _ in watcher.got]
@@ -197,8 +202,12 @@ def test_each_role_may_do_only_its_job_and_big_messages_never_reach_a_subscriber
         assert "roomguard/v1/acl/r1/th-1/status" in topics
         assert "roomguard/v1/acl/_ingest/i0/confirmed" in topics
         assert max(sizes) == 100_000  # the 300 KB one never reached a subscriber
+        heard = [t for t, _ in api.got]
+        assert heard.count(own) == 3, api.got
+        assert "roomguard/v1/acl/r1/th-1/status" in heard
+        assert "roomguard/v1/acl/_ingest/i0/confirmed" not in heard  # not the API's business
     finally:
-        for c in (watcher, collector, ingest, stranger, intruder):
+        for c in (watcher, api, collector, ingest, stranger, intruder):
             c.close()
 
 

@@ -177,6 +177,7 @@ def review_show(
     """A review: its progress, lines, flags, decisions and sign-off. 檢視覆核。"""
     from compliance.access.codec import review_json
     from compliance.access.review import DECISION_ZH, ReviewRefused
+    from compliance.access.service import progress
 
     site = load_site_or_exit(path)
     try:
@@ -187,10 +188,10 @@ def review_show(
         typer.echo(json.dumps(review_json(review), ensure_ascii=False, indent=1))
         return
     typer.echo(f"{review.review_id} {review.quarter} {review.status}; prepared by {review.prepared_by}")
-    decided = sum(1 for ln in review.lines if ln.decision)
-    open_flagged = sum(1 for ln in review.lines if ln.flags and not ln.decision)
+    done = progress(review)
     typer.echo(
-        f"已覆核 decided {decided}/{len(review.lines)}; 待覆核之旗標 flagged and undecided {open_flagged}"
+        f"已覆核 decided {done.decided}/{done.lines}; "
+        f"待覆核之旗標 flagged and undecided {done.flagged_undecided}"
     )
     for ln in review.lines:
         if (flagged_only and not ln.flags) or (undecided_only and ln.decision):
@@ -223,32 +224,28 @@ def review_decide(
     state_dir: StateDir = DEFAULT_STATE,
 ) -> None:
     """Record the reviewer's decision on grants: all or none, each one audited. 覆核決定。"""
-    from compliance.access.flags import FLAG_CODES
-    from compliance.access.review import ReviewRefused
+    from compliance.access.review import InvalidDecision, ReviewRefused
+    from compliance.access.service import choose_grants, decide_grants
 
     if not decision or not by:
         raise _fail("--decision and --by are needed")
-    codes = set(flag or [])
-    if unknown := sorted(codes - set(FLAG_CODES)):
-        raise _fail(f"--flag {', '.join(unknown)}: valid flags are {', '.join(FLAG_CODES)}")
     site = load_site_or_exit(path)
     store, actor, now = _store(site, state_dir), _actor(by), datetime.now(UTC)
     chosen = list(grant_ids or [])
     try:
-        if unflagged or codes:
-            review = store.review(review_id)
-            chosen += [
-                ln.grant.grant_id
-                for ln in review.lines
-                if ln.decision is None
-                and ((unflagged and not ln.flags) or any(f.code in codes for f in ln.flags))
-            ]
-        if not chosen:
-            raise _fail("name grant ids, or --unflagged / --flag CODE (no undecided grant matched)")
-        store.decide_many(review_id, chosen, decision, reason, by, actor, now)
+        if unflagged or flag:
+            chosen = choose_grants(store.review(review_id), chosen, unflagged=unflagged, flags=flag or [])
+    except InvalidDecision as exc:  # a wrong --flag, or nothing chosen: the command line's fault
+        raise _fail(f"--flag / --unflagged: {exc}") from None
     except ReviewRefused as exc:
         raise _refused(exc) from None
-    typer.echo(f"{review_id}: {decision} for {len(chosen)} grant(s)")
+    if not chosen:
+        raise _fail("name grant ids, or --unflagged / --flag CODE")
+    try:
+        count = decide_grants(store, review_id, chosen, decision, reason, by, actor, now)
+    except ReviewRefused as exc:
+        raise _refused(exc) from None
+    typer.echo(f"{review_id}: {decision} for {count} grant(s)")
 
 
 @review_app.command("sign-off")
@@ -261,10 +258,11 @@ def review_sign_off(
 ) -> None:
     """Sign the review off (not by whoever implemented its grants); then it is read-only. 簽核。"""
     from compliance.access.review import ReviewRefused
+    from compliance.access.service import sign_off_review
 
     site = load_site_or_exit(path)
     try:
-        review = _store(site, state_dir).sign_off(review_id, by, _actor(by), datetime.now(UTC), note)
+        review = sign_off_review(_store(site, state_dir), review_id, by, _actor(by), datetime.now(UTC), note)
     except ReviewRefused as exc:
         raise _refused(exc) from None
     typer.echo(f"{review.review_id} signed off by {by} 已簽核")

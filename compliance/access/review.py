@@ -32,6 +32,24 @@ class ReviewRefused(ValueError):
     """The workflow refuses the action (signed review, separation of duties, unknown grant...)."""
 
 
+# The kinds of refusal, so a caller can answer each its own way (the web API: 404, 409, 422); every
+# one is a ReviewRefused, so `except ReviewRefused` still catches them all.
+class NotInReview(ReviewRefused):
+    """No such review, or the grant is not in the review."""
+
+
+class InvalidDecision(ReviewRefused):
+    """A decision that is not one of DECISIONS, or a change without a reason."""
+
+
+class ReviewSigned(ReviewRefused):
+    """The review is signed off and read-only."""
+
+
+class SeparationOfDuties(ReviewRefused):
+    """The signer implemented a reviewed grant (the access administrator)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Quarter:
     """A calendar quarter in the site's time zone: [start, end)."""
@@ -61,7 +79,7 @@ class Quarter:
 
     def previous(self, tz: tzinfo) -> Quarter:
         """The quarter before."""
-        return Quarter.parse(f"{self.year - (self.q == 1)}Q{4 if self.q == 1 else self.q - 1}", tz)
+        return Quarter.parse(f"{self.year - (self.q == 1):04d}Q{4 if self.q == 1 else self.q - 1}", tz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +136,7 @@ class Review:
         known = ", ".join(ln.grant.grant_id for ln in self.lines[:20]) + (
             " …" if len(self.lines) > 20 else ""
         )
-        raise ReviewRefused(
+        raise NotInReview(
             f"權限 {grant_id} 不在覆核 {self.review_id} 中 / grant {grant_id} is not in review "
             f"{self.review_id} (grants: {known})"
         )
@@ -195,15 +213,15 @@ def review_lines(
 def check_decision(review_id_: str, quarter: str, status: str, decision: str, reason: str) -> Decision:
     """The decision; refused on a signed review, if unknown, or a change without a reason."""
     if status == "signed":
-        raise ReviewRefused(
+        raise ReviewSigned(
             f"覆核 {review_id_} 已簽核, 不得修改; 請建立新的覆核 / review {review_id_} is signed "
             f"off and read-only; start a new review of {quarter} to change it"
         )
     known = next((d for d in DECISIONS if d == decision), None)
     if known is None:
-        raise ReviewRefused(f"decision {decision!r}: valid choices are {', '.join(DECISIONS)}")
+        raise InvalidDecision(f"decision {decision!r}: valid choices are {', '.join(DECISIONS)}")
     if known != "keep" and not reason.strip():
-        raise ReviewRefused(f"決定 {known} 需說明理由 / a {known} decision needs a reason (--reason)")
+        raise InvalidDecision(f"決定 {known} 需說明理由 / a {known} decision needs a reason (--reason)")
     return known
 
 
@@ -220,14 +238,18 @@ def undecided(review: Review) -> list[ReviewLine]:
     return [ln for ln in review.lines if ln.decision is None]
 
 
-def sign_off(review: Review, by: str, at: datetime, note: str = "") -> Review:
-    """The review signed off by `by`; refused when signed, incomplete, or `by` implemented a grant."""
+def sign_off(review: Review, by: str, at: datetime, note: str = "", *, aliases: Iterable[str] = ()) -> Review:
+    """The review signed off by `by`; refused when signed, incomplete, or `by` implemented a grant.
+
+    `aliases` are the signer's other names (a web user's login and display name): none of them may be
+    an implementer's either.
+    """
     if review.status == "signed":
-        raise ReviewRefused(
+        raise ReviewSigned(
             f"覆核 {review.review_id} 已簽核 / review {review.review_id} is already signed off"
         )
-    if by.strip().casefold() in review.implementers:
-        raise ReviewRefused(
+    if any(name.strip().casefold() in review.implementers for name in (by, *aliases)):
+        raise SeparationOfDuties(
             f"{by} 為本期權限之設定人 (門禁管理者), 不得簽核覆核 (職責分離) / {by} implemented grants under "
             "review (the access administrator) and may not sign the review off: separation of duties "
             "(ISO/IEC 27002 5.18); another reviewer must sign"

@@ -34,7 +34,14 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from compliance.access.codec import grant_json, grant_of, holder_json, holder_of, review_json, review_of
 from compliance.access.model import Badge, Direction, DoorEvent, Grant, GrantChange, Holder
-from compliance.access.review import Review, ReviewLine, ReviewRefused, check_decision, sign_off
+from compliance.access.review import (
+    NotInReview,
+    Review,
+    ReviewLine,
+    ReviewRefused,
+    check_decision,
+    sign_off,
+)
 from records.audit import Actor, AuditEntry, AuditItem, append, append_many
 from records.db import Base
 
@@ -403,7 +410,7 @@ class AccessStore:
                     .with_for_update()
                 ).one_or_none()
                 if head is None:
-                    raise ReviewRefused(f"no review {review_id!r} / 無此覆核")
+                    raise NotInReview(f"no review {review_id!r} / 無此覆核")
                 check_decision(review_id, head.quarter, head.status, decision, reason)
                 before = _decisions(session, review_id, chosen)
                 _refuse_unknown(session, review_id, [g for g in chosen if g not in before])
@@ -425,13 +432,25 @@ class AccessStore:
             self._refused(actor, now, "decide", entity_id, refused)
             raise
 
-    def sign_off(self, review_id: str, by: str, actor: Actor, now: datetime, note: str = "") -> Review:
-        """Sign the review off (then it is read-only), audited; a refusal is audited too."""
+    def sign_off(
+        self,
+        review_id: str,
+        by: str,
+        actor: Actor,
+        now: datetime,
+        note: str = "",
+        *,
+        aliases: Iterable[str] = (),
+    ) -> Review:
+        """Sign the review off (then it is read-only), audited; a refusal is audited too.
+
+        `aliases`: the signer's other names, checked against the implementers as `by` is.
+        """
         try:
             with self.sessions.begin() as session:
                 row = session.get(AccessReviewRow, review_id, with_for_update=True)
                 old = _load_review(session, review_id)
-                new = sign_off(old, by, now, note)
+                new = sign_off(old, by, now, note, aliases=aliases)
                 assert row is not None  # _load_review refused a missing one
                 row.data, row.status, row.updated_at = review_json(new), new.status, now
                 append(
@@ -493,7 +512,7 @@ def _refuse_unknown(session: Session, review_id: str, missing: Sequence[str]) ->
         session.scalars(select(t.grant_id).where(t.review_id == review_id).order_by(t.row_no).limit(21))
     )
     listed = ", ".join(known[:20]) + (" …" if len(known) > 20 else "")
-    raise ReviewRefused(
+    raise NotInReview(
         f"權限 {', '.join(missing[:10])} 不在覆核 {review_id} 中 / grant(s) {', '.join(missing[:10])}"
         f"{' …' if len(missing) > 10 else ''} not in review {review_id} (grants: {listed})"
     )
@@ -503,7 +522,7 @@ def _load_review(session: Session, review_id: str) -> Review:
     row = session.get(AccessReviewRow, review_id)
     if row is None:
         known = ", ".join(session.scalars(select(AccessReviewRow.review_id))) or "none"
-        raise ReviewRefused(f"no review {review_id!r} / 無此覆核 (reviews: {known})")
+        raise NotInReview(f"no review {review_id!r} / 無此覆核 (reviews: {known})")
     return _with_decisions(session, review_of(row.data))
 
 
