@@ -4,15 +4,14 @@ with the page again and the reason (422) when the input is wrong."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from alerts.silences import alert_matchers
 from api import pages_data as data
 from api.auth import Principal, audit_actor
 from api.context import AppContext, Ctx
@@ -21,32 +20,19 @@ from api.live_model import Live, LiveSource
 from api.page_auth import page_require
 from api.pages_render import PageError, flash, local_time, render
 from api.roles import Permission
-from records.audit import Actor
 
 router = APIRouter(include_in_schema=False)
 
 Viewer = Annotated[Principal, Depends(page_require(Permission.STATUS_READ))]
 Actor_ = Annotated[Principal, Depends(page_require(Permission.ALERTS_ACT))]
 SILENCE_FOR = {"1h": timedelta(hours=1), "4h": timedelta(hours=4)}
-T = TypeVar("T")
-
-
-def with_actor(method: Callable[..., T], *args: Any, actor: Actor, **kwargs: Any) -> T:
-    """Call an AlertService method with `actor=` (the audit log's who and where) when it takes one.
-
-    Bridge while the alerts REST work adds the audited `actor=` to AlertService.ack/silence: the lead
-    removes this wrapper and passes `actor=` directly once both are merged.
-    """
-    if "actor" in inspect.signature(method).parameters:
-        return method(*args, actor=actor, **kwargs)
-    return method(*args, **kwargs)
 
 
 def _gather(ctx: AppContext, snapshot_source: LiveSource, lang: str) -> dict[str, Any]:
     """Everything the status page shows (blocking: database reads)."""
     now = ctx.clock()
     snapshot = snapshot_source.snapshot()
-    service = data.alert_service(ctx.site, ctx.engine)
+    service = data.alert_service(ctx)
     recs = data.records(ctx.engine)
     board = data.board_rows(data.board(recs), lang)
     return {
@@ -113,12 +99,12 @@ async def ack_alert(
     note: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """Acknowledge an alert (reminders and escalation stop); back to the status page."""
-    service = data.alert_service(ctx.site, ctx.engine)
+    service = data.alert_service(ctx)
     by = principal.user.username
     actor = audit_actor(principal, request)
     try:
         await run_in_threadpool(
-            lambda: with_actor(service.ack, alert_id, by, note.strip() or None, ctx.clock(), actor=actor)
+            lambda: service.ack(alert_id, by, note.strip() or None, ctx.clock(), actor=actor)
         )
     except KeyError:
         raise PageError(404, "err.not_found", f"無此告警 no alert {alert_id}") from None
@@ -151,7 +137,7 @@ async def silence_alert(
     reason: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     """Silence one alert (its rule and labels) for 1 h, 4 h or until a time, with a reason."""
-    service = data.alert_service(ctx.site, ctx.engine)
+    service = data.alert_service(ctx)
     alert = await run_in_threadpool(service.get, alert_id)
     if alert is None:
         raise PageError(404, "err.not_found", f"無此告警 no alert {alert_id}")
@@ -166,8 +152,8 @@ async def silence_alert(
     assert isinstance(ends, datetime)
     by = principal.user.username
     actor = audit_actor(principal, request)
-    matchers = data.silence_matchers(alert)
+    matchers = alert_matchers(alert)
     await run_in_threadpool(
-        lambda: with_actor(service.silence, matchers, now, ends, reason.strip(), by, now, actor=actor)
+        lambda: service.silence(matchers, now, ends, reason.strip(), by, now, actor=actor)
     )
     return _back("flash.silenced")

@@ -17,7 +17,9 @@ from api.i18n import request_lang, translate
 from api.page_auth import page_require
 from api.pages_render import PageError, flash, local_time, render
 from api.roles import Permission
-from compliance.access.review import DECISIONS, Review, ReviewRefused
+from api.routes_access import reviewer_aliases, reviewer_name
+from compliance.access.review import DECISIONS, Review, ReviewRefused, SeparationOfDuties
+from compliance.access.service import decide_grants, sign_off_review
 
 router = APIRouter(include_in_schema=False)
 
@@ -75,9 +77,10 @@ async def review(review_id: str, request: Request, principal: Reader, ctx: Ctx) 
     return await review_page(request, principal, ctx, review_id)
 
 
-def _refusal(request: Request, review: Review, username: str, refused: ReviewRefused) -> str:
-    """The refusal's own text, led by the plain separation-of-duties sentence when that is the cause."""
-    if username.strip().casefold() in review.implementers:
+def _refusal(request: Request, refused: ReviewRefused) -> str:
+    """The refusal's own text (zh-TW and English), led by a plain separation-of-duties sentence in the
+    page's language when that is the cause."""
+    if isinstance(refused, SeparationOfDuties):
         return f"{translate(request_lang(request), 'sod')} ({refused})"
     return str(refused)
 
@@ -92,24 +95,16 @@ async def decide(
     decision: Annotated[str, Form(max_length=20)],
     reason: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    """Record a decision on one line (audited, refusals too)."""
+    """Record a decision on one line (audited, refusals too), as `roomguard access review decide`."""
     store = data.access_store(ctx.engine)
-    by = principal.user.username
+    by = reviewer_name(principal.user)
+    actor = audit_actor(principal, request)
     try:
         await run_in_threadpool(
-            store.decide,
-            review_id,
-            grant_id,
-            decision,
-            reason,
-            by,
-            audit_actor(principal, request),
-            ctx.clock(),
+            decide_grants, store, review_id, [grant_id], decision, reason, by, actor, ctx.clock()
         )
     except ReviewRefused as refused:
-        current = await run_in_threadpool(_load, ctx, review_id)
-        message = _refusal(request, current, by, refused)
-        return await review_page(request, principal, ctx, review_id, message, 409)
+        return await review_page(request, principal, ctx, review_id, _refusal(request, refused), 409)
     return RedirectResponse(f"/access/reviews/{review_id}?msg=flash.decided#line-{grant_id}", status_code=303)
 
 
@@ -121,15 +116,16 @@ async def sign_off(
     ctx: Ctx,
     note: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
-    """Sign the review off (then it is read-only); separation of duties is the workflow's to refuse."""
+    """Sign the review off (then it is read-only), as `roomguard access review sign-off`; separation of
+    duties (the user's name or display name implemented a grant) is the workflow's to refuse."""
     store = data.access_store(ctx.engine)
-    by = principal.user.username
+    user = principal.user
+    actor = audit_actor(principal, request)
     try:
         await run_in_threadpool(
-            store.sign_off, review_id, by, audit_actor(principal, request), ctx.clock(), note
-        )
+            sign_off_review, store, review_id, reviewer_name(user), actor, ctx.clock(), note,
+            reviewer_aliases(user),
+        )  # fmt: skip
     except ReviewRefused as refused:
-        current = await run_in_threadpool(_load, ctx, review_id)
-        message = _refusal(request, current, by, refused)
-        return await review_page(request, principal, ctx, review_id, message, 409)
+        return await review_page(request, principal, ctx, review_id, _refusal(request, refused), 409)
     return RedirectResponse(f"/access/reviews/{review_id}?msg=flash.signed", status_code=303)

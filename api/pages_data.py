@@ -4,8 +4,6 @@ Each function reads one thing, so the REST routes' shared helpers can replace th
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -14,9 +12,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from alerts.lifecycle import AlertView, Policy
-from alerts.pack import site_rule_set
+from alerts.lifecycle import AlertView
 from alerts.service import AlertService
+from api import routes_alerts
+from api.context import AppContext
 from api.live_model import DeviceLive, LiveSnapshot, MetricLive
 from compliance.access.store import AccessStore
 from compliance.board import BoardLine, TimelineEntry, latest_board, timeline
@@ -24,8 +23,6 @@ from compliance.kinds import DutyShift
 from compliance.roster import OnDuty, on_duty
 from compliance.store import Records
 from records.db import session_factory
-from siteconfig.alert_rules import AnyRule, RuleSet
-from siteconfig.alerts_config import AlertsConfig
 from siteconfig.config import SiteConfig
 
 DEFAULT_TZ = ZoneInfo("Asia/Taipei")
@@ -42,34 +39,9 @@ def site_tz(site: SiteConfig | None) -> tzinfo:
 # -- services over the app's engine ------------------------------------------------------------
 
 
-# Building the service compiles the site's rule pack (tens of ms): one per (site, engine), the newest few
-# kept (an app has one; a test run makes many apps). Entries keep their keys alive, so ids stay theirs.
-_SERVICES: OrderedDict[tuple[int, int], tuple[SiteConfig | None, Engine, AlertService]] = OrderedDict()
-_SERVICES_KEPT = 4
-_SERVICES_LOCK = threading.Lock()
-
-
-def alert_service(site: SiteConfig | None, engine: Engine) -> AlertService:
-    """The alert service as `roomguard alerts` builds it (alerts/cli.py), over the app's engine."""
-    key = (id(site), id(engine))
-    hit = _SERVICES.get(key)
-    if hit is not None and hit[0] is site and hit[1] is engine:
-        return hit[2]
-    service = _build_alert_service(site, engine)
-    with _SERVICES_LOCK:  # pages gather in the thread pool
-        _SERVICES[key] = (site, engine, service)
-        while len(_SERVICES) > _SERVICES_KEPT:
-            _SERVICES.popitem(last=False)
-    return service
-
-
-def _build_alert_service(site: SiteConfig | None, engine: Engine) -> AlertService:
-    alerts = site.alerts if site is not None else None
-    rules: RuleSet | list[AnyRule] = site_rule_set(alerts) if site is not None else []
-    tz = site.site.timezone if site is not None else "Asia/Taipei"
-    return AlertService(
-        session_factory(engine), rules, Policy.from_config(alerts or AlertsConfig(), tz), tz=ZoneInfo(tz)
-    )
+def alert_service(ctx: AppContext) -> AlertService:
+    """The app's AlertService (api.routes_alerts builds and keeps it, as `roomguard alerts` builds it)."""
+    return routes_alerts.alert_service(ctx)
 
 
 def records(engine: Engine) -> Records:
@@ -277,11 +249,6 @@ def alert_rows(alerts: Sequence[AlertView], lang: str) -> list[AlertRow]:
         if a.state == "firing"
     ]
     return sorted(rows, key=lambda r: (SEVERITY_ORDER.get(r.severity, 9), r.since))
-
-
-def silence_matchers(alert: AlertView) -> dict[str, str]:
-    """Matchers that silence exactly this alert: its rule and every label it carries."""
-    return {"rule": alert.rule_id, **{k: v for k, v in alert.labels.items() if v}}
 
 
 # -- the board and tests -----------------------------------------------------------------------

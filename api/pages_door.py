@@ -27,7 +27,7 @@ def _doors(ctx: AppContext, live: LiveSource, room: str | None) -> list[dict[str
             raise PageError(404, "err.not_found", f"無此機房 no room {room!r}")
     now = ctx.clock()
     snapshot = live.snapshot()
-    alerts = data.alert_service(site, ctx.engine).list_open()
+    alerts = data.alert_service(ctx).list_open()
     recs = data.records(ctx.engine)
     exclude = frozenset(site.compliance.environment.exclude_devices) if site is not None else frozenset()
     return [
