@@ -22,6 +22,9 @@ from api import (
     routes_alerts,
     routes_audit,
     routes_auth,
+    routes_board,
+    routes_evidence,
+    routes_records,
     routes_status,
 )
 from api.context import AppContext, Clock, Ctx, utc_now
@@ -44,6 +47,9 @@ ROUTERS = (
     routes_audit.router,
     routes_status.router,
     routes_alerts.router,
+    routes_records.router,
+    routes_board.router,
+    routes_evidence.router,
     routes_access.router,
     pages.router,
     pages_records.router,

@@ -59,6 +59,7 @@ class TimelineEntry:
     subject: str
     status: Status
     text: str
+    ref: str = ""  # the record's natural key
 
 
 def timeline(records: Records, start: datetime, end: datetime) -> list[TimelineEntry]:
@@ -72,18 +73,26 @@ def timeline(records: Records, start: datetime, end: datetime) -> list[TimelineE
                 g.device,
                 "pass" if g.counts else "warn",
                 f"{g.on_load_minutes:.1f} min, {g.trigger}; {g.reason or ''}".strip("; "),
+                g.ref(),
             )
         )
     for u in records.of_kind(UpsTest, since=start, until=end):
         status: Status = {"passed": "pass", "warning": "warn"}.get(u.result, "fail")  # type: ignore[assignment]
-        out.append(TimelineEntry(u.tested_at, u.KIND, u.device, status, f"{u.test_type}: {u.result}"))
+        out.append(
+            TimelineEntry(u.tested_at, u.KIND, u.device, status, f"{u.test_type}: {u.result}", u.ref())
+        )
     for i in records.of_kind(Inspection, since=start, until=end):
         out.append(
             TimelineEntry(
-                i.inspected_at, i.KIND, i.system, "pass" if i.result == "pass" else "fail", f"{i.inspector}"
+                i.inspected_at,
+                i.KIND,
+                i.system,
+                "pass" if i.result == "pass" else "fail",
+                f"{i.inspector}",
+                i.ref(),
             )
         )
     for d in records.of_kind(Drill, since=start, until=end):
         status = {"pass": "pass", "partial": "warn"}.get(d.result, "fail")  # type: ignore[assignment]
-        out.append(TimelineEntry(d.held_at, d.KIND, d.drill_id, status, d.scenario))
+        out.append(TimelineEntry(d.held_at, d.KIND, d.drill_id, status, d.scenario, d.ref()))
     return sorted(out, key=lambda e: e.at)

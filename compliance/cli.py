@@ -163,17 +163,6 @@ def record(
     typer.echo(f"{result.outcome} {result.kind} {result.ref}")
 
 
-def _cell(value: Any) -> str | None:
-    """A stored JSON value as the text a person would type (lists joined with ';')."""
-    if value is None:
-        return None
-    if isinstance(value, list):
-        return ";".join(str(v) for v in value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 @compliance_app.command("update")
 def update(
     path: SiteArg,
@@ -184,32 +173,35 @@ def update(
     state_dir: StateDir = DEFAULT_STATE,
 ) -> None:
     """Change fields of a record, e.g. the witness of a detected generator test (audited). 更新紀錄。"""
-    from compliance.importing import RecordImportError, parse_value_rows
-    from compliance.kinds import labels
+    from compliance.edit import UpdateRefused, update_record
+    from compliance.importing import RecordImportError
+    from compliance.store import RecordNotFound
 
     site = load_site_or_exit(path)
     model = _kind(kind_name)
-    store = _records(site, state_dir)
-    existing = store.get(model, ref)
-    if existing is None:
-        raise _fail(f"no {kind_name} record {ref!r}; roomguard compliance {path} list {kind_name}")
-    names = {label.casefold(): name for name, zh, en in labels(model) for label in (name, zh, en)}
-    row = {k: _cell(v) for k, v in existing.model_dump(mode="json").items()}
+    changes: dict[str, str] = {}
     for item in fields:
         key, sep, value = item.partition("=")
-        name = names.get(key.strip().casefold())
-        if not sep or name is None:
+        if not sep or not key.strip():
             raise _fail(
                 f"{item!r}: write field=value with a field of {kind_name}: {', '.join(model.model_fields)}"
             )
-        row[name] = value
+        changes[key.strip()] = value
     try:
-        (changed,) = parse_value_rows([row], model, "command line", ZoneInfo(site.site.timezone), first_row=1)
-    except RecordImportError as exc:
+        result = update_record(
+            _records(site, state_dir),
+            model,
+            ref,
+            changes,
+            _actor(by),
+            datetime.now(UTC),
+            ZoneInfo(site.site.timezone),
+            source="command line",
+        )
+    except RecordNotFound:
+        raise _fail(f"no {kind_name} record {ref!r}; roomguard compliance {path} list {kind_name}") from None
+    except (RecordImportError, UpdateRefused) as exc:
         raise _fail(str(exc)) from None
-    if changed.ref() != ref:
-        raise _fail(f"that changes the record's key ({ref} → {changed.ref()}): void it and record it anew")
-    (result,) = store.put_all([changed], _actor(by), datetime.now(UTC), action="update")
     typer.echo(f"{result.outcome} {result.kind} {result.ref}")
 
 

@@ -58,9 +58,12 @@ __all__ = [
     "RecordImportError",
     "RowProblem",
     "UnreadableFile",
+    "field_choices",
     "import_file",
     "parse_file",
+    "parse_objects",
     "parse_value_rows",
+    "resolve_field",
 ]
 
 M = TypeVar("M", bound=BaseModel)
@@ -402,17 +405,27 @@ def _from_json(text: str, model: type[M], schema: _Schema, source: str, tz: tzin
         doc = doc["records"]
     if not isinstance(doc, list):
         raise UnreadableFile(source, 'expected a list of objects or {"records": [...]}')
+    return parse_objects(doc, model, source, tz)
+
+
+def parse_objects(objects: Sequence[Any], model: type[M], source: str, tz: tzinfo) -> list[M]:
+    """Records from JSON objects already decoded (a file's, or a web request's body), numbered from 1.
+
+    Keys are read like headers (names, zh labels), values like JSON cells (strings read as in CSV: local
+    times in `tz`, yes/no, choices ignoring case). All or nothing: ImportFailed lists every problem.
+    """
+    schema = _schema(model)
     items: list[tuple[int, dict[str, Any]]] = []
     problems: list[RowProblem] = []
-    for number, obj in enumerate(doc, start=1):
+    for number, obj in enumerate(objects, start=1):
         if not isinstance(obj, dict):
             problems.append(RowProblem(number, None, None, f"not an object but {type(obj).__name__}"))
             continue
         raw: dict[str, Any] = {}
         for key, value in obj.items():
-            names = schema.resolve(key)
+            names = schema.resolve(str(key))
             if len(names) != 1:
-                problems.append(_header_problem(number, key, names, schema, "field"))
+                problems.append(_header_problem(number, str(key), names, schema, "field"))
             elif names[0] in raw:
                 problems.append(RowProblem(number, names[0], None, f"given twice (again as {key!r})"))
             else:
@@ -423,6 +436,22 @@ def _from_json(text: str, model: type[M], schema: _Schema, source: str, tz: tzin
     if problems:
         raise ImportFailed(source, problems, unit="record")
     return records
+
+
+def resolve_field(model: type[BaseModel], key: str) -> str | None:
+    """The field a key names (its name, alias or zh label, as a header would), None if none or several."""
+    names = _schema(model).resolve(key)
+    return names[0] if len(names) == 1 else None
+
+
+def field_choices(model: type[BaseModel], name: str) -> tuple[str, ...]:
+    """The values a field may take when it is a choice (Literal, Enum), as text; () otherwise."""
+    spec = _schema(model).fields.get(name)
+    if spec is None:
+        return ()
+    if spec.kind == "bool":
+        return ("true", "false")
+    return tuple(str(c) for c in spec.choices)
 
 
 def _from_table(

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time as clock
@@ -76,6 +77,10 @@ from siteconfig.config import SiteConfig
 from siteconfig.secrets import SecretError
 
 Progress = Callable[[str], None]
+# (step, of steps, message) for each numbered step: what a progress bar needs, without parsing text.
+StepHook = Callable[[int, int, str], None]
+STEPS = 6
+_STEP = re.compile(r"^(\d+)/(\d+) ")
 M = TypeVar("M", bound=RecordModel)
 
 # Short: the PDF's footer repeats site and title beside the page count on every page.
@@ -152,8 +157,14 @@ async def build_pack(
     prepared_by: str,
     progress: Progress = lambda _: None,
     now: datetime | None = None,
+    on_step: StepHook | None = None,
 ) -> Path:
-    """Build the evidence pack of [start, end) as the zip `target_zip` (replaced atomically); its path."""
+    """Build the evidence pack of [start, end) as the zip `target_zip` (replaced atomically); its path.
+
+    `progress` gets every line of the log; `on_step` (optional) each numbered step as (n, STEPS, line).
+    """
+    if on_step is not None:
+        progress = _with_steps(progress, on_step)
     for name, value in (("start", start), ("end", end), ("now", now)):
         if value is not None and (value.tzinfo is None or value.utcoffset() is None):
             raise ValueError(f"{name} {value.isoformat()} is naive: give a time zone")
@@ -173,6 +184,23 @@ async def build_pack(
         shutil.rmtree(work, ignore_errors=True)
     progress(f"完成 done in {clock.monotonic() - began:.1f} s: {target} ({size:,} bytes)")
     return target
+
+
+def _with_steps(progress: Progress, on_step: StepHook) -> Progress:
+    def both(line: str) -> None:
+        progress(line)
+        m = _STEP.match(line)
+        if m:
+            on_step(int(m.group(1)), int(m.group(2)), line)
+
+    return both
+
+
+def day_period(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[start, end) of whole local days `first` to `last` inclusive (as `--from`/`--to` mean them)."""
+    if last < first:
+        raise ValueError(f"the period ends ({last.isoformat()}) before it starts ({first.isoformat()})")
+    return datetime.combine(first, time(0), tz), datetime.combine(last + timedelta(days=1), time(0), tz)
 
 
 def _work_folder(target: Path) -> Path:
