@@ -14,12 +14,14 @@ from starlette.concurrency import run_in_threadpool
 from alerts.silences import alert_matchers
 from api import pages_data as data
 from api.auth import Principal, audit_actor
+from api.compliance_support import site_tz
 from api.context import AppContext, Ctx
 from api.i18n import request_lang, translate
 from api.live_model import Live, LiveSource
 from api.page_auth import page_require
 from api.pages_render import PageError, flash, local_time, render
 from api.roles import Permission
+from api.routes_board import board_lines, upcoming_tests
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,18 +34,16 @@ def _gather(ctx: AppContext, snapshot_source: LiveSource, lang: str) -> dict[str
     """Everything the status page shows (blocking: database reads)."""
     now = ctx.clock()
     snapshot = snapshot_source.snapshot()
-    service = data.alert_service(ctx)
-    recs = data.records(ctx.engine)
-    board = data.board_rows(data.board(recs), lang)
+    schedule = upcoming_tests(ctx)
     return {
         "now": now,
         "snapshot": snapshot,
         "rooms": data.room_views(ctx.site, snapshot, now),
-        "alerts": data.alert_rows(service.list_open(), lang),
-        "board": board,
-        "due": data.due_rows(board, now),
-        "recent": data.recent_tests(recs, now, ctx.site.compliance.lookback_days if ctx.site else 31),
-        "duty": data.duty(recs, None, now),
+        "alerts": data.alert_rows(data.alert_service(ctx).list_open(), lang),
+        "board": data.board_rows(board_lines(ctx), lang),
+        "due": data.due_rows(schedule, lang),
+        "recent": data.recent_tests(schedule),
+        "duty": data.duty(ctx, None, lang),
     }
 
 
@@ -61,7 +61,7 @@ async def status_page(
     lang = request_lang(request)
     request.state.page_path = "/"
     gathered = await run_in_threadpool(_gather, ctx, live, lang)
-    tz = data.site_tz(ctx.site)
+    tz = site_tz(ctx)
     context = {
         **gathered,
         "user": principal.user,
@@ -142,7 +142,7 @@ async def silence_alert(
     if alert is None:
         raise PageError(404, "err.not_found", f"無此告警 no alert {alert_id}")
     now = ctx.clock()
-    ends = silence_end(duration, until, now, data.site_tz(ctx.site))
+    ends = silence_end(duration, until, now, site_tz(ctx))
     problem = ends if isinstance(ends, str) else ("err.reason" if not reason.strip() else None)
     if problem is not None:
         message = translate(request_lang(request), problem)

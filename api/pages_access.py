@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api import pages_data as data
 from api.auth import Principal, audit_actor
+from api.compliance_support import site_tz
 from api.context import AppContext, Ctx
 from api.i18n import request_lang, translate
 from api.page_auth import page_require
@@ -55,7 +56,7 @@ async def review_page(
     """One review: lines, decisions, sign-offs, and the forms the caller's roles allow."""
     review = await run_in_threadpool(_load, ctx, review_id)
     request.state.page_path = f"/access/reviews/{review_id}"
-    tz = data.site_tz(ctx.site)
+    tz = site_tz(ctx)
     context: dict[str, Any] = {
         "review": review,
         "decided": sum(1 for ln in review.lines if ln.decision),

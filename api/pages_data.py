@@ -1,14 +1,13 @@
-"""What the pages show, gathered from the packages that own it (live snapshot, alerts.service,
-compliance.board, compliance.roster, compliance.access.store) into small view models; no HTML here.
-Each function reads one thing, so the REST routes' shared helpers can replace them one at a time."""
+"""What the pages show, in small view models in the page's language; no HTML here. The data comes from
+the same functions the REST routes answer with (the live snapshot, api.routes_alerts' AlertService,
+api.routes_board's board, test schedule and duty operator, compliance.access.store), so a page and the
+JSON API never disagree."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
-from urllib.parse import quote
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
@@ -17,23 +16,13 @@ from alerts.service import AlertService
 from api import routes_alerts
 from api.context import AppContext
 from api.live_model import DeviceLive, LiveSnapshot, MetricLive
+from api.routes_board import BoardOut, DutyOut, PastTest, ScheduleOut, duty_now
 from compliance.access.store import AccessStore
-from compliance.board import BoardLine, TimelineEntry, latest_board, timeline
-from compliance.kinds import DutyShift
-from compliance.roster import OnDuty, on_duty
-from compliance.store import Records
 from records.db import session_factory
 from siteconfig.config import SiteConfig
 
-DEFAULT_TZ = ZoneInfo("Asia/Taipei")
 STALE_POLLS = 3  # a device is stale when its newest reading is older than this many poll intervals
 STALE_FLOOR = timedelta(seconds=30)  # … and never sooner than this (a fast poll jitters)
-ROSTER_WINDOW = timedelta(days=8)  # duty shifts read around now: the current one and the next
-
-
-def site_tz(site: SiteConfig | None) -> tzinfo:
-    """The site's time zone (Asia/Taipei without a site file)."""
-    return ZoneInfo(site.site.timezone) if site is not None else DEFAULT_TZ
 
 
 # -- services over the app's engine ------------------------------------------------------------
@@ -42,11 +31,6 @@ def site_tz(site: SiteConfig | None) -> tzinfo:
 def alert_service(ctx: AppContext) -> AlertService:
     """The app's AlertService (api.routes_alerts builds and keeps it, as `roomguard alerts` builds it)."""
     return routes_alerts.alert_service(ctx)
-
-
-def records(engine: Engine) -> Records:
-    """The compliance records over the app's engine."""
-    return Records(session_factory(engine))
 
 
 def access_store(engine: Engine) -> AccessStore:
@@ -256,7 +240,7 @@ def alert_rows(alerts: Sequence[AlertView], lang: str) -> list[AlertRow]:
 
 @dataclass(frozen=True, slots=True)
 class EvidenceLink:
-    """A pointer to what a board line rests on, with a link to its JSON when it is a record."""
+    """A pointer to what a board line rests on, with the record's API address when it is a record."""
 
     kind: str
     ref: str
@@ -273,71 +257,71 @@ class BoardRow:
     status: str
     reason: str
     evidence: tuple[EvidenceLink, ...]
-    next_due: datetime | None
 
 
-RECORDS_API = "/api/v1/records"  # the records REST routes (api/routes_records.py): /{kind}/{ref}
-
-
-def _evidence_href(kind: str, ref: str) -> str | None:
-    if kind in ("alert", "reading", "config"):
-        return None
-    return f"{RECORDS_API}/{quote(kind, safe='')}/{quote(ref, safe='')}"
-
-
-def board_rows(lines: Sequence[BoardLine], lang: str) -> list[BoardRow]:
-    """The board in its order, in one language."""
-    out = []
-    for line in lines:
-        r = line.result
-        title = line.item.title_en if lang == "en" else line.item.title_zh
-        if r is None:
-            reason = "not evaluated yet" if lang == "en" else "尚未評估"
-            out.append(BoardRow(line.item.key, line.item.code, title, "unknown", reason, (), None))
-            continue
-        links = tuple(EvidenceLink(e.kind, e.ref, _evidence_href(e.kind, e.ref)) for e in r.evidence)
-        reason = r.reason_en if lang == "en" else r.reason_zh
-        out.append(BoardRow(line.item.key, line.item.code, title, r.status, reason, links, r.next_due))
-    return out
+def board_rows(board: BoardOut, lang: str) -> list[BoardRow]:
+    """The board (api.routes_board.board_lines, as `roomguard compliance status`) in one language."""
+    en = lang == "en"
+    return [
+        BoardRow(
+            line.item,
+            line.code,
+            line.title_en if en else line.title_zh,
+            line.status,
+            line.reason_en if en else line.reason_zh,
+            tuple(EvidenceLink(e.kind, e.ref, e.url) for e in line.evidence),
+        )
+        for line in board.lines
+    ]
 
 
 @dataclass(frozen=True, slots=True)
 class DueRow:
-    """An item with a due date: overdue when the date has passed."""
+    """A recurring test and where its cadence stands (overdue, due_soon, ok, unknown)."""
 
     code: str
     title: str
-    due: datetime
-    overdue: bool
-
-
-def due_rows(rows: Sequence[BoardRow], now: datetime) -> list[DueRow]:
-    """Items with a next due date (tests, inspections, the roster), soonest first."""
-    due = [DueRow(r.code, r.title, r.next_due, r.next_due <= now) for r in rows if r.next_due is not None]
-    return sorted(due, key=lambda d: d.due)
+    due: datetime | None
+    state: str
+    reason: str
 
 
 RECENT_TESTS = 10
 
 
-def recent_tests(records_: Records, now: datetime, days: int) -> list[TimelineEntry]:
-    """The newest tests of the last `days` (`roomguard compliance tests`), newest first."""
-    entries = timeline(records_, now - timedelta(days=days), now + timedelta(seconds=1))
-    return list(reversed(entries))[:RECENT_TESTS]
+def due_rows(schedule: ScheduleOut, lang: str) -> list[DueRow]:
+    """The test schedule (api.routes_board.upcoming_tests), most urgent first, in one language."""
+    en = lang == "en"
+    return [
+        DueRow(
+            d.code, d.title_en if en else d.title_zh, d.next_due, d.state, d.reason_en if en else d.reason_zh
+        )
+        for d in schedule.due
+    ]
 
 
-def board(records_: Records) -> list[BoardLine]:
-    """The stored board (`roomguard compliance status`)."""
-    return latest_board(records_)
+def recent_tests(schedule: ScheduleOut) -> list[PastTest]:
+    """The newest tests of the look-back period (`roomguard compliance tests`), newest first."""
+    return list(reversed(schedule.recent))[:RECENT_TESTS]
 
 
 # -- the duty roster ---------------------------------------------------------------------------
 
 
-def duty(records_: Records, room: str | None, now: datetime) -> OnDuty:
-    """Who is on duty in `room` now and next (all rooms: room None)."""
-    shifts = records_.of_kind(DutyShift, since=now - ROSTER_WINDOW, until=now + ROSTER_WINDOW)
-    return on_duty(shifts, room, now)
+@dataclass(frozen=True, slots=True)
+class DutyView:
+    """Who is on duty now and next (api.routes_board.duty_now), and why nobody when nobody is."""
+
+    now: DutyOut | None
+    next: DutyOut | None
+    reason: str
+
+
+def duty(ctx: AppContext, room: str | None, lang: str) -> DutyView:
+    """The duty operator of `room` (None: any room) on shift now and the next shift, from the roster."""
+    found = duty_now(ctx, room)
+    reason = (found.reason_en if lang == "en" else found.reason_zh) or ""
+    return DutyView(found.on_duty, found.next, reason)
 
 
 # -- the door display --------------------------------------------------------------------------

@@ -11,14 +11,16 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api import pages_data as data
+from api.compliance_support import site_tz
 from api.context import AppContext, Ctx
+from api.i18n import request_lang
 from api.live_model import Live, LiveSource
 from api.pages_render import PageError, local_time, render
 
 router = APIRouter(include_in_schema=False)
 
 
-def _doors(ctx: AppContext, live: LiveSource, room: str | None) -> list[dict[str, Any]]:
+def _doors(ctx: AppContext, live: LiveSource, room: str | None, lang: str) -> list[dict[str, Any]]:
     site = ctx.site
     rooms = [(r.id, r.name) for r in site.rooms] if site is not None else []
     if room is not None:
@@ -28,17 +30,16 @@ def _doors(ctx: AppContext, live: LiveSource, room: str | None) -> list[dict[str
     now = ctx.clock()
     snapshot = live.snapshot()
     alerts = data.alert_service(ctx).list_open()
-    recs = data.records(ctx.engine)
     exclude = frozenset(site.compliance.environment.exclude_devices) if site is not None else frozenset()
     return [
-        {"state": data.door_state(r, name, snapshot, alerts, now, exclude), "duty": data.duty(recs, r, now)}
+        {"state": data.door_state(r, name, snapshot, alerts, now, exclude), "duty": data.duty(ctx, r, lang)}
         for r, name in rooms
     ]
 
 
 async def _door(request: Request, ctx: AppContext, live: LiveSource, room: str | None) -> Response:
-    doors = await run_in_threadpool(_doors, ctx, live, room)
-    tz = data.site_tz(ctx.site)
+    doors = await run_in_threadpool(_doors, ctx, live, room, request_lang(request))
+    tz = site_tz(ctx)
     context = {
         "doors": doors,
         "refresh_s": ctx.settings.page_refresh_s,

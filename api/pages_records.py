@@ -14,12 +14,13 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic.fields import FieldInfo
 from starlette.concurrency import run_in_threadpool
 
-from api import pages_data as data
 from api.auth import Principal, audit_actor
+from api.compliance_support import records_of, site_tz
 from api.context import Ctx
 from api.page_auth import page_require
 from api.pages_render import PageError, flash, render
 from api.roles import Permission
+from compliance.edit import RecordExists, create_record
 from compliance.importing import RecordImportError, parse_value_rows
 from compliance.kinds import KINDS, RecordModel, labels
 
@@ -135,18 +136,21 @@ async def record_form(kind: str, request: Request, principal: Writer) -> Respons
 
 @router.post("/records/new/{kind}")
 async def record_create(kind: str, request: Request, principal: Writer, ctx: Ctx) -> Response:
-    """Store the record from the form (audited as the user); the form again with the problems if wrong."""
+    """Store a new record from the form (audited as the user, as `compliance record` and the JSON API do);
+    the form again with the problems (422), or when a live record has its key (409)."""
     model = _model(kind)
     form = await request.form()
     names = set(model.model_fields)  # the form's csrf_token and anything else sent along are not fields
     values = {k: v.strip() for k, v in form.items() if isinstance(v, str) and k in names}
     row: dict[str, str | None] = {k: (v or None) for k, v in values.items()}
-    tz = data.site_tz(ctx.site)
+    tz = site_tz(ctx)
     try:
         (parsed,) = parse_value_rows([row], model, "form", tz, first_row=1)
     except RecordImportError as exc:
         return _form_page(request, principal, kind, values, str(exc).replace("form:row 1: ", ""), 422)
     actor = audit_actor(principal, request)
-    (result,) = await run_in_threadpool(data.records(ctx.engine).put_all, [parsed], actor, ctx.clock())
-    key = "flash.unchanged" if result.outcome == "unchanged" else "flash.recorded"
-    return RedirectResponse(f"/records/new/{kind}?msg={key}", status_code=303)
+    try:
+        await run_in_threadpool(create_record, records_of(ctx), parsed, actor, ctx.clock())
+    except RecordExists as exc:  # a new record never overwrites a live one (the JSON API's update does)
+        return _form_page(request, principal, kind, values, str(exc), 409)
+    return RedirectResponse(f"/records/new/{kind}?msg=flash.recorded", status_code=303)

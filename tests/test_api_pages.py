@@ -314,6 +314,10 @@ def test_a_generator_test_recorded_through_the_form_is_stored_and_audited(env: E
         "api:testclient",
         "compliance.generator_test",
     )
+    again = env.client.post("/records/new/generator_test", data=fields)
+    assert again.status_code == 409
+    assert "already exists" in again.text
+    assert len(audit(env, "create")) == 1
     recent = text_of(env.client.get("/").text.split('id="h-tests"')[1])
     assert "2026-12-01 10:00 發電機測試 gen-1 通過 40.0 min, test_mode" in recent
     for kind in ("ups_test", "vendor_visit"):
