@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 
@@ -28,9 +30,10 @@ from api import (
     routes_status,
 )
 from api.context import AppContext, Clock, Ctx, utc_now
-from api.errors import RequestIdMiddleware, install_error_handlers
+from api.errors import ErrorBody, RequestIdMiddleware, install_error_handlers
 from api.live import MqttLive
 from api.live_model import LiveSource
+from api.login_guard import LoginGuard
 from api.metrics import install_metrics, registry_for
 from api.page_auth import install_login_redirect
 from api.pages_render import install_page_errors
@@ -41,6 +44,7 @@ from siteconfig.api_config import ApiConfig
 from siteconfig.config import SiteConfig
 
 OPENAPI_URL = "/api/v1/openapi.json"
+DOCS_URL = "/api/v1/docs"
 # Every router of the app, in order; tests walk their routes (each role against each permission).
 ROUTERS = (
     routes_auth.router,
@@ -57,6 +61,13 @@ ROUTERS = (
     pages_door.router,
 )
 # (/metrics is not here: each app adds it, anonymous or not as `api.metrics_public` says.)
+# Answers any operation may give, declared on every route of ROUTERS (the OpenAPI must list every status
+# an operation answers with; schemathesis checks it): a body that is not JSON at all is a 400, a body or
+# parameter that does not fit its model a 422. A route declares its own 401/403/404/409/429.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Bad request: a body that does not parse, or a refused action."},
+    422: {"model": ErrorBody, "description": "Invalid request: a field or parameter out of its model."},
+}
 
 
 def _database_ok(engine: Engine) -> bool:
@@ -102,21 +113,29 @@ def create_app(
         summary="Machine-room monitoring and TWSE CC-16000 evidence. 機房環境監控與 CC-16000 稽核佐證。",
         version="1",
         openapi_url=OPENAPI_URL,
-        docs_url="/api/v1/docs",
+        docs_url=None,  # served below, with the page's language declared
         redoc_url=None,
         lifespan=lifespan,
     )
     ctx = AppContext(settings, store, engine, clock, site, state_dir)
     app.state.ctx = ctx
     app.state.live = source
+    app.state.login_guard = LoginGuard(settings.login)
     app.state.metrics_registry = registry_for(ctx, source)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
     install_page_errors(app)
     install_login_redirect(app)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=COMMON_RESPONSES)
     install_metrics(app, settings.metrics_public)
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        """Swagger UI over the OpenAPI, as FastAPI serves it but with `<html lang="en">` (WCAG 3.1.1:
+        screen readers pick the language from it; axe-core's html-has-lang)."""
+        page = get_swagger_ui_html(openapi_url=OPENAPI_URL, title="roomguard API")
+        return HTMLResponse(bytes(page.body).decode().replace("<html>", '<html lang="en">', 1))
 
     @app.get("/healthz", response_model=HealthOut, tags=["health"], responses={503: {"model": HealthOut}})
     async def healthz(ctx: Ctx) -> HealthOut | JSONResponse:

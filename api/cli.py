@@ -262,10 +262,11 @@ def serve(
     verbose: Verbose = False,
 ) -> None:
     """Serve the web API and pages (loopback unless the site file says otherwise; HTTPS with
-    api.tls_cert/tls_key). 提供網頁與 API。"""
-    import uvicorn
-
+    api.tls_cert/tls_key). `roomguard run` runs it too when the site file says api.enabled: true.
+    提供網頁與 API。"""
     from api.app import create_app
+    from api.serving import PortTaken, bind, serve_api
+    from bus.process import run_jobs
     from bus.state_dir import prepare_state_dir
     from records.migrate import upgrade
     from records.site import records_url
@@ -287,21 +288,15 @@ def serve(
             "api.tls_cert and api.tls_key",
             settings.host,
         )
+    try:
+        sock = bind(settings.host, port or settings.port)
+    except PortTaken as exc:
+        raise _fail(str(exc)) from None  # exit 2: `roomguard run` does not restart it in a loop
     prepare_state_dir(state_dir)
     url = records_url(site, state_dir)
     upgrade(url)
     app = create_app(settings, records_url=url, state_dir=state_dir, site=site)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=port or settings.port,
-        ssl_certfile=settings.tls_cert,
-        ssl_keyfile=settings.tls_key,
-        # The API listens directly: no proxy's X-Forwarded-For is trusted for the audit's client address.
-        proxy_headers=False,
-        server_header=False,
-        log_config=None,  # our logging (start_logging), not uvicorn's own
-    )
+    run_jobs([lambda stop: serve_api(app, settings, sock, state_dir, stop)])
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,6 +22,7 @@ from api.auth import (
 )
 from api.context import AppContext, Ctx
 from api.errors import ApiError, ErrorBody
+from api.login_guard import LOGIN_CSRF_COOKIE, LOGIN_CSRF_FIELD, LoginGuard, login_guard
 from api.pages_render import TEMPLATES
 from api.roles import Permission
 from api.schemas import LoginOut, LoginRequest, MeOut, PasswordChange, UserOut
@@ -31,19 +34,39 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "Invalid request."},
 }
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 
 
 async def _login(ctx: AppContext, request: Request, username: str, password: str) -> LoginResult:
-    return await run_in_threadpool(
+    """Check the password, unless the caller's address is throttled (429 `too_many_attempts`); every
+    refusal counts against the address (api.login.address_failures in a sliding window)."""
+    address = client_address(request)
+    throttle = login_guard(request).addresses
+    wait = throttle.retry_after(address, ctx.clock())
+    if wait is not None:
+        seconds = math.ceil(wait)
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            f"此位址登入失敗次數過多 請 {seconds} 秒後再試 too many failed logins from {address}: "
+            f"try again in {seconds} s",
+            {"Retry-After": str(seconds)},
+        )
+    result = await run_in_threadpool(
         ctx.store.login,
         username,
         password,
-        client_address(request),
+        address,
         ctx.clock(),
         ctx.settings.login,
         ctx.session_lifetime,
     )
+    if result.outcome != "ok" and throttle.failed(address, ctx.clock()):
+        # Logged, not audited: the failed logins that led here are audited each, and a throttled flood
+        # must not turn into a flood of audit writes.
+        log.warning("login: %s throttled after %d failed logins", address, throttle.limit)
+    return result
 
 
 def _refusal(result: LoginResult, now: datetime) -> ApiError:
@@ -82,7 +105,11 @@ def _clear_session(response: Response, ctx: AppContext) -> None:
 @router.post(
     "/api/v1/auth/login",
     response_model=LoginOut,
-    responses={401: ERRORS[401], 422: ERRORS[422], 429: {"model": ErrorBody, "description": "Locked out."}},
+    responses={
+        401: ERRORS[401],
+        422: ERRORS[422],
+        429: {"model": ErrorBody, "description": "Account locked out, or too many failed logins from here."},
+    },
     tags=["auth"],
 )
 async def login_json(body: LoginRequest, request: Request, response: Response, ctx: Ctx) -> LoginOut:
@@ -103,12 +130,43 @@ def _local_path(target: str) -> str:
     return "/"
 
 
-@router.get("/login", response_class=HTMLResponse, include_in_schema=False)
-async def login_page(request: Request, next: str = "/") -> Response:
-    """The browser's login form."""
-    return TEMPLATES.TemplateResponse(
-        request, "login.html", {"next": _local_path(next), "username": "", "error": None}
+def _login_form(
+    request: Request, ctx: AppContext, next: str, username: str = "", refusal: ApiError | None = None
+) -> Response:
+    """The login form with its pre-session CSRF token (the browser's own if still good, else a new one)."""
+    guard: LoginGuard = login_guard(request)
+    token = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not guard.signed(token):
+        token = guard.new_form_token()
+    context = {
+        "next": _local_path(next),
+        "username": username,
+        "error": refusal.message if refusal else None,
+        "login_csrf": token,
+    }
+    response = TEMPLATES.TemplateResponse(
+        request,
+        "login.html",
+        context,
+        status_code=refusal.status if refusal else 200,
+        headers=refusal.headers if refusal else None,
     )
+    assert token is not None
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        path="/login",
+        secure=ctx.settings.secure_cookies,
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse, include_in_schema=False)
+async def login_page(request: Request, ctx: Ctx, next: str = "/") -> Response:
+    """The browser's login form (sets the login form's CSRF cookie)."""
+    return _login_form(request, ctx, next)
 
 
 @router.post("/login", response_class=HTMLResponse, include_in_schema=False)
@@ -118,17 +176,28 @@ async def login_form(
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=1024)],
     next: Annotated[str, Form()] = "/",
+    login_csrf: Annotated[str, Form(alias=LOGIN_CSRF_FIELD, max_length=200)] = "",
 ) -> Response:
-    """The browser's login: a session cookie and a redirect (303), or the form again with the reason."""
-    result = await _login(ctx, request, username, password)
-    if result.outcome != "ok":
-        refusal = _refusal(result, ctx.clock())
-        context = {"next": _local_path(next), "username": username, "error": refusal.message}
-        return TEMPLATES.TemplateResponse(
-            request, "login.html", context, status_code=refusal.status, headers=refusal.headers
+    """The browser's login: a session cookie and a redirect (303), or the form again with the reason.
+    Refused (403) without the login form's CSRF token, so another site cannot log a browser in."""
+    if not login_guard(request).form_token_ok(request.cookies.get(LOGIN_CSRF_COOKIE), login_csrf):
+        refusal = ApiError(
+            403,
+            "login_csrf_failed",
+            "登入表單已過期或非本站送出 請重新整理後再登入 the login form expired or did not come from "
+            "this site: reload the page and log in again",
         )
+        return _login_form(request, ctx, next, username, refusal)
+    try:
+        result = await _login(ctx, request, username, password)
+    except ApiError as throttled:
+        return _login_form(request, ctx, next, username, throttled)
+    if result.outcome != "ok":
+        return _login_form(request, ctx, next, username, _refusal(result, ctx.clock()))
     response = RedirectResponse(_local_path(next), status_code=303)
     _set_session(response, ctx, result)
+    secure = ctx.settings.secure_cookies
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login", secure=secure, httponly=True)
     return response
 
 

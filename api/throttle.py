@@ -1,7 +1,9 @@
-"""Login throttling (pure): wrong passwords in a row lock an account for a while; the clock is given."""
+"""Login throttling (pure, the clock is given): wrong passwords in a row lock an account for a while, and
+too many failed logins from one client address in a sliding window make that address wait."""
 
 from __future__ import annotations
 
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -45,3 +47,55 @@ def after_failure(state: LoginState, now: datetime, policy: LoginThrottle) -> Fa
 def after_success() -> LoginState:
     """A correct password clears the count."""
     return LoginState()
+
+
+class AddressThrottle:
+    """Failed logins per client address in a sliding window: the `limit`-th failure within `window`
+    makes the address wait (429) until its oldest failure in the window ages out.
+
+    Held in memory: at most `capacity` addresses, the least recently failing forgotten first, and at
+    most `limit` times per address, so a flood from many addresses costs bounded memory. A success does
+    not clear an address's count: one valid account must not reset the guessing of others."""
+
+    def __init__(self, limit: int, window: timedelta, capacity: int) -> None:
+        self.limit, self.window, self.capacity = limit, window, capacity
+        self._failures: OrderedDict[str, deque[datetime]] = OrderedDict()
+
+    @classmethod
+    def of(cls, policy: LoginThrottle) -> AddressThrottle:
+        """The throttle a site's `api.login` asks for."""
+        window = timedelta(minutes=policy.address_window_minutes)
+        return cls(policy.address_failures, window, policy.address_memory)
+
+    def _recent(self, address: str, now: datetime) -> deque[datetime] | None:
+        times = self._failures.get(address)
+        if times is None:
+            return None
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[address]
+            return None
+        return times
+
+    def retry_after(self, address: str, now: datetime) -> float | None:
+        """Seconds `address` must wait before its next login, or None when it may try now."""
+        times = self._recent(address, now)
+        if times is None or len(times) < self.limit:
+            return None
+        return max(1.0, (times[0] + self.window - now).total_seconds())
+
+    def failed(self, address: str, now: datetime) -> bool:
+        """Count one failed login from `address`; True when this failure makes it wait."""
+        times = self._recent(address, now)
+        if times is None:
+            times = self._failures[address] = deque(maxlen=self.limit)
+        times.append(now)
+        self._failures.move_to_end(address)
+        while len(self._failures) > self.capacity:
+            self._failures.popitem(last=False)
+        return len(times) >= self.limit
+
+    def __len__(self) -> int:
+        """Addresses held now."""
+        return len(self._failures)

@@ -335,6 +335,14 @@ def format_compliance(snap: dict[str, Any], now: datetime, tz: tzinfo = UTC) -> 
     return lines
 
 
+def format_api(snap: dict[str, Any], now: datetime) -> list[str]:
+    """Lines about the web API process: state and where it listens."""
+    lines = [f"api 網頁與 API: {_state(snap, now)}"]
+    if snap.get("listen"):
+        lines.append(f"  listening 監聽 {snap['listen']}  (GET /healthz; docs /api/v1/docs)")
+    return lines
+
+
 def format_status(state_dir: Path, site_id: str, now: datetime | None = None, tz: tzinfo = UTC) -> str:
     """The whole `roomguard status` text for a state directory."""
     now = now or datetime.now(UTC)
@@ -355,4 +363,6 @@ def format_status(state_dir: Path, site_id: str, now: datetime | None = None, tz
         lines += format_alerts(snaps["alerts"], now, tz)
     if "compliance" in snaps:
         lines += format_compliance(snaps["compliance"], now, tz)
+    if "api" in snaps:
+        lines += format_api(snaps["api"], now)
     return "\n".join(lines)

@@ -33,7 +33,8 @@ VENV=$PREFIX/venv
 SITE=$ETC/site.yaml
 CREDS=$ETC/credentials
 USER_NAME=roomguard
-UNITS=(roomguard-collector.service roomguard-ingest.service roomguard-alerts.service roomguard-compliance.service)
+UNITS=(roomguard-collector.service roomguard-ingest.service roomguard-alerts.service roomguard-compliance.service
+       roomguard-api.service)
 # Secrets this script generates (random, only when absent): the broker accounts of the site file's
 # mqtt.username and mqtt.roles, and the InfluxDB user's password.
 GENERATED=(mqtt_password mqtt_collector_password mqtt_ingest_password mqtt_alerts_password

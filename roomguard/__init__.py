@@ -48,11 +48,14 @@ def run(
     collector_id: CollectorId = None,
     verbose: Verbose = False,
 ) -> None:
-    """Collector, ingest, alerts (with an alerts: section) and compliance with one command, for a single
-    edge box; all but the collector run as child processes so that writing a backlog, sending
-    notifications or building evidence never slows polling down. 收集、寫入、告警與查核一併執行。"""
+    """Collector, ingest, alerts (with an alerts: section), compliance and the web API (with api.enabled)
+    with one command, for a single edge box; all but the collector run as child processes so that
+    writing a backlog, sending notifications, building evidence or serving pages never slows polling
+    down. 收集、寫入、告警、查核與網頁一併執行。"""
     start_logging(verbose)
     site = load_site_or_exit(path)
+    if site.api.enabled:
+        _api_port_free_or_exit(site.api.host, site.api.port)
     common = ("--state-dir", str(state_dir), *(["-v"] if verbose else []))
     ingest = roomguard_argv("ingest", str(path), *common)
     jobs = [
@@ -65,7 +68,22 @@ def run(
     if site.compliance.enabled:
         compliance = roomguard_argv("compliance", "serve", str(path), *common)
         jobs.append(lambda stop: supervise_child(compliance, "compliance", stop, nice=INGEST_NICE))
+    if site.api.enabled:
+        api = roomguard_argv("api", str(path), *common)
+        jobs.append(lambda stop: supervise_child(api, "api", stop, nice=INGEST_NICE))
     run_jobs(jobs, seconds)
+
+
+def _api_port_free_or_exit(host: str, port: int) -> None:
+    """Refuse to start at all when the API's port is taken (before any child runs), with the message
+    that names the address and the setting to change."""
+    from api.serving import PortTaken, bind
+
+    try:
+        bind(host, port).close()
+    except PortTaken as exc:
+        typer.echo(f"roomguard: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 siteconfig_cli.register(app)

@@ -36,6 +36,7 @@ from bus.process import DEFAULT_STATE, StateDir
 from bus.status_file import STALE_AFTER_S, liveness, read_snapshots
 from ingest.run import make_writer
 from roomguard.doctor_judge import (
+    ApiFacts,
     BrokerProbe,
     Check,
     ClockFacts,
@@ -45,6 +46,7 @@ from roomguard.doctor_judge import (
     ServiceFact,
     StateDirFacts,
     exit_code,
+    judge_api,
     judge_broker,
     judge_clock,
     judge_config,
@@ -78,13 +80,41 @@ def doctor_topic(site: SiteConfig) -> str:
 
 
 def expected_services(site: SiteConfig) -> list[str]:
-    """The processes this site runs: collector and ingest, alerts with an alerts section, compliance."""
+    """The processes this site runs: collector and ingest, alerts with an alerts section, compliance,
+    the web API with api.enabled."""
     names = ["collector", "ingest"]
     if site.alerts is not None:
         names.append("alerts")
     if site.compliance.enabled:
         names.append("compliance")
+    if site.api.enabled:
+        names.append("api")
     return names
+
+
+def api_probe_url(site: SiteConfig) -> str:
+    """Where doctor asks the API's /healthz: its address, or loopback when it listens on every one."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(site.api.host, site.api.host)
+    scheme = "https" if site.api.tls_cert is not None else "http"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{site.api.port}/healthz"
+
+
+async def gather_api(site: SiteConfig) -> ApiFacts:
+    """GET /healthz of the API (bounded by PROBE_TIMEOUT_S)."""
+    url = api_probe_url(site)
+    timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
+    try:
+        # Whether it answers, not whose certificate it has: a box's API often has a self-signed one.
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.get(url, ssl=False) as resp,
+        ):
+            body = await resp.json(content_type=None) if resp.status in (200, 503) else None
+            database = body.get("database") if isinstance(body, dict) else None
+            return ApiFacts(url, resp.status, database=database)
+    except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+        return ApiFacts(url, None, error=_net_error(exc))
 
 
 def gather_services(
@@ -427,8 +457,9 @@ async def run_doctor(path: Path, state_dir: Path) -> Report:
     broker = asyncio.to_thread(gather_broker, site)
     ntp = asyncio.to_thread(gather_ntp)
     database = gather_database(site, snaps) if site.influxdb is not None else _no_database()
-    (mode, service_facts), probes, ntp_facts, (db_facts, http_clock) = await asyncio.gather(
-        services, broker, ntp, database
+    api = gather_api(site) if site.api.enabled else _no_api()
+    (mode, service_facts), probes, ntp_facts, (db_facts, http_clock), api_facts = await asyncio.gather(
+        services, broker, ntp, database, api
     )
     now = datetime.now(UTC)
     checks: list[Check] = [config, judge_services(mode, service_facts, now)]
@@ -444,11 +475,17 @@ async def run_doctor(path: Path, state_dir: Path) -> Report:
     )
     checks.append(judge_clock(clock))
     checks.append(judge_state_dir(gather_state_dir(site, state_dir, collector)))
+    if api_facts is not None:
+        checks.append(judge_api(api_facts))
     return Report(site.site.id, checks)
 
 
 async def _no_database() -> tuple[None, ClockFacts]:
     return None, ClockFacts()
+
+
+async def _no_api() -> None:
+    return None
 
 
 def doctor(

@@ -127,6 +127,7 @@ _COMMANDS = {
     "ingest": "roomguard ingest SITE",
     "alerts": "roomguard alerts serve SITE",
     "compliance": "roomguard compliance serve SITE",
+    "api": "roomguard api SITE",
 }
 
 
@@ -601,6 +602,43 @@ def _mib(n: int | None) -> str:
 _ONE_S = timedelta(seconds=1)
 
 
+# -- 8. web API ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiFacts:
+    """The web API's answer to GET /healthz (status None: no answer, `error` says why)."""
+
+    url: str
+    status: int | None
+    database: str | None = None
+    error: str | None = None
+
+
+def judge_api(f: ApiFacts) -> Check:
+    """The API answers /healthz with 200 (503: up, but its records database is down)."""
+    if f.status == 200:
+        return Check("api", "ok", "網頁與 API 正常回應", f"{f.url} answers 200")
+    if f.status == 503:
+        return Check(
+            "api",
+            "fail",
+            "網頁與 API 執行中, 但紀錄資料庫無法使用",
+            f"{f.url} answers 503: the records database is {f.database or 'down'}",
+            "check records.url in the site file and the state directory's records.db; journalctl -u "
+            "roomguard-api",
+        )
+    found = f"HTTP {f.status}" if f.status is not None else (f.error or "no answer")
+    return Check(
+        "api",
+        "fail",
+        "網頁與 API 沒有回應",
+        f"{f.url}: {found}",
+        "systemctl status roomguard-api (or roomguard run / roomguard api SITE); api.host and api.port "
+        "in the site file say where it listens",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Report:
     """Every check of one run."""
@@ -634,6 +672,7 @@ def render(report: Report, verbose: bool = False) -> str:
 
 
 __all__ = [
+    "ApiFacts",
     "BrokerProbe",
     "Check",
     "ClockFacts",
@@ -644,6 +683,7 @@ __all__ = [
     "StateDirFacts",
     "exit_code",
     "http_skew_bound",
+    "judge_api",
     "judge_broker",
     "judge_clock",
     "judge_config",

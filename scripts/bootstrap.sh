@@ -9,7 +9,9 @@ DEBS=(python3-venv python3-dev gcc pkg-config curl
       snmp snmpd snmptrapd mbpoll libmodbus-dev
       nut-snmp nut-server nut-client socat
       fonts-arphic-uming poppler-utils  # evidence-pack PDFs: an embeddable TrueType CJK font; pdftotext in tests
-      chromium)  # the browser tests (Playwright drives Debian's chromium through executable_path)
+      chromium libatomic1)
+# chromium: the browser tests drive Debian's Chromium through Playwright's executable_path (no browser
+# download); libatomic1: Playwright's bundled node driver links it (ldd .venv/…/playwright/driver/node).
 
 missing=()
 for p in "${DEBS[@]}"; do

@@ -26,10 +26,23 @@ def is_loopback(host: str) -> bool:
 
 
 class LoginThrottle(StrictModel):
-    """How many wrong passwords in a row lock an account, and for how long."""
+    """How many wrong passwords in a row lock an account, and for how long; and how many failed logins
+    one client address may make in a sliding window before it gets 429 (guessing across many accounts)."""
 
     max_failures: int = Field(5, ge=1, le=100, description="Wrong passwords in a row before the lock-out.")
     lockout_minutes: float = Field(15.0, gt=0, le=24 * 60, description="Minutes an account stays locked.")
+    address_failures: int = Field(
+        20, ge=1, le=10_000, description="Failed logins from one client address within the window → 429."
+    )
+    address_window_minutes: float = Field(
+        10.0, gt=0, le=24 * 60, description="The sliding window of address_failures, in minutes."
+    )
+    address_memory: int = Field(
+        10_000,
+        ge=10,
+        le=1_000_000,
+        description="Client addresses remembered at most (the least recently failing is forgotten first).",
+    )
 
 
 class PasswordRules(StrictModel):
@@ -46,6 +59,10 @@ class PasswordRules(StrictModel):
 class ApiConfig(StrictModel):
     """The web API and status pages (`roomguard api SITE`)."""
 
+    enabled: bool = Field(
+        False,
+        description="`roomguard run` serves the API too, and `roomguard doctor` checks it (/healthz).",
+    )
     host: str = Field("127.0.0.1", min_length=1, description="Address to listen on (loopback by default).")
     port: Port = Field(8470, description="TCP port.")
     tls_cert: Path | None = Field(None, description="PEM certificate (chain) file; HTTPS when given.")

@@ -3,9 +3,11 @@ a cheap argon2 hasher, a clock the test moves, and users of every role."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from argon2 import PasswordHasher
 from sqlalchemy import Engine
@@ -59,3 +61,18 @@ def store_with_users(engine: Engine) -> ApiStore:
     for name, roles in USERS.items():
         store.add_user(name, PASSWORD, roles, ADMIN_CLI, T0, display_name=name.title())
     return store
+
+
+def login_form_token(page_html: str) -> str:
+    """The login form's CSRF token (hidden field `login_csrf`) in the HTML of GET /login."""
+    m = re.search(r'name="login_csrf" value="([^"]*)"', page_html)
+    assert m, "no login_csrf field in the login form"
+    return m.group(1)
+
+
+def form_login(client: Any, user: str, password: str = PASSWORD, next: str = "/") -> Any:
+    """Log in through the browser's form (GET /login for its CSRF cookie and field, then POST /login);
+    `client` keeps cookies (a TestClient or an httpx.Client). Returns the POST's response (303 when ok)."""
+    token = login_form_token(client.get("/login").text)
+    data = {"username": user, "password": password, "next": next, "login_csrf": token}
+    return client.post("/login", data=data, follow_redirects=False)

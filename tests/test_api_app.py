@@ -33,6 +33,7 @@ from tests.api_support import (
     PASSWORD,
     T0,
     Clock,
+    form_login,
     fresh_engine,
     migrated_template,
     store_with_users,
@@ -209,14 +210,10 @@ def test_the_browser_form_login_and_a_csrf_less_form_post_is_refused(env: Env) -
     page = env.client.get("/login")
     assert page.status_code == 200
     assert 'name="password"' in page.text
-    bad = env.client.post("/login", data={"username": "vera", "password": "nope-123"})
+    bad = form_login(env.client, "vera", "nope-123")
     assert bad.status_code == 401
     assert "帳號或密碼錯誤" in bad.text
-    r = env.client.post(
-        "/login",
-        data={"username": "vera", "password": PASSWORD, "next": "//evil.example/"},
-        follow_redirects=False,
-    )
+    r = form_login(env.client, "vera", PASSWORD, next="//evil.example/")
     assert r.status_code == 303
     assert r.headers["location"] == "/"  # never off-site
     home = env.client.get("/")

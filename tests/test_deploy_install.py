@@ -33,7 +33,7 @@ from testkit.services import Influxd
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
 UNIT_DIR = ROOT / "deploy" / "systemd"
-SERVICES = ("collector", "ingest", "alerts", "compliance")
+SERVICES = ("collector", "ingest", "alerts", "compliance", "api")
 GENERATED = (
     "mqtt_password",
     "mqtt_collector_password",
@@ -316,10 +316,12 @@ def test_unit_hardening(name: str) -> None:
     assert unit["Unit"]["StartLimitBurst"]
     assert "EnvironmentFile" not in svc, "secrets come through LoadCredential=, not the environment"
     creds = {c.split(":", 1)[0] for c in svc["LoadCredential"]}
-    assert {f"mqtt_{name}_password", "influx_password"} <= creds
+    # The API has no broker role of its own: it reads the bus with the site's plain (observer) account.
+    account = "mqtt_password" if name == "api" else f"mqtt_{name}_password"
+    assert {account, "influx_password"} <= creds
     exec_start = one("ExecStart").split()
     assert exec_start[0] == "/opt/roomguard/venv/bin/roomguard"
-    command = {"collector": ["collect"], "ingest": ["ingest"]}.get(name, [name, "serve"])
+    command = {"collector": ["collect"], "ingest": ["ingest"], "api": ["api"]}.get(name, [name, "serve"])
     assert exec_start[1:] == [*command, "/etc/roomguard/site.yaml", "--state-dir", "/var/lib/roomguard"]
     if name == "collector":
         # The one capability of the set: binding the SNMP trap port 162.
