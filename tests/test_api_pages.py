@@ -106,9 +106,20 @@ def env(template: Path, tmp_path: Path, site: SiteConfig) -> Iterator[Env]:
     engine.dispose()
 
 
+def form_login(env: Env, user: str, next_path: str | None = None) -> Any:
+    """Post the login form as a browser does: the form first (its login-CSRF token), then the post."""
+    form = env.client.get("/login").text
+    token = re.search(r'name="login_csrf" value="([^"]+)"', form)
+    assert token is not None, form
+    data = {"username": user, "password": PASSWORD, "login_csrf": token.group(1)}
+    if next_path is not None:
+        data["next"] = next_path
+    return env.client.post("/login", data=data, follow_redirects=False)
+
+
 def login(env: Env, user: str) -> str:
-    """Log in through the form as a browser does; the session's CSRF token."""
-    r = env.client.post("/login", data={"username": user, "password": PASSWORD}, follow_redirects=False)
+    """Log in through the form; the session's CSRF token."""
+    r = form_login(env, user)
     assert r.status_code == 303, r.text
     csrf = env.client.get("/api/v1/me").json()["csrf_token"]
     assert isinstance(csrf, str)
@@ -157,11 +168,7 @@ def test_an_anonymous_browser_is_sent_to_the_login_form_and_back(env: Env) -> No
     assert (r.status_code, r.headers["location"]) == (303, "/login?next=%2F")
     r = env.client.get("/records/new/generator_test", follow_redirects=False)
     assert r.headers["location"] == "/login?next=%2Frecords%2Fnew%2Fgenerator_test"
-    r = env.client.post(
-        "/login",
-        data={"username": "vera", "password": PASSWORD, "next": "/records/new/generator_test"},
-        follow_redirects=False,
-    )
+    r = form_login(env, "vera", "/records/new/generator_test")
     assert r.headers["location"] == "/records/new/generator_test"
 
 
