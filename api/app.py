@@ -16,6 +16,10 @@ from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 
 from api import (
+    pages,
+    pages_access,
+    pages_door,
+    pages_records,
     routes_access,
     routes_alerts,
     routes_audit,
@@ -31,6 +35,8 @@ from api.live import MqttLive
 from api.live_model import LiveSource
 from api.login_guard import LoginGuard
 from api.metrics import install_metrics, registry_for
+from api.page_auth import install_login_redirect
+from api.pages_render import install_page_errors
 from api.schemas import HealthOut
 from api.store import ApiStore
 from records.db import make_engine, session_factory
@@ -49,6 +55,10 @@ ROUTERS = (
     routes_board.router,
     routes_evidence.router,
     routes_access.router,
+    pages.router,
+    pages_records.router,
+    pages_access.router,
+    pages_door.router,
 )
 # (/metrics is not here: each app adds it, anonymous or not as `api.metrics_public` says.)
 # Answers any operation may give, declared on every route of ROUTERS (the OpenAPI must list every status
@@ -114,6 +124,8 @@ def create_app(
     app.state.metrics_registry = registry_for(ctx, source)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
+    install_page_errors(app)
+    install_login_redirect(app)
     for router in ROUTERS:
         app.include_router(router, responses=COMMON_RESPONSES)
     install_metrics(app, settings.metrics_public)

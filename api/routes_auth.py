@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 import math
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import (
@@ -25,11 +23,11 @@ from api.auth import (
 from api.context import AppContext, Ctx
 from api.errors import ApiError, ErrorBody
 from api.login_guard import LOGIN_CSRF_COOKIE, LOGIN_CSRF_FIELD, LoginGuard, login_guard
+from api.pages_render import TEMPLATES
 from api.roles import Permission
 from api.schemas import LoginOut, LoginRequest, MeOut, PasswordChange, UserOut
 from api.store import LoginResult, UserError
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Not logged in, or a bad token."},
     403: {"model": ErrorBody, "description": "Not allowed for the caller's roles, or no CSRF token."},
@@ -226,15 +224,6 @@ async def logout_form(principal: MaybePrincipal, request: Request, ctx: Ctx) -> 
     response = RedirectResponse("/login", status_code=303)
     _clear_session(response, ctx)
     return response
-
-
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def home(request: Request, principal: MaybePrincipal) -> Response:
-    """The start page (the status page replaces it): who is logged in; anonymous: the login form."""
-    if principal is None:
-        return RedirectResponse("/login", status_code=303)
-    context = {"user": principal.user, "csrf_token": principal.csrf_token or ""}
-    return TEMPLATES.TemplateResponse(request, "home.html", context)
 
 
 @router.get("/api/v1/me", response_model=MeOut, responses=ERRORS, tags=["auth"])

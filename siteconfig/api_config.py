@@ -81,6 +81,9 @@ class ApiConfig(StrictModel):
         description="Serve /metrics without a login (a Prometheus on a trusted network); by default it "
         "needs a token with status.read (Prometheus `authorization: credentials_file:`).",
     )
+    page_refresh_s: int = Field(
+        30, ge=5, le=3600, description="Seconds between reloads of the status page and the door display."
+    )
 
     @model_validator(mode="after")
     def _tls_pair(self) -> Self:

@@ -18,8 +18,10 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
+from api import pages, pages_access, pages_door, pages_records
 from api.app import ROUTERS, create_app
 from api.auth import SESSION_COOKIE, Principal, Requirement, audit_actor, authenticated
+from api.page_auth import page_principal
 from api.roles import Permission, Role, permissions
 from api.store import ApiStore
 from records.audit import AuditEntry, verify
@@ -37,6 +39,7 @@ from tests.api_support import (
     store_with_users,
 )
 
+PAGE_ROUTERS = (pages.router, pages_records.router, pages_access.router, pages_door.router)
 SETTINGS = ApiConfig(login=LoginThrottle(max_failures=3, lockout_minutes=10))
 LOGIN = "/api/v1/auth/login"
 LOGOUT = "/api/v1/auth/logout"
@@ -317,7 +320,7 @@ def test_the_audit_log_is_closed_to_other_roles(env: Env, user: str) -> None:
 # -- every role against every route --------------------------------------------------------------
 
 # Routes anyone may call; every other route of the API must need a login (a new one left open fails).
-PUBLIC = {("POST", LOGIN), ("GET", "/healthz")}
+PUBLIC = {("POST", LOGIN), ("GET", "/healthz"), ("GET", "/door"), ("GET", "/door/room")}
 
 
 def _guards(dependant: Dependant) -> tuple[set[Permission], bool]:
@@ -326,18 +329,24 @@ def _guards(dependant: Dependant) -> tuple[set[Permission], bool]:
     for sub in dependant.dependencies:
         if isinstance(sub.call, Requirement):
             perms.add(sub.call.permission)
-        login = login or sub.call is authenticated
+        login = login or sub.call is authenticated or sub.call is page_principal
         more, sub_login = _guards(sub)
         perms |= more
         login = login or sub_login
     return perms, login
 
 
-def _routes(app: FastAPI) -> list[tuple[str, str, set[Permission], bool]]:
+def _is_page(route: APIRoute) -> bool:
+    """An HTML page or form of the browser (api/pages*.py): out of the OpenAPI, its routers' own."""
+    return not route.include_in_schema and any(route in router.routes for router in PAGE_ROUTERS)
+
+
+def _routes(app: FastAPI, pages: bool = False) -> list[tuple[str, str, set[Permission], bool]]:
+    """The API's routes (pages=False) or the HTML pages' (pages=True): method, path, permissions, login."""
     out: list[tuple[str, str, set[Permission], bool]] = []
     every = [r for router in ROUTERS for r in router.routes] + list(app.routes)
     for route in every:
-        if isinstance(route, APIRoute) and route.include_in_schema:
+        if isinstance(route, APIRoute) and (route.include_in_schema if not pages else _is_page(route)):
             perms, login = _guards(route.dependant)
             path = route.path.replace("{", "").replace("}", "")  # a path parameter's value: its name
             out.extend((m, path, perms, login) for m in sorted(route.methods or ()) if m != "HEAD")
@@ -355,6 +364,15 @@ def test_every_route_but_the_public_ones_needs_a_login(env: Env) -> None:
         assert login, f"{method} {path} needs no login"
         r = env.client.request(method, path)
         _error(r, 401, "unauthenticated")
+    pages = _routes(env.app, pages=True)
+    assert len(pages) >= 8
+    for method, path, _, login in pages:
+        if (method, path) in PUBLIC:
+            continue
+        assert login, f"page {method} {path} needs no login"
+        r = env.client.request(method, path, follow_redirects=False)
+        assert r.status_code == 303, (method, path, r.text)
+        assert r.headers["location"].startswith("/login?next="), (method, path, r.headers["location"])
 
 
 @pytest.mark.parametrize("role", list(Role))
@@ -374,6 +392,20 @@ def test_every_role_gets_exactly_what_the_matrix_grants(env: Env, role: Role) ->
             _error(r, 403, "forbidden")
         checked += 1
     assert checked >= 3
+    pages = 0
+    for method, path, perms, _ in _routes(env.app, pages=True):
+        if not perms:
+            continue
+        # Unsafe page routes too: the role check comes before the form is read, so nothing changes.
+        r = env.client.request(method, path, headers=auth, follow_redirects=False)
+        if perms <= granted:
+            assert r.status_code not in (303, 401, 403), (role, method, path, r.text)
+            assert r.status_code < 500, (role, method, path, r.text)
+        else:
+            assert r.status_code == 403, (role, method, path, r.text)
+            assert "not allowed" in r.text
+        pages += 1
+    assert pages >= 8
 
 
 def test_a_write_through_the_api_is_audited_as_the_user_from_the_peer_address(env: Env) -> None:
