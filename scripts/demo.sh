@@ -221,6 +221,12 @@ INFO
   done
   # The box end to end, as an operator checks it after an install (docs/doctor.md), then a backup of
   # the state directory taken while everything runs (deploy/README.md "Backup and restore").
+  # The door display as the screen at the entrance shows it (no login), as text.
+  echo "door 門口看板 (http://127.0.0.1:$API_PORT/door):"
+  curl -fs "http://127.0.0.1:$API_PORT/door" | python3 -c '
+import html, re, sys
+text = re.sub(r"<script.*?</script>|<style.*?</style>|<[^>]+>", " ", sys.stdin.read(), flags=re.S)
+print("  " + re.sub(r"\s+", " ", html.unescape(text)).strip())' || echo "  (the API does not answer yet: $DEMO/run.log)"
   echo "doctor 健康檢查 (roomguard doctor):"
   roomguard doctor "$SITE" --state-dir "$STATE" 2>&1 | sed 's/^/  /'
   mkdir -p "$DEMO/backup"
@@ -243,7 +249,8 @@ pick = lambda key: next((l for l in lines if l.startswith(key)), "")
 short = lambda text: re.sub(r" \(pid .*?\)| 127\.0\.0\.1:\d+|  published.*", "", text)
 parts = [pick("collector"), pick("broker"), pick("outbox").split(" (max")[0], pick("ingest"), pick("database"),
          re.sub(r"running 執行中; ", "", pick("alerts")),
-         re.sub(r"running 執行中; |; evaluated 評估於 \S+ \S+", "", pick("compliance"))]
+         re.sub(r"running 執行中; |; evaluated 評估於 \S+ \S+", "", pick("compliance")),
+         re.sub(r" \(pid .*", "", pick("api"))]
 print(" | ".join(short(x) for x in parts if x), end="")
 '
   echo " | InfluxDB points in the last minute 最近一分鐘: $points"
