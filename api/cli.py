@@ -16,7 +16,6 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -73,9 +72,9 @@ def _store(site: SiteConfig, state_dir: Path) -> ApiStore:
 
 
 def _actor(by: str | None) -> Any:
-    from records.audit import Actor
+    from records.audit import cli_actor
 
-    return Actor(by or getpass.getuser(), f"cli:{socket.gethostname()}/{getpass.getuser()}")
+    return cli_actor(by or getpass.getuser())
 
 
 def _password(password_file: Path | None) -> str:

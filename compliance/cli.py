@@ -4,9 +4,7 @@ keep, the evidence pack, and the audit log's verification."""
 
 from __future__ import annotations
 
-import getpass
 import json
-import socket
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,9 +45,9 @@ def _records(site: SiteConfig, state_dir: Path) -> Any:
 
 
 def _actor(by: str) -> Any:
-    from records.audit import Actor
+    from records.audit import cli_actor
 
-    return Actor(by, f"cli:{socket.gethostname()}/{getpass.getuser()}")
+    return cli_actor(by)
 
 
 def _kind(name: str) -> Any:
