@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from api import pages, pages_access, pages_door, pages_records
 from api.app import ROUTERS, create_app
@@ -382,8 +382,20 @@ def test_every_role_gets_exactly_what_the_matrix_grants(env: Env, role: Role) ->
     auth = {"Authorization": f"Bearer {env.store.create_token(user, user, ADMIN_CLI, T0)}"}
     granted = permissions([role])
     checked = 0
+    refused = 0
+    # Reads that are themselves audited (an auditor's export or download) do not count as writes.
+    writes = select(func.count()).where(AuditEntry.action.not_in(("audit.export", "evidence.download")))
+    with session_factory(env.engine)() as s:
+        audit_before = s.scalar(writes)
     for method, path, perms, _ in _routes(env.app):
-        if not perms or method != "GET":  # unsafe routes: their own tests (they change state)
+        if not perms:
+            continue
+        if method != "GET":
+            # Unsafe routes: a role without the permission is refused before the body is read, so
+            # nothing changes; what an allowed role may do with a valid body is each route's own test.
+            if not perms <= granted:
+                _error(env.client.request(method, path, headers=auth, json={}), 403, "forbidden")
+                refused += 1
             continue
         r = env.client.request(method, path, headers=auth)
         if perms <= granted:
@@ -392,6 +404,9 @@ def test_every_role_gets_exactly_what_the_matrix_grants(env: Env, role: Role) ->
             _error(r, 403, "forbidden")
         checked += 1
     assert checked >= 3
+    assert refused >= (0 if role is Role.OPERATOR else 3), role  # every role lacks some write
+    with session_factory(env.engine)() as s:
+        assert s.scalar(writes) == audit_before  # no write happened
     pages = 0
     for method, path, perms, _ in _routes(env.app, pages=True):
         if not perms:
