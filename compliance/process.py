@@ -62,6 +62,8 @@ from records.site import records_url
 from siteconfig.config import SiteConfig
 
 _LOG = logging.getLogger("compliance")
+# Alert topics named `summary:{site}:{room}:{time}…` carry the alerts process's group notifications.
+SUMMARY_TOPIC_PREFIX = "summary:"
 MODEL = "roomguard-compliance"
 STATUS_EVERY_S = 2.0
 TICK_S = 1.0
@@ -174,6 +176,10 @@ class ComplianceProcess:
         return []
 
     def _alert(self, alert_id: str, payload: bytes) -> list[RecordModel]:
+        if alert_id.startswith(SUMMARY_TOPIC_PREFIX):
+            # A group notification (roomguard.alert-summary/1, docs/mqtt.md): every alert it counts has
+            # its own retained topic, which is where an incident comes from.
+            return []
         parsed = parse_alert(payload)
         if parsed is None:  # an empty retained payload: the alert was cleared
             self.alerts.pop(alert_id, None)

@@ -119,3 +119,28 @@ async def test_door_events_from_the_bus_are_kept_once(
         ("door-rear", "held_open", "mr1"),
     ]
     assert kept[0].at == SIGNED
+
+
+async def test_an_alert_summary_on_the_bus_is_skipped_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The alerts process's group notifications (`alerts/summary:…`, roomguard.alert-summary/1) share the
+    alert topics; compliance takes incidents from each alert's own topic and skips them without a warning."""
+    import asyncio
+
+    from bus.consumer import Message
+    from compliance.process import ComplianceProcess
+    from devices.wire import topic_alert
+    from siteconfig.config import load_site
+    from testkit.example_site import SECRETS, example_site
+
+    for k, v in SECRETS.items():
+        monkeypatch.setenv(k, v)
+    site = load_site(example_site(tmp_path / "site.yaml")[0])
+    process = ComplianceProcess(site, tmp_path / "state", clock=lambda: SIGNED)
+    topic = topic_alert(site.mqtt.topic_prefix, site.site.id, "summary:tpe-hq:mr1:1764633600")
+    payload = b'{"schema": "roomguard.alert-summary/1", "id": "summary:tpe-hq:mr1:1764633600", "keys": []}'
+    with caplog.at_level("WARNING", logger="compliance"):
+        assert await process.handle([Message(1, 1, topic, payload, 1)], asyncio.Event(), None)
+    assert process.undecodable == 0
+    assert not [r for r in caplog.records if "undecodable" in r.getMessage()]
