@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import BeforeValidator
 
 from api.context import AppContext
+from api.schemas import UtcTime
 from compliance.kinds import KINDS
 from compliance.store import Records
 from records.db import session_factory
@@ -27,7 +28,7 @@ def _iso_only(value: Any) -> Any:
     return value
 
 
-IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
+IsoTime = Annotated[UtcTime, BeforeValidator(_iso_only)]
 """A date-time query parameter: ISO 8601 with an offset only."""
 
 

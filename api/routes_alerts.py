@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -23,6 +23,7 @@ from api.auth import Principal, audit_actor, require
 from api.context import AppContext, Ctx
 from api.errors import ApiError, ErrorBody
 from api.roles import Permission
+from api.schemas import UtcTime
 from records.db import session_factory
 from siteconfig.alert_rules import RuleSet
 from siteconfig.alerts_config import AlertsConfig
@@ -152,8 +153,8 @@ class SilenceIn(BaseModel):
         None, max_length=400, description="Silence this alert (id or dedup key): its rule and labels."
     )
     duration: str | None = Field(None, max_length=20, description=f"How long: {DURATION_FORM}.")
-    until: AwareDatetime | None = Field(None, description="Or until when (with a time zone).")
-    starts: AwareDatetime | None = Field(None, description="When it starts (default: now).")
+    until: UtcTime | None = Field(None, description="Or until when (with a time zone).")
+    starts: UtcTime | None = Field(None, description="When it starts (default: now).")
     reason: str = Field(min_length=1, max_length=TEXT_MAX, description="Why (part of the record).")
     kind: Literal["silence", "maintenance"] = "silence"
 
@@ -275,7 +276,7 @@ async def alert_history(
     _: Reader,
     ctx: Ctx,
     alert: Annotated[str | None, Query(max_length=400, description="Only this alert (id or key).")] = None,
-    since: Annotated[AwareDatetime | None, Query(description="Only events at or after this time.")] = None,
+    since: Annotated[UtcTime | None, Query(description="Only events at or after this time.")] = None,
     before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Events older than this id.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 50,
 ) -> HistoryPage:

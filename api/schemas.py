@@ -1,12 +1,27 @@
-"""Request and response bodies of the auth and user endpoints (pydantic; they make the OpenAPI)."""
+"""Request and response bodies of the auth and user endpoints (pydantic; they make the OpenAPI), and the
+date-time type every route's input shares."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.store import UserView
+
+
+def in_utc_range(value: datetime) -> datetime:
+    """`value` if it has a UTC time (the database stores UTC): 0001-01-01T00:00+08:00 has none."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("超出範圍 out of range: before 0001-01-01 or after 9999-12-31 in UTC") from None
+    return value
+
+
+UtcTime = Annotated[AwareDatetime, AfterValidator(in_utc_range)]
+"""A date-time of a request: with an offset, and within the range a UTC datetime can hold (else a 422)."""
 
 
 class LoginRequest(BaseModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 def field(zh: str, en: str, default: Any = ..., **kw: Any) -> Any:
@@ -29,6 +29,19 @@ class RecordModel(BaseModel):
     EN: ClassVar[str]
     AT: ClassVar[str]  # the field that dates the record (periods select on it)
     UNTIL: ClassVar[str | None] = None
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _in_utc_range(cls, value: Any) -> Any:
+        # Times are stored in UTC: one at the edge of the calendar with an offset has no UTC value.
+        if isinstance(value, datetime):
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise ValueError(
+                    "超出範圍 out of range: before 0001-01-01 or after 9999-12-31 in UTC"
+                ) from None
+        return value
 
     def ref(self) -> str:
         """The natural key (unique per kind)."""

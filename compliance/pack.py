@@ -200,7 +200,17 @@ def day_period(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetim
     """[start, end) of whole local days `first` to `last` inclusive (as `--from`/`--to` mean them)."""
     if last < first:
         raise ValueError(f"the period ends ({last.isoformat()}) before it starts ({first.isoformat()})")
-    return datetime.combine(first, time(0), tz), datetime.combine(last + timedelta(days=1), time(0), tz)
+    try:  # the first day's start and the day after the last, in UTC (as the records are kept)
+        start, end = (
+            datetime.combine(first, time(0), tz),
+            datetime.combine(last + timedelta(days=1), time(0), tz),
+        )
+        start.astimezone(UTC), end.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"超出範圍 the period {first.isoformat()} to {last.isoformat()} is out of range"
+        ) from None
+    return start, end
 
 
 def _work_folder(target: Path) -> Path:

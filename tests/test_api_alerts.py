@@ -316,6 +316,26 @@ def test_a_bad_silence_is_a_422_naming_the_field(
     assert _audit(env) == []
 
 
+@pytest.mark.parametrize("edge", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
+def test_a_time_without_a_utc_value_is_a_422_not_a_500(env: Env, edge: str) -> None:
+    """Found by schemathesis: a time at the calendar's edge with an offset has no UTC value; it was an
+    OverflowError (500) when the database bound it."""
+    otto = _token(env, "otto")
+    for field in ("starts", "until"):
+        body = {
+            "matchers": ROOM_A,
+            "reason": "r",
+            field: edge,
+            **({"duration": "1h"} if field == "starts" else {}),
+        }
+        message = _error(env.client.post(SILENCES, json=body, headers=otto), 422, "invalid_request")
+        assert field in message
+        assert "out of range" in message
+    message = _error(env.client.get(HISTORY, params={"since": edge}, headers=otto), 422, "invalid_request")
+    assert "since" in message
+    assert _audit(env) == []
+
+
 def test_a_reason_is_required(env: Env) -> None:
     message = _error(env.client.post(SILENCES, json={"matchers": {"room": "a"}, "duration": "1h"},
                                      headers=_token(env, "otto")), 422, "invalid_request")  # fmt: skip

@@ -143,6 +143,17 @@ def test_one_pack_at_a_time_and_an_unfinished_one_is_not_downloaded(env: Env) ->
     assert jobs.get(running.id).state == "done"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    "period", [{"from": "0001-01-01", "to": "2026-11-30"}, {"from": "2026-11-01", "to": "9999-12-31"}]
+)
+def test_a_period_out_of_the_calendar_is_a_422_not_a_500(env: Env, period: dict[str, str]) -> None:
+    """Found by probing past schemathesis: the first day's start in UTC, or the day after the last,
+    overflowed (500) before the job began."""
+    body = error(env.client("otto").post(PACKS, json=period), 422, "invalid_request")
+    assert "out of range" in body["message"]
+    assert env.audit("evidence.generate") == []
+
+
 def test_a_failed_job_says_why_and_a_restart_keeps_the_finished_packs(env: Env) -> None:
     jobs = _jobs(env)
 

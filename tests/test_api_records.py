@@ -245,3 +245,21 @@ def test_the_audit_export_as_xlsx_has_zh_and_en_headers_and_the_verification(env
     assert rows[-1][4] == "audit.export"
     assert len(book.sheetnames) == 3  # cover, entries, verification
     error(env.client("alice").get("/api/v1/audit/export", params={"format": "pdf"}), 422, "invalid_request")
+
+
+@pytest.mark.parametrize("edge", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
+def test_a_time_without_a_utc_value_is_a_422_naming_the_field_not_a_500(env: Env, edge: str) -> None:
+    """Found by probing past schemathesis: a time at the calendar's edge with an offset has no UTC value
+    (an OverflowError, 500, when stored or queried); a record, a query and the audit export refuse it."""
+    otto = env.client("otto")
+    body = error(otto.post(GEN, json={**TEST, "started_at": edge}), 422, "invalid_record")
+    [problem] = body["problems"]
+    assert (problem["field"], problem["en"]) == ("started_at", "Started at")
+    assert "out of range" in problem["message"]
+    assert env.audit("create") == []
+    body = error(otto.get(GEN, params={"since": edge}), 422, "invalid_request")
+    assert "since" in body["message"]
+    body = error(
+        env.client("audrey").get("/api/v1/audit/export", params={"until": edge}), 422, "invalid_request"
+    )
+    assert "until" in body["message"]
