@@ -75,7 +75,12 @@ async def current_principal(request: Request, ctx: Ctx) -> Principal | None:
             raise ApiError(
                 401, "bad_authorization", "授權標頭格式不符 Authorization must be 'Bearer <token>'", _bearer()
             )
-        user = await run_in_threadpool(ctx.store.resolve_token, credential.strip(), ctx.clock())
+        # Read in the event loop (an indexed read that never waits under WAL: a worker thread would cost
+        # more than the read); the once-a-minute write of its last use goes to a worker thread.
+        token, now = credential.strip(), ctx.clock()
+        user, touch = ctx.store.look_up_token(token, now)
+        if touch:
+            await run_in_threadpool(ctx.store.touch_token, token, now)
         if user is None:
             message = "權杖無效或已撤銷 the token is unknown or revoked"
             raise ApiError(401, "token_invalid", message, _bearer())
@@ -83,7 +88,10 @@ async def current_principal(request: Request, ctx: Ctx) -> Principal | None:
     session_id = request.cookies.get(SESSION_COOKIE)
     if not session_id:
         return None
-    view = await run_in_threadpool(ctx.store.resolve_session, session_id, ctx.clock())
+    now = ctx.clock()
+    view, touch = ctx.store.look_up_session(session_id, now)  # as the token above
+    if touch:
+        await run_in_threadpool(ctx.store.touch_session, session_id, now)
     if view is None:
         return None  # expired or ended: anonymous, so a login page can still be shown
     if request.method not in SAFE_METHODS:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 
+from api.page_cache import PageCache
 from api.store import ApiStore
 from siteconfig.api_config import ApiConfig
 from siteconfig.config import SiteConfig
@@ -33,6 +34,7 @@ class AppContext:
     clock: Clock
     site: SiteConfig | None
     state_dir: Path
+    page_cache: PageCache = field(default_factory=PageCache)
 
     @property
     def session_lifetime(self) -> timedelta:
@@ -40,7 +42,7 @@ class AppContext:
         return timedelta(hours=self.settings.session_hours)
 
 
-def context(request: Request) -> AppContext:
+async def context(request: Request) -> AppContext:
     """The app's context (a FastAPI dependency)."""
     ctx = request.app.state.ctx
     assert isinstance(ctx, AppContext)

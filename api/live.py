@@ -95,6 +95,10 @@ def _ahead(ts: datetime, now: datetime) -> Applied:
     )
 
 
+# How long an unchanged snapshot is handed out again (its ages are as of its own time).
+SNAPSHOT_REUSE = timedelta(seconds=1)
+
+
 class LiveState:
     """The newest reading and status per device of the site, collectors' statuses and check results,
     folded from bus messages (pure; thread-safe, since handlers may read from a worker thread)."""
@@ -108,6 +112,7 @@ class LiveState:
         self._lock = threading.Lock()
         self.messages = 0
         self.rejected = 0
+        self._last: LiveSnapshot | None = None
 
     @classmethod
     def of_site(cls, site: SiteConfig, registry: ProfileRegistry | None = None) -> LiveState:
@@ -207,9 +212,18 @@ class LiveState:
         return Applied("check")
 
     def snapshot(self, now: datetime, connected: bool) -> LiveSnapshot:
-        """A copy of everything held, as of `now`."""
+        """A copy of everything held, as of `now`; the previous one again while no message came and it
+        is under SNAPSHOT_REUSE_S old (so pages and routes may keep what they made of it, by identity)."""
         with self._lock:
-            return LiveSnapshot(
+            last = self._last
+            if (
+                last is not None
+                and last.messages == self.messages
+                and last.connected == connected
+                and timedelta(0) <= now - last.taken_at < SNAPSHOT_REUSE
+            ):
+                return last
+            self._last = LiveSnapshot(
                 taken_at=now,
                 connected=connected,
                 devices=tuple(self._devices.values()),
@@ -218,6 +232,7 @@ class LiveState:
                 messages=self.messages,
                 rejected=self.rejected,
             )
+            return self._last
 
 
 def api_client_id(site: SiteConfig) -> str:

@@ -102,7 +102,7 @@ class StaticLive:
         return self.value
 
 
-def live_source(request: Request) -> LiveSource:
+async def live_source(request: Request) -> LiveSource:
     """The app's live source (`app.state.live`; an empty one when the app has none)."""
     source = getattr(request.app.state, "live", None)
     return source if source is not None else StaticLive()

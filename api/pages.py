@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from alerts.silences import alert_matchers
@@ -17,8 +17,9 @@ from api.auth import Principal, audit_actor
 from api.compliance_support import site_tz
 from api.context import AppContext, Ctx
 from api.i18n import request_lang, translate
-from api.live_model import Live, LiveSource
+from api.live_model import Live, LiveSnapshot, LiveSource
 from api.page_auth import page_require
+from api.page_cache import records_version
 from api.pages_render import PageError, flash, local_time, render
 from api.roles import Permission
 from api.routes_board import board_lines, upcoming_tests
@@ -30,20 +31,30 @@ Actor_ = Annotated[Principal, Depends(page_require(Permission.ALERTS_ACT))]
 SILENCE_FOR = {"1h": timedelta(hours=1), "4h": timedelta(hours=4)}
 
 
-def _gather(ctx: AppContext, snapshot_source: LiveSource, lang: str) -> dict[str, Any]:
+def _gather(
+    ctx: AppContext, snapshot: LiveSnapshot, lang: str, versions: tuple[int, ...], now: datetime
+) -> dict[str, Any]:
     """Everything the status page shows (blocking: database reads)."""
-    now = ctx.clock()
-    snapshot = snapshot_source.snapshot()
-    schedule = upcoming_tests(ctx)
+
+    def records_part() -> dict[str, Any]:
+        schedule = upcoming_tests(ctx)
+        return {
+            "board": data.board_rows(board_lines(ctx), lang),
+            "due": data.due_rows(schedule, lang),
+            "recent": data.recent_tests(schedule),
+            "duty": data.duty(ctx, None, lang),
+        }
+
+    # The board, schedule and roster change with records (the version) or the minute (a shift ends):
+    # computed once per change, not per screen refreshing the page (api/page_cache.py).
+    minute = now.replace(second=0, microsecond=0)
+    key = ("status", lang, versions, minute)
     return {
         "now": now,
         "snapshot": snapshot,
         "rooms": data.room_views(ctx.site, snapshot, now),
         "alerts": data.alert_rows(data.alert_service(ctx).list_open(), lang),
-        "board": data.board_rows(board_lines(ctx), lang),
-        "due": data.due_rows(schedule, lang),
-        "recent": data.recent_tests(schedule),
-        "duty": data.duty(ctx, None, lang),
+        **ctx.page_cache.get(key, records_part),
     }
 
 
@@ -60,7 +71,18 @@ async def status_page(
     """The status page (with an error next to one alert's forms when a form was wrong)."""
     lang = request_lang(request)
     request.state.page_path = "/"
-    gathered = await run_in_threadpool(_gather, ctx, live, lang)
+    now, snapshot = ctx.clock(), live.snapshot()
+    versions = records_version(ctx.engine)  # three O(1) reads that never wait (WAL): no worker thread
+    # A screen refreshing the page gets the same bytes while nothing it shows changed: per caller (the
+    # page carries their name and CSRF token) and language, per snapshot (a live source hands out the
+    # same one until a message arrives), records/alerts version and second (the readings' ages).
+    plain = error is None and status == 200 and not request.query_params
+    caller = principal.session_id or f"{principal.via}:{principal.user.id}"
+    key = ("page", caller, lang, versions, now.replace(microsecond=0))
+    held = ctx.page_cache.peek(key) if plain else None
+    if held is not None and held[0] is snapshot:
+        return HTMLResponse(held[1])
+    gathered = await run_in_threadpool(_gather, ctx, snapshot, lang, versions, now)
     tz = site_tz(ctx)
     context = {
         **gathered,
@@ -77,7 +99,10 @@ async def status_page(
         "local": lambda at: local_time(at, tz),
         "site_name": ctx.site.site.name if ctx.site is not None else "",
     }
-    return render(request, "status.html", context, status)
+    response = render(request, "status.html", context, status)
+    if plain:
+        ctx.page_cache.put(key, (snapshot, bytes(response.body)))
+    return response
 
 
 @router.get("/")

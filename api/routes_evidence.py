@@ -77,7 +77,7 @@ class JobOut(BaseModel):
     download_url: str | None
 
 
-def jobs_of(request: Request) -> PackJobs:
+async def jobs_of(request: Request) -> PackJobs:
     """The app's pack jobs (made on first use, over STATE_DIR/evidence-packs)."""
     ctx = request.app.state.ctx
     assert isinstance(ctx, AppContext)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import secrets as sec
@@ -25,6 +25,7 @@ from api.passwords import password_problems
 from api.roles import Role, parse_role
 from api.throttle import LoginState, after_failure, is_locked
 from records.audit import Actor, AuditItem, append, append_many
+from records.db import read_only
 from siteconfig.api_config import LoginThrottle, PasswordRules
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -142,6 +143,10 @@ class ApiStore:
         hasher: PasswordHasher | None = None,
     ) -> None:
         self._sessions = sessions
+        bind = sessions.kw.get("bind")
+        # The per-request lookups (token, session) read through a deferred transaction: never queued
+        # behind the alerts or compliance process writing the same database (records.db.read_only).
+        self._reads = sessionmaker(read_only(bind), expire_on_commit=False) if bind is not None else sessions
         self.rules = rules or PasswordRules()
         self._hasher = hasher or PasswordHasher()
         self._dummy: str | None = None
@@ -394,16 +399,29 @@ class ApiStore:
 
     def resolve_session(self, session_id: str, now: datetime) -> SessionView | None:
         """The live session with this id (None: unknown, expired, or its user disabled)."""
-        with self._sessions.begin() as s:
+        view, touch = self.look_up_session(session_id, now)
+        if touch:
+            self.touch_session(session_id, now)
+        return view
+
+    def look_up_session(self, session_id: str, now: datetime) -> tuple[SessionView | None, bool]:
+        """The live session with this id and whether its last use is due to be written (reads only,
+        deferred: see look_up_token)."""
+        with self._reads() as s:
             row = s.get(LoginSession, sec.digest(session_id))
             if row is None or row.expires_at <= now:
-                return None
+                return None, False
             u = s.get(User, row.user_id)
             if u is None or u.disabled:
-                return None
-            if now - row.last_seen_at >= TOUCH_EVERY:
-                row.last_seen_at = now
-            return SessionView(_view(u), row.csrf_token, row.expires_at)
+                return None, False
+            view = SessionView(_view(u), row.csrf_token, row.expires_at)
+            return view, now - row.last_seen_at >= TOUCH_EVERY
+
+    def touch_session(self, session_id: str, now: datetime) -> None:
+        """Write a session's last use (a write: call it in a worker thread)."""
+        digest = sec.digest(session_id)
+        with self._sessions.begin() as s:
+            s.execute(update(LoginSession).where(LoginSession.id_hash == digest).values(last_seen_at=now))
 
     def logout(self, session_id: str, client: str, now: datetime) -> bool:
         """End a session (audited); False when there was none."""
@@ -453,15 +471,31 @@ class ApiStore:
 
     def resolve_token(self, token: str, now: datetime) -> UserView | None:
         """The user of a live token (None: unknown, revoked, or its user disabled)."""
+        view, touch = self.look_up_token(token, now)
+        if touch:
+            self.touch_token(token, now)
+        return view
+
+    def look_up_token(self, token: str, now: datetime) -> tuple[UserView | None, bool]:
+        """The user of a live token and whether its last use is due to be written (one indexed read in a
+        deferred transaction: under WAL it never waits for a writer, so the event loop may call it)."""
         if not token.startswith(sec.TOKEN_PREFIX):
-            return None
+            return None, False
+        with self._reads() as s:
+            q = select(ApiToken.revoked_at, ApiToken.last_used_at, User).join(
+                User, User.id == ApiToken.user_id
+            )
+            found = s.execute(q.where(ApiToken.token_hash == sec.digest(token))).one_or_none()
+            if found is None:
+                return None, False
+            revoked_at, last_used_at, u = found
+            if revoked_at is not None or u.disabled:
+                return None, False
+            return _view(u), last_used_at is None or now - last_used_at >= TOUCH_EVERY
+
+    def touch_token(self, token: str, now: datetime) -> None:
+        """Write a token's last use (a write: call it in a worker thread)."""
         with self._sessions.begin() as s:
-            t = s.scalars(select(ApiToken).where(ApiToken.token_hash == sec.digest(token))).one_or_none()
-            if t is None or t.revoked_at is not None:
-                return None
-            u = s.get(User, t.user_id)
-            if u is None or u.disabled:
-                return None
-            if t.last_used_at is None or now - t.last_used_at >= TOUCH_EVERY:
-                t.last_used_at = now
-            return _view(u)
+            s.execute(
+                update(ApiToken).where(ApiToken.token_hash == sec.digest(token)).values(last_used_at=now)
+            )

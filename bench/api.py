@@ -106,8 +106,9 @@ def serve_ours(folder: Path, port: int) -> None:
 
     site = load_site(EXAMPLE)
     settings = site.api.model_copy(update={"port": port})
-    app = create_app(settings, records_url=folder / "records.db", state_dir=folder, site=site)
-    app.state.live = StaticLive(example_snapshot(site))
+    # The snapshot is injected: without `live=` the app would also subscribe to the example's broker.
+    live = StaticLive(example_snapshot(site))
+    app = create_app(settings, records_url=folder / "records.db", state_dir=folder, site=site, live=live)
     uvicorn.run(app, host="127.0.0.1", port=port, workers=1, log_level="warning", access_log=False)
 
 

@@ -64,6 +64,9 @@ def to_url(url: str | URL | Path) -> URL:
     return make_url(url)
 
 
+READ_ONLY_OPTION = "roomguard_read_only"
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # The driver's own transaction handling is off: the "begin" listener below issues BEGIN IMMEDIATE.
     dbapi_connection.isolation_level = None
@@ -89,9 +92,18 @@ def make_engine(url: str | URL | Path, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A writer takes the write lock up front (no read-then-upgrade SQLITE_BUSY); a reader from
+            # read_only(engine) begins deferred, so under WAL it never waits for, nor blocks, a writer.
+            deferred = conn.get_execution_options().get(READ_ONLY_OPTION, False)
+            conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def read_only(engine: Engine) -> Engine:
+    """`engine` for transactions that only read (SQLite: deferred BEGIN; same pool); a write in one is
+    a mistake SQLite may refuse with SQLITE_BUSY under a concurrent writer."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

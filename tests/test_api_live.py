@@ -98,6 +98,27 @@ def test_every_site_device_is_there_in_site_order_before_anything_arrives(
     assert snap.devices[0].device_class == "env"  # from the profile, before any reading
 
 
+def test_an_unchanged_state_hands_out_the_same_snapshot_for_a_second(
+    state: tuple[SiteConfig, LiveState],
+) -> None:
+    """Routes keep what they made of a snapshot by identity (the readings body, the page): the same one
+    comes back while no message arrived, the link is the same and it is under a second old."""
+    site, live = state
+    sid = site.site.id
+    first = live.snapshot(T0, connected=True)
+    assert live.snapshot(T0 + timedelta(milliseconds=900), connected=True) is first
+    assert live.snapshot(T0 + timedelta(milliseconds=900), connected=False) is not first  # the link
+    again = live.snapshot(T0 + timedelta(milliseconds=950), connected=True)
+    assert again is not first
+    assert again.taken_at == T0 + timedelta(milliseconds=950)
+    assert live.snapshot(T0 + timedelta(seconds=2), connected=True) is not again  # too old
+    live.apply(topic_readings(PREFIX, sid, "mr1", "th-1"), _poll(sid, "th-1", T0, 23.4), T0)
+    later = live.snapshot(T0 + timedelta(seconds=2, milliseconds=10), connected=True)
+    th1 = later.device("th-1")
+    assert th1 is not None
+    assert th1.metrics["temp_c"].value == 23.4
+
+
 def test_a_reading_a_status_a_collector_and_a_check_result_are_held_newest_first(
     state: tuple[SiteConfig, LiveState],
 ) -> None:

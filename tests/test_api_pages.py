@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -438,3 +438,31 @@ def test_the_door_display_needs_no_login_and_shows_the_duty_operator_and_state(e
     missing = env.client.get("/door/nope")
     assert missing.status_code == 404
     assert "nope" in missing.text
+
+
+def test_a_refreshed_page_is_served_again_until_what_it_shows_changes(env: Env) -> None:
+    """The page's bytes are kept per caller while the snapshot, records, alerts and second are the same
+    (api/page_cache.py); an alert fired by another process, a record written from the command line and a
+    new snapshot each show on the very next refresh."""
+    login(env, "otto")
+    first = env.client.get("/").text
+    assert env.client.get("/").text == first  # nothing changed: the same page
+    assert "th-a01 temp_c" not in first
+    alert = fire_alert(env)  # the alerts process: no audit entry, an alert history entry
+    assert f'id="alert-{alert}"' in env.client.get("/").text
+    roster(env)  # a record written elsewhere: audited
+    assert "王小明" in env.client.get("/").text
+    moved = snapshot()
+    devices = tuple(
+        d if d.device != "th-a01" else replace(d, metrics={"temp_c": MetricLive(31.7, "good", "°C")})
+        for d in moved.devices
+    )
+    env.app.state.live = StaticLive(replace(moved, devices=devices))
+    assert "31.7" in env.client.get("/").text
+    # Another user never gets this user's page (it carries their name and CSRF token).
+    env.client.cookies.clear()
+    login(env, "vera")
+    page = env.client.get("/").text
+    assert "Vera" in page
+    assert "Otto" not in page
+    assert 'action="/alerts/' not in page

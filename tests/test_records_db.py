@@ -163,3 +163,24 @@ def test_two_writers_queue_on_the_file_instead_of_failing(tmp_path: Path) -> Non
     assert reasons == ["a 0", "b 1"]  # the second saw the first's row: serialised, not lost
     engine_a.dispose()
     engine_b.dispose()
+
+
+def test_a_read_only_transaction_does_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """A writer holds the write lock (BEGIN IMMEDIATE); a reader through read_only(engine) begins
+    deferred and reads the last committed state at once, where a default transaction would queue."""
+    from records.db import read_only
+
+    engine = make_engine(tmp_path / "r.db")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (v INTEGER)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    with engine.connect() as writer:
+        writer.begin()
+        writer.exec_driver_sql("UPDATE t SET v = 2")  # holds the write lock, not committed
+        with read_only(engine).connect() as reader:
+            assert reader.exec_driver_sql("SELECT v FROM t").scalar() == 1
+        with engine.connect() as other:
+            other.connection.driver_connection.execute("PRAGMA busy_timeout = 0")  # type: ignore[union-attr]
+            with pytest.raises(Exception, match="locked"):
+                other.exec_driver_sql("SELECT v FROM t")  # BEGIN IMMEDIATE: refused, the writer holds it
+        writer.rollback()
