@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import secrets as sec
@@ -102,6 +102,20 @@ class LoginResult:
     locked_until: datetime | None = None
 
 
+# UserView's fields in order, as columns (the token lookup reads them without loading a User).
+_USER_COLUMNS = (
+    User.id,
+    User.username,
+    User.display_name,
+    User.roles,
+    User.disabled,
+    User.failed_logins,
+    User.locked_until,
+    User.password_changed_at,
+    User.created_at,
+)
+
+
 def _view(u: User) -> UserView:
     return UserView(
         u.id,
@@ -146,7 +160,10 @@ class ApiStore:
         bind = sessions.kw.get("bind")
         # The per-request lookups (token, session) read through a deferred transaction: never queued
         # behind the alerts or compliance process writing the same database (records.db.read_only).
-        self._reads = sessionmaker(read_only(bind), expire_on_commit=False) if bind is not None else sessions
+        if not isinstance(bind, Engine):
+            raise TypeError("ApiStore needs sessions bound to an engine (records.db.session_factory)")
+        self._read_engine = read_only(bind)
+        self._reads = sessionmaker(self._read_engine, expire_on_commit=False)
         self.rules = rules or PasswordRules()
         self._hasher = hasher or PasswordHasher()
         self._dummy: str | None = None
@@ -481,17 +498,22 @@ class ApiStore:
         deferred transaction: under WAL it never waits for a writer, so the event loop may call it)."""
         if not token.startswith(sec.TOKEN_PREFIX):
             return None, False
-        with self._reads() as s:
-            q = select(ApiToken.revoked_at, ApiToken.last_used_at, User).join(
-                User, User.id == ApiToken.user_id
-            )
-            found = s.execute(q.where(ApiToken.token_hash == sec.digest(token))).one_or_none()
-            if found is None:
-                return None, False
-            revoked_at, last_used_at, u = found
-            if revoked_at is not None or u.disabled:
-                return None, False
-            return _view(u), last_used_at is None or now - last_used_at >= TOUCH_EVERY
+        q = (
+            select(ApiToken.revoked_at, ApiToken.last_used_at, *_USER_COLUMNS)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == sec.digest(token))
+        )
+        with self._read_engine.connect() as conn:  # Core, not a Session: this runs on every request
+            found = conn.execute(q).one_or_none()
+        if found is None:
+            return None, False
+        revoked_at, last_used_at, uid, name, display, roles, disabled, failed, locked, changed, created = (
+            found
+        )
+        view = UserView(uid, name, display, tuple(roles), disabled, failed, locked, changed, created)
+        if revoked_at is not None or view.disabled:
+            return None, False
+        return view, last_used_at is None or now - last_used_at >= TOUCH_EVERY
 
     def touch_token(self, token: str, now: datetime) -> None:
         """Write a token's last use (a write: call it in a worker thread)."""
