@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 
 READINGS = "/api/v1/readings"
 STAND_INS = ("/api/v1/me", "/healthz")

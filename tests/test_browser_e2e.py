@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-import httpx
+import httpx2 as httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
