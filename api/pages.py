@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -23,11 +23,14 @@ from api.page_cache import records_version
 from api.pages_render import PageError, flash, local_time, render
 from api.roles import Permission
 from api.routes_board import board_lines, upcoming_tests
+from api.schemas import MAX_ID
 
 router = APIRouter(include_in_schema=False)
 
 Viewer = Annotated[Principal, Depends(page_require(Permission.STATUS_READ))]
 Actor_ = Annotated[Principal, Depends(page_require(Permission.ALERTS_ACT))]
+# An alert id in a form's address (beyond SQLite's INTEGER it cannot exist: a 422, not a 500).
+AlertId = Annotated[int, Path(ge=1, le=MAX_ID)]
 SILENCE_FOR = {"1h": timedelta(hours=1), "4h": timedelta(hours=4)}
 
 
@@ -117,7 +120,7 @@ def _back(key: str) -> Response:
 
 @router.post("/alerts/{alert_id}/ack")
 async def ack_alert(
-    alert_id: int,
+    alert_id: AlertId,
     request: Request,
     principal: Actor_,
     ctx: Ctx,
@@ -152,7 +155,7 @@ def silence_end(duration: str, until: str, now: datetime, tz: Any) -> datetime |
 
 @router.post("/alerts/{alert_id}/silence")
 async def silence_alert(
-    alert_id: int,
+    alert_id: AlertId,
     request: Request,
     principal: Actor_,
     ctx: Ctx,

@@ -23,7 +23,7 @@ from api.auth import Principal, audit_actor, require
 from api.context import AppContext, Ctx
 from api.errors import ApiError, ErrorBody
 from api.roles import Permission
-from api.schemas import UtcTime
+from api.schemas import MAX_ID, UtcTime
 from records.db import session_factory
 from siteconfig.alert_rules import RuleSet
 from siteconfig.alerts_config import AlertsConfig
@@ -38,7 +38,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such alert or silence."},
     422: {"model": ErrorBody, "description": "Invalid request (the message names the field)."},
 }
-MAX_ID = 2**63 - 1  # SQLite's INTEGER: a larger id cannot exist (and must not reach the driver)
 TEXT_MAX = 2000
 Severity = Literal["info", "warning", "critical"]
 

@@ -18,6 +18,7 @@ from api.compliance_support import IsoTime, site_tz
 from api.context import Ctx
 from api.errors import ErrorBody
 from api.roles import Permission
+from api.schemas import MAX_ID
 from compliance.export import write_csv, write_workbook
 from compliance.pack import audit_table, verification_table
 from records.audit import AuditEntry, append, iter_entries, verify
@@ -70,7 +71,7 @@ class AuditCheck(BaseModel):
 async def audit_entries(
     _: Auditor,
     ctx: Ctx,
-    after: Annotated[int, Query(ge=0, description="Entries after this sequence number.")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="Entries after this sequence number.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 200,
 ) -> AuditPage:
     """Audit log entries in chain order. 稽核軌跡。"""

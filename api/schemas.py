@@ -10,6 +10,9 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.store import UserView
 
+# SQLite's INTEGER: a larger id or sequence number cannot exist (and must not reach the driver).
+MAX_ID = 2**63 - 1
+
 
 def in_utc_range(value: datetime) -> datetime:
     """`value` if it has a UTC time (the database stores UTC): 0001-01-01T00:00+08:00 has none."""

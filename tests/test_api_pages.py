@@ -466,3 +466,9 @@ def test_a_refreshed_page_is_served_again_until_what_it_shows_changes(env: Env) 
     assert "Vera" in page
     assert "Otto" not in page
     assert 'action="/alerts/' not in page
+
+
+def test_an_alert_id_beyond_sqlites_integer_is_refused_not_a_500(env: Env) -> None:
+    csrf = login(env, "otto")
+    r = env.client.post(f"/alerts/{2**63}/ack", data={"csrf_token": csrf}, follow_redirects=False)
+    assert r.status_code == 422, r.text
