@@ -88,11 +88,15 @@ def login(page: Page, base_url: str, user: str, password: str, next: str = "/") 
     page.wait_for_load_state()
 
 
+SCREENSHOT_TIMEOUT_MS = 120_000
+
+
 def screenshot(page: Page, name: str) -> Path:
     """A full-page screenshot in the artifacts directory; prints where it is."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
     path = artifacts_dir() / f"{safe}.png"
-    page.screenshot(path=str(path), full_page=True)
+    # Generous: a loaded 2-core box (the suite runs beside the pipeline's processes) took over 30 s.
+    page.screenshot(path=str(path), full_page=True, timeout=SCREENSHOT_TIMEOUT_MS)
     print(f"screenshot 截圖: {path}")
     return path
 

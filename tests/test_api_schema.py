@@ -472,6 +472,13 @@ def test_a_write_on_a_seeded_object_answers_as_declared(
     method: str, path: str, params: dict[str, str], body: dict[str, Any], status: int
 ) -> None:
     """A write that the store accepts answers its success status with a body its schema allows."""
+    if method == "PUT":
+        # The fuzzing before may have voided the seeded record: a void key is recorded anew by a POST.
+        seed = dict(RECORDS)[params["kind"]]
+        again = schema["/api/v1/records/{kind}"]["POST"].Case(
+            path_parameters={"kind": params["kind"]}, body=seed, media_type="application/json"
+        )
+        assert _call(again, "every-role").status_code in (201, 409)  # anew, or still live
     case = schema[path][method].Case(path_parameters=params, body=body, media_type="application/json")
     response = _call(case, "every-role")
     assert response.status_code == status, response.text
