@@ -133,14 +133,14 @@ class Requirement:
     def __init__(self, permission: Permission) -> None:
         self.permission = permission
 
+    def refusal(self) -> str:
+        """The 403's message: what is needed and which roles grant it (API and pages alike)."""
+        roles = ", ".join(roles_with(self.permission))
+        return f"權限不足 not allowed: {self.permission.value} needs one of the roles {roles}"
+
     async def __call__(self, principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
         if self.permission not in principal.permissions:
-            roles = ", ".join(roles_with(self.permission))
-            raise ApiError(
-                403,
-                "forbidden",
-                f"權限不足 not allowed: {self.permission.value} needs one of the roles {roles}",
-            )
+            raise ApiError(403, "forbidden", self.refusal())
         return principal
 
 

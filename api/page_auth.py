@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from api.auth import MaybePrincipal, Principal, Requirement
 from api.pages_render import PageError
-from api.roles import Permission, roles_with
+from api.roles import Permission
 
 
 class LoginNeeded(Exception):
@@ -36,12 +36,7 @@ class PageRequirement(Requirement):
 
     async def __call__(self, principal: Annotated[Principal, Depends(page_principal)]) -> Principal:
         if self.permission not in principal.permissions:
-            roles = ", ".join(roles_with(self.permission))
-            raise PageError(
-                403,
-                "err.forbidden",
-                f"權限不足 not allowed: {self.permission.value} needs one of the roles {roles}",
-            )
+            raise PageError(403, "err.forbidden", self.refusal())
         return principal
 
 
