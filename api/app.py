@@ -45,8 +45,11 @@ from siteconfig.config import SiteConfig
 
 OPENAPI_URL = "/api/v1/openapi.json"
 DOCS_URL = "/api/v1/docs"
-# Every router of the app, in order; tests walk their routes (each role against each permission).
+# Every router of the app, in order; tests walk their routes (each role against each permission). A request
+# is matched against the routes in this order: the status page first (every screen in the room refreshes
+# it), then the API (its OpenAPI lists paths in this order); the paths do not overlap.
 ROUTERS = (
+    pages.router,
     routes_auth.router,
     routes_audit.router,
     routes_status.router,
@@ -55,7 +58,6 @@ ROUTERS = (
     routes_board.router,
     routes_evidence.router,
     routes_access.router,
-    pages.router,
     pages_records.router,
     pages_access.router,
     pages_door.router,

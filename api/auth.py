@@ -9,17 +9,18 @@ kept with the session, given to the page, and must come back as the `X-CSRF-Toke
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from api import secrets as sec
-from api.context import Ctx
+from api.context import AppContext, Ctx
 from api.errors import ApiError
+from api.page_cache import request_versions
 from api.roles import Permission, permissions, roles_with
-from api.store import UserView
+from api.store import Credential, UserView, touch_due
 from records.audit import Actor
 
 SESSION_COOKIE = "rg_session"
@@ -75,23 +76,16 @@ async def current_principal(request: Request, ctx: Ctx) -> Principal | None:
             raise ApiError(
                 401, "bad_authorization", "授權標頭格式不符 Authorization must be 'Bearer <token>'", _bearer()
             )
-        # Read in the event loop (an indexed read that never waits under WAL: a worker thread would cost
-        # more than the read); the once-a-minute write of its last use goes to a worker thread.
-        token, now = credential.strip(), ctx.clock()
-        user, touch = ctx.store.look_up_token(token, now)
-        if touch:
-            await run_in_threadpool(ctx.store.touch_token, token, now)
-        if user is None:
+        found = await _credential(request, ctx, "token", credential.strip())
+        if found is None:
             message = "權杖無效或已撤銷 the token is unknown or revoked"
             raise ApiError(401, "token_invalid", message, _bearer())
-        return Principal(user, "token")
+        return Principal(found.user, "token")
     session_id = request.cookies.get(SESSION_COOKIE)
     if not session_id:
         return None
-    now = ctx.clock()
-    view, touch = ctx.store.look_up_session(session_id, now)  # as the token above
-    if touch:
-        await run_in_threadpool(ctx.store.touch_session, session_id, now)
+    found = await _credential(request, ctx, "session", session_id)
+    view = found.session if found is not None else None
     if view is None:
         return None  # expired or ended: anonymous, so a login page can still be shown
     if request.method not in SAFE_METHODS:
@@ -104,6 +98,34 @@ async def current_principal(request: Request, ctx: Ctx) -> Principal | None:
                 f"or the {CSRF_FIELD} form field given at login",
             )
     return Principal(view.user, "session", session_id, view.csrf_token)
+
+
+async def _credential(
+    request: Request, ctx: AppContext, kind: Literal["token", "session"], secret: str
+) -> Credential | None:
+    """The live token or session with this secret: from the auth memo while the audit head stays put,
+    else from the database; its last use written when due (in a worker thread).
+
+    The reads run in the event loop: indexed reads that never wait under WAL, where a worker thread
+    would cost more than the read (docs/api.md, speed)."""
+    now = ctx.clock()
+    head = request_versions(request, ctx.store.read_engine)[0]
+    key = f"{kind}:{sec.digest(secret)}"
+    found = ctx.auth_memo.get(head, key)
+    if found is None:
+        look_up = ctx.store.look_up_token if kind == "token" else ctx.store.look_up_session
+        found = look_up(secret)
+        if found is None:
+            return None
+        ctx.auth_memo.put(head, key, found)
+    if found.session is not None and found.session.expires_at <= now:
+        return None
+    if touch_due(found.last_use, now):
+        touch = ctx.store.touch_token if kind == "token" else ctx.store.touch_session
+        await run_in_threadpool(touch, secret, now)
+        found = replace(found, last_use=now)
+        ctx.auth_memo.put(head, key, found)
+    return found
 
 
 def _bearer() -> dict[str, str]:

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 
+from api.auth_memo import AuthMemo
 from api.page_cache import PageCache
 from api.store import ApiStore
 from siteconfig.api_config import ApiConfig
@@ -35,6 +36,7 @@ class AppContext:
     site: SiteConfig | None
     state_dir: Path
     page_cache: PageCache = field(default_factory=PageCache)
+    auth_memo: AuthMemo = field(default_factory=AuthMemo)
 
     @property
     def session_lifetime(self) -> timedelta:

@@ -15,11 +15,11 @@ from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, func, select
+from starlette.requests import Request
 
 from alerts.store import AlertHistory
 from compliance.store import CheckRow
 from records.audit import AuditHead
-from records.db import read_only
 
 T = TypeVar("T")
 
@@ -60,15 +60,37 @@ class PageCache:
         return value
 
 
+# One statement for the three numbers, compiled once per dialect: it runs on every request (the auth memo
+# and the pages key on it), where building and caching a statement per call cost more than the read.
+_VERSIONS = select(
+    select(func.max(AuditHead.seq)).scalar_subquery(),
+    select(func.max(CheckRow.id)).scalar_subquery(),
+    select(func.max(AlertHistory.id)).scalar_subquery(),
+)
+_VERSIONS_SQL: dict[str, str] = {}
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
 def records_version(engine: Engine) -> tuple[int, int, int]:
     """What the pages are computed from, as numbers that grow on every change (blocking): the audit
-    log's head (every record write, ack, silence, sign-off), the newest check result, the newest alert
-    history entry (an alert fired, resolved, acknowledged, silenced by any process)."""
-    one = select(
-        select(func.max(AuditHead.seq)).scalar_subquery(),
-        select(func.max(CheckRow.id)).scalar_subquery(),
-        select(func.max(AlertHistory.id)).scalar_subquery(),
-    )
-    with read_only(engine).connect() as conn:
-        head, check, alert = conn.execute(one).one()
+    log's head (every record write, ack, silence, sign-off, login, user change), the newest check result,
+    the newest alert history entry (an alert fired, resolved, acknowledged, silenced by any process).
+    `engine` should be read-only (records.db.read_only): three O(1) reads that never wait under WAL."""
+    sql = _VERSIONS_SQL.get(engine.dialect.name)
+    if sql is None:
+        sql = _VERSIONS_SQL[engine.dialect.name] = str(_VERSIONS.compile(dialect=engine.dialect))
+    with engine.connect() as conn:
+        head, check, alert = conn.exec_driver_sql(sql).one()
     return (head or 0, check or 0, alert or 0)
+
+
+def request_versions(request: Request, engine: Engine) -> tuple[int, int, int]:
+    """records_version, read once per GET (the auth and the page share it); a write request reads it
+    afresh each time, since what it wrote moves the numbers on."""
+    if request.method in SAFE_METHODS:
+        held = getattr(request.state, "records_version", None)
+        if held is not None:
+            return held  # type: ignore[no-any-return]
+    versions = records_version(engine)
+    request.state.records_version = versions
+    return versions

@@ -19,7 +19,7 @@ from api.context import AppContext, Ctx
 from api.i18n import request_lang, translate
 from api.live_model import Live, LiveSnapshot, LiveSource
 from api.page_auth import page_require
-from api.page_cache import records_version
+from api.page_cache import request_versions
 from api.pages_render import PageError, flash, local_time, render
 from api.roles import Permission
 from api.routes_board import board_lines, upcoming_tests
@@ -75,7 +75,7 @@ async def status_page(
     lang = request_lang(request)
     request.state.page_path = "/"
     now, snapshot = ctx.clock(), live.snapshot()
-    versions = records_version(ctx.engine)  # three O(1) reads that never wait (WAL): no worker thread
+    versions = request_versions(request, ctx.store.read_engine)  # read once with the auth (event loop)
     # A screen refreshing the page gets the same bytes while nothing it shows changed: per caller (the
     # page carries their name and CSRF token) and language, per snapshot (a live source hands out the
     # same one until a message arrives), records/alerts version and second (the readings' ages).

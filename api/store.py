@@ -77,6 +77,20 @@ class SessionView:
 
 
 @dataclass(frozen=True, slots=True)
+class Credential:
+    """Whose a live token or session is, and when its last use was written (`touch_due`)."""
+
+    user: UserView
+    last_use: datetime | None
+    session: SessionView | None = None
+
+
+def touch_due(last_use: datetime | None, now: datetime) -> bool:
+    """Whether a credential's last use is due to be written again (TOUCH_EVERY)."""
+    return last_use is None or now - last_use >= TOUCH_EVERY
+
+
+@dataclass(frozen=True, slots=True)
 class TokenView:
     """An API token's record (never the token)."""
 
@@ -170,6 +184,11 @@ class ApiStore:
         self._slots = threading.BoundedSemaphore(HASH_SLOTS)
 
     # -- users --------------------------------------------------------------------------------------
+
+    @property
+    def read_engine(self) -> Engine:
+        """The records database for reads only (deferred transactions: records.db.read_only)."""
+        return self._read_engine
 
     def _hash(self, username: str, password: str) -> str:
         problems = password_problems(password, self.rules, username)
@@ -416,23 +435,25 @@ class ApiStore:
 
     def resolve_session(self, session_id: str, now: datetime) -> SessionView | None:
         """The live session with this id (None: unknown, expired, or its user disabled)."""
-        view, touch = self.look_up_session(session_id, now)
-        if touch:
+        found = self.look_up_session(session_id)
+        if found is None or found.session is None or found.session.expires_at <= now:
+            return None
+        if touch_due(found.last_use, now):
             self.touch_session(session_id, now)
-        return view
+        return found.session
 
-    def look_up_session(self, session_id: str, now: datetime) -> tuple[SessionView | None, bool]:
-        """The live session with this id and whether its last use is due to be written (reads only,
-        deferred: see look_up_token)."""
+    def look_up_session(self, session_id: str) -> Credential | None:
+        """The session with this id if its user may log in (reads only, deferred: see look_up_token);
+        whether it has expired is the caller's check (`session.expires_at`)."""
         with self._reads() as s:
             row = s.get(LoginSession, sec.digest(session_id))
-            if row is None or row.expires_at <= now:
-                return None, False
+            if row is None:
+                return None
             u = s.get(User, row.user_id)
             if u is None or u.disabled:
-                return None, False
+                return None
             view = SessionView(_view(u), row.csrf_token, row.expires_at)
-            return view, now - row.last_seen_at >= TOUCH_EVERY
+            return Credential(view.user, row.last_seen_at, view)
 
     def touch_session(self, session_id: str, now: datetime) -> None:
         """Write a session's last use (a write: call it in a worker thread)."""
@@ -488,16 +509,18 @@ class ApiStore:
 
     def resolve_token(self, token: str, now: datetime) -> UserView | None:
         """The user of a live token (None: unknown, revoked, or its user disabled)."""
-        view, touch = self.look_up_token(token, now)
-        if touch:
+        found = self.look_up_token(token)
+        if found is None:
+            return None
+        if touch_due(found.last_use, now):
             self.touch_token(token, now)
-        return view
+        return found.user
 
-    def look_up_token(self, token: str, now: datetime) -> tuple[UserView | None, bool]:
-        """The user of a live token and whether its last use is due to be written (one indexed read in a
-        deferred transaction: under WAL it never waits for a writer, so the event loop may call it)."""
+    def look_up_token(self, token: str) -> Credential | None:
+        """The user of a live token and its last use (one indexed read in a deferred transaction: under
+        WAL it never waits for a writer, so the event loop may call it)."""
         if not token.startswith(sec.TOKEN_PREFIX):
-            return None, False
+            return None
         q = (
             select(ApiToken.revoked_at, ApiToken.last_used_at, *_USER_COLUMNS)
             .join(User, User.id == ApiToken.user_id)
@@ -506,14 +529,14 @@ class ApiStore:
         with self._read_engine.connect() as conn:  # Core, not a Session: this runs on every request
             found = conn.execute(q).one_or_none()
         if found is None:
-            return None, False
+            return None
         revoked_at, last_used_at, uid, name, display, roles, disabled, failed, locked, changed, created = (
             found
         )
         view = UserView(uid, name, display, tuple(roles), disabled, failed, locked, changed, created)
         if revoked_at is not None or view.disabled:
-            return None, False
-        return view, last_used_at is None or now - last_used_at >= TOUCH_EVERY
+            return None
+        return Credential(view, last_used_at)
 
     def touch_token(self, token: str, now: datetime) -> None:
         """Write a token's last use (a write: call it in a worker thread)."""

@@ -21,11 +21,12 @@ from sqlalchemy import Engine, func, select
 from api import pages, pages_access, pages_door, pages_records
 from api.app import ROUTERS, create_app
 from api.auth import SESSION_COOKIE, Principal, Requirement, audit_actor, authenticated
+from api.auth_memo import AuthMemo
 from api.page_auth import page_principal
 from api.roles import Permission, Role, permissions
-from api.store import ApiStore
+from api.store import ApiStore, Credential, UserView
 from records.audit import AuditEntry, verify
-from records.db import session_factory
+from records.db import make_engine, session_factory
 from siteconfig.api_config import ApiConfig, LoginThrottle
 from tests.api_support import (
     ADMIN_CLI,
@@ -246,6 +247,54 @@ def test_a_token_authenticates_without_csrf_and_stops_when_revoked(env: Env) -> 
     _error(
         env.client.get("/api/v1/me", headers={"Authorization": "Bearer rgt_made-up"}), 401, "token_invalid"
     )
+
+
+def test_a_change_made_elsewhere_applies_to_the_next_request_despite_the_memo(
+    env: Env, tmp_path: Path
+) -> None:
+    # Another process (the CLI: its own engine) changes roles, disables a user, revokes a token: each is
+    # audited, the audit head moves, and the app's remembered credentials are dropped (api/auth_memo.py).
+    other = ApiStore(session_factory(make_engine(tmp_path / "records.db")), hasher=FAST_HASHER)
+    token = env.store.create_token("script", "otto", ADMIN_CLI, T0)
+    auth = {"Authorization": f"Bearer {token}"}
+    assert _login(env, "vera").status_code == 200
+    assert env.client.get("/api/v1/me").json()["user"]["roles"] == ["viewer"]
+    assert env.client.get("/api/v1/me", headers=auth).status_code == 200
+    other.set_roles("vera", ["viewer", "auditor"], ADMIN_CLI, T0)
+    assert env.client.get("/api/v1/me").json()["user"]["roles"] == ["auditor", "viewer"]
+    other.set_disabled("vera", True, ADMIN_CLI, T0)
+    _error(env.client.get("/api/v1/me"), 401, "unauthenticated")
+    other.revoke_token("script", ADMIN_CLI, T0)
+    _error(env.client.get("/api/v1/me", headers=auth), 401, "token_invalid")
+
+
+def test_the_auth_memo_forgets_everything_at_a_new_audit_head_and_when_full() -> None:
+    user = UserView(1, "vera", "Vera", ("viewer",), False, 0, None, T0, T0)
+    memo = AuthMemo(limit=2)
+    memo.put(7, "token:a", Credential(user, T0))
+    assert memo.get(7, "token:a") == Credential(user, T0)
+    assert memo.get(8, "token:a") is None  # the head moved: a write somewhere, nothing is trusted
+    assert memo.get(7, "token:a") is None  # and the old head does not bring it back
+    for key in ("a", "b", "c"):
+        memo.put(8, key, Credential(user, None))
+    assert [memo.get(8, key) is not None for key in ("a", "b", "c")] == [False, False, True]
+
+
+def test_a_tokens_last_use_is_written_once_a_minute_while_it_is_remembered(env: Env) -> None:
+    token = env.store.create_token("script", "otto", ADMIN_CLI, T0)
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def last_used() -> object:
+        return next(t.last_used_at for t in env.store.list_tokens() if t.name == "script")
+
+    assert env.client.get("/api/v1/me", headers=auth).status_code == 200
+    assert last_used() == T0
+    env.clock.now = T0 + timedelta(seconds=30)
+    assert env.client.get("/api/v1/me", headers=auth).status_code == 200
+    assert last_used() == T0  # not due yet
+    env.clock.now = T0 + timedelta(seconds=61)
+    assert env.client.get("/api/v1/me", headers=auth).status_code == 200
+    assert last_used() == env.clock.now
 
 
 # -- errors, health, OpenAPI ---------------------------------------------------------------------
