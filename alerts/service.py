@@ -185,8 +185,12 @@ class AlertService:
         policy: Policy,
         retry: RetryPolicy | None = None,
         tz: tzinfo = TAIPEI,
+        reads: sessionmaker[Session] | None = None,
     ) -> None:
         self._sessions = sessions
+        # Sessions for the reads (a web page's list of alerts): records.db.read_only's deferred BEGIN does
+        # not queue behind the alerts process writing, as a default BEGIN IMMEDIATE would.
+        self._reads = reads if reads is not None else sessions
         self._index = rules if isinstance(rules, RuleIndex) else RuleIndex(rules)
         self._rules: dict[str, AnyRule] = dict(self._index.by_id)
         self.policy = policy
@@ -333,12 +337,12 @@ class AlertService:
 
     def list_open(self) -> list[AlertView]:
         """Firing alerts, oldest first (silenced and inhibited ones too: see `suppressed`)."""
-        with self._sessions() as session:
+        with self._reads() as session:
             return [alert_view(r) for r in AlertStore(session).open_alerts()]
 
     def get(self, alert: str | int) -> AlertView | None:
         """One alert by dedup key or id."""
-        with self._sessions() as session:
+        with self._reads() as session:
             row = AlertStore(session).alert_row(alert)
             return None if row is None else alert_view(row)
 
@@ -352,7 +356,7 @@ class AlertService:
     ) -> list[HistoryRecord]:
         """Lifecycle events, oldest first: of one alert (key or id) or all, since a time, the newest
         `limit` (with `before`: of those older than that history id, for paging back)."""
-        with self._sessions() as session:
+        with self._reads() as session:
             return [
                 HistoryRecord(k, h.alert_id, h.at, h.what, h.who, h.note, h.id)
                 for k, h in AlertStore(session).history(alert, since, limit, before=before)
@@ -360,18 +364,18 @@ class AlertService:
 
     def get_silence(self, silence_id: int) -> SilenceRecord | None:
         """One silence or maintenance window by id (ended ones too)."""
-        with self._sessions() as session:
+        with self._reads() as session:
             row = session.get(Silence, silence_id)
             return None if row is None else _silence(row)
 
     def label_names(self) -> set[str]:
         """Every label name a stored alert carries (for checking silence matchers)."""
-        with self._sessions() as session:
+        with self._reads() as session:
             return {name for labels in session.scalars(select(Alert.labels)) for name in labels or {}}
 
     def silences(self, now: datetime, include_ended: bool = False) -> list[SilenceRecord]:
         """Silences in force or to come at `now` (with include_ended: every one)."""
-        with self._sessions() as session:
+        with self._reads() as session:
             q = select(Silence).order_by(Silence.id)
             if not include_ended:
                 q = q.where(Silence.removed_at.is_(None), Silence.ends_at > now)
@@ -379,7 +383,7 @@ class AlertService:
 
     def deliveries(self, status: str | None = None) -> list[QueuedDelivery]:
         """The outbox, oldest first; of one status (pending, sent, failed) or all."""
-        with self._sessions() as session:
+        with self._reads() as session:
             q = select(Delivery).order_by(Delivery.id)
             if status is not None:
                 q = q.where(Delivery.status == status)
@@ -389,7 +393,7 @@ class AlertService:
 
     def due_deliveries(self, now: datetime, limit: int = 100) -> list[QueuedDelivery]:
         """Pending deliveries whose next attempt is due, oldest first."""
-        with self._sessions() as session:
+        with self._reads() as session:
             q = (
                 select(Delivery)
                 .where(Delivery.status == "pending", Delivery.next_attempt_at <= now)
@@ -518,7 +522,7 @@ class AlertService:
             .order_by(Delivery.sent_at)
         )
         out: dict[str, list[datetime]] = {}
-        with self._sessions() as session:
+        with self._reads() as session:
             for channel, at in session.execute(q):
                 if at is not None:
                     out.setdefault(channel, []).append(at)

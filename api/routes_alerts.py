@@ -49,15 +49,16 @@ _services: weakref.WeakKeyDictionary[Engine, tuple[object, AlertService]] = weak
 def build_alert_service(ctx: AppContext) -> AlertService:
     """An AlertService as `roomguard alerts` builds it from the site file (rules, policy, time zone)
     over the app's records database; without a site, no rules and the default policy."""
-    sessions = session_factory(ctx.engine)
+    sessions, reads = session_factory(ctx.engine), session_factory(ctx.store.read_engine)
     if ctx.site is None:
-        return AlertService(sessions, RuleSet(), Policy(), tz=TAIPEI)
+        return AlertService(sessions, RuleSet(), Policy(), tz=TAIPEI, reads=reads)
     tz = ctx.site.site.timezone
     return AlertService(
         sessions,
         site_rule_set(ctx.site.alerts),
         Policy.from_config(ctx.site.alerts or AlertsConfig(), tz),
         tz=ZoneInfo(tz),
+        reads=reads,
     )
 
 
