@@ -3,6 +3,7 @@ with its settings, records database and clock injected, so tests build one per c
 
 from __future__ import annotations
 
+import importlib.resources
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 
@@ -45,6 +47,27 @@ from siteconfig.config import SiteConfig
 
 OPENAPI_URL = "/api/v1/openapi.json"
 DOCS_URL = "/api/v1/docs"
+DOCS_ASSETS_URL = "/api/v1/docs/assets"
+DOCS_ASSETS = importlib.resources.files("fastapi_offline") / "static"
+# Swagger UI's method badges, version stamp and links are too pale for white text or a white page (WCAG
+# 1.4.3, 4.5:1; axe-core color-contrast): the same hues, darker.
+DOCS_CONTRAST_CSS = " ".join(
+    f".swagger-ui .opblock.opblock-{method} .opblock-summary-method{{background:{colour}}}"
+    for method, colour in {
+        "get": "#0b5cad",
+        "post": "#17794a",
+        "put": "#8a5300",
+        "delete": "#b3261e",
+        "patch": "#0f6e66",
+        "head": "#6b21a8",
+        "options": "#0d5aa7",
+    }.items()
+) + (
+    " .swagger-ui .info .title small.version-stamp{background:#2b6b12}"
+    " .swagger-ui .info .title small pre{color:#fff}"
+    " .swagger-ui .info a, .swagger-ui .info .url{color:#1f5fa8}"
+    " .swagger-ui .json-schema-2020-12-expand-deep-button{color:#595959}"
+)
 # Every router of the app, in order; tests walk their routes (each role against each permission). A request
 # is matched against the routes in this order: the status page first (every screen in the room refreshes
 # it), then the API (its OpenAPI lists paths in this order); the paths do not overlap.
@@ -132,12 +155,24 @@ def create_app(
         app.include_router(router, responses=COMMON_RESPONSES)
     install_metrics(app, settings.metrics_public)
 
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
+
     @app.get(DOCS_URL, include_in_schema=False)
     async def docs() -> HTMLResponse:
-        """Swagger UI over the OpenAPI, as FastAPI serves it but with `<html lang="en">` (WCAG 3.1.1:
-        screen readers pick the language from it; axe-core's html-has-lang)."""
-        page = get_swagger_ui_html(openapi_url=OPENAPI_URL, title="roomguard API")
-        return HTMLResponse(bytes(page.body).decode().replace("<html>", '<html lang="en">', 1))
+        """Swagger UI over the OpenAPI with its script and style from the box itself (fastapi-offline's
+        copy of swagger-ui 5: no CDN, which an edge box may not reach), and `<html lang="en">` (WCAG
+        3.1.1: screen readers pick the language from it; axe-core's html-has-lang)."""
+        page = get_swagger_ui_html(
+            openapi_url=OPENAPI_URL,
+            title="roomguard API",
+            swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_URL}/favicon.png",
+            # Deep links put a link inside each operation's button (axe-core: nested-interactive).
+            swagger_ui_parameters={"deepLinking": False},
+        )
+        html = bytes(page.body).decode().replace("<html>", '<html lang="en">', 1)
+        return HTMLResponse(html.replace("</head>", f"<style>{DOCS_CONTRAST_CSS}</style></head>", 1))
 
     @app.get("/healthz", response_model=HealthOut, tags=["health"], responses={503: {"model": HealthOut}})
     async def healthz(ctx: Ctx) -> HealthOut | JSONResponse:

@@ -5,6 +5,7 @@ request from a session, API tokens (no CSRF, revoked = 401), errors with a reque
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -337,6 +338,18 @@ def test_health_needs_no_login_and_the_openapi_is_served(env: Env) -> None:
     for path in (LOGIN, LOGOUT, "/api/v1/me", "/api/v1/users", "/healthz"):
         assert path in spec["paths"], path
     assert "ErrorBody" in spec["components"]["schemas"]
+
+
+def test_the_api_docs_load_swagger_ui_from_the_box_not_a_cdn(env: Env) -> None:
+    html = env.client.get("/api/v1/docs").text
+    scripts = re.findall(r'<script src="([^"]+)"', html) + re.findall(r'<link [^>]*href="([^"]+)"', html)
+    assert len(scripts) >= 2  # swagger-ui-bundle.js and swagger-ui.css (and the favicon)
+    for src in scripts:
+        assert src.startswith("/api/v1/docs/assets/"), src
+        asset = env.client.get(src)
+        assert asset.status_code == 200, src
+        assert len(asset.content) > 1000, src
+    _error(env.client.get("/api/v1/docs/assets/nothing.js"), 404, "not_found")
 
 
 # -- the audit log -------------------------------------------------------------------------------
