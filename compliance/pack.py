@@ -32,7 +32,7 @@ import tempfile
 import time as clock
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import MAXYEAR, UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -206,6 +206,8 @@ def day_period(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetim
             datetime.combine(last + timedelta(days=1), time(0), tz),
         )
         start.astimezone(UTC), end.astimezone(UTC)
+        if last.year == MAXYEAR and last.month == 12:  # the pack reports by month: the next one must exist
+            raise OverflowError
     except OverflowError:
         raise ValueError(
             f"超出範圍 the period {first.isoformat()} to {last.isoformat()} is out of range"
