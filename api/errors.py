@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's own request id is kept when it is short and plain (it goes into logs); else a new one.
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 API_PREFIX = "/api/"
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Outside /api/ but machine-read too: their errors are JSON as well (a scraper logs the body).
 JSON_ERROR_PATHS = frozenset({"/metrics"})
 _STATUS_CODES = {
@@ -119,6 +121,18 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "請求格式不符 invalid request: " + "; ".join(parts)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at the request's path (a 405's Allow header, RFC 9110
+    15.5.6): Starlette names only the first route that matched the path, where a path's GET and POST are
+    often two routes."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error in the one shape; an unexpected one is logged with its request id, not shown."""
 
@@ -130,6 +144,8 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
         headers: dict[str, Any] = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return error_response(request, exc.status_code, code, str(exc.detail), headers)
 
     async def invalid(request: Request, exc: Exception) -> Response:

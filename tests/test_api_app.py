@@ -340,6 +340,19 @@ def test_health_needs_no_login_and_the_openapi_is_served(env: Env) -> None:
     assert "ErrorBody" in spec["components"]["schemas"]
 
 
+def test_a_wrong_method_is_a_405_naming_every_method_the_path_allows(env: Env) -> None:
+    # GET and POST of /api/v1/silences are two routes: Starlette alone named only the first one's.
+    for method, path, allowed in (
+        ("PUT", "/api/v1/silences", "GET, POST"),
+        ("DELETE", "/api/v1/alerts", "GET"),
+        ("PATCH", "/login", "GET, POST"),
+        ("GET", "/api/v1/silences/1", "DELETE"),
+    ):
+        r = env.client.request(method, path)
+        assert r.status_code == 405, (method, path, r.text)
+        assert r.headers["Allow"] == allowed, (method, path)
+
+
 def test_the_api_docs_load_swagger_ui_from_the_box_not_a_cdn(env: Env) -> None:
     html = env.client.get("/api/v1/docs").text
     scripts = re.findall(r'<script src="([^"]+)"', html) + re.findall(r'<link [^>]*href="([^"]+)"', html)
