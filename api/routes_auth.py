@@ -30,7 +30,10 @@ from api.store import LoginResult, UserError
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Not logged in, or a bad token."},
-    403: {"model": ErrorBody, "description": "Not allowed for the caller's roles, or no CSRF token."},
+    403: {
+        "model": ErrorBody,
+        "description": "Not allowed for the roles, no CSRF token, or a token where a session is needed.",
+    },
     422: {"model": ErrorBody, "description": "Invalid request."},
 }
 
@@ -246,8 +249,15 @@ async def me(principal: Authenticated) -> MeOut:
 async def change_password(
     body: PasswordChange, principal: Authenticated, request: Request, ctx: Ctx
 ) -> Response:
-    """Change one's own password (CSRF token required from a session): the current one first; the
-    user's other sessions end. 變更自己的密碼。"""
+    """Change one's own password from a browser session (with its CSRF token): the current one first;
+    the user's other sessions end. Not with an API token: a leaked token must not become a way to guess
+    the password or lock the account out. 變更自己的密碼 (僅限瀏覽器登入)。"""
+    if principal.via != "session":
+        raise ApiError(
+            403,
+            "session_required",
+            "請從瀏覽器登入後變更密碼 change a password from a logged-in browser session, not a token",
+        )
     name = principal.user.username
     check = await run_in_threadpool(
         ctx.store.check_own_password,

@@ -546,6 +546,16 @@ def test_guessing_the_current_password_from_an_open_session_locks_the_account(en
     assert len(_audit(env, "login.locked")) == 1
 
 
+def test_a_password_is_not_changed_with_an_api_token(env: Env) -> None:
+    # A leaked token must not be a way to guess the password (or lock the account out by guessing).
+    auth = {"Authorization": f"Bearer {env.store.create_token('otto-t', 'otto', ADMIN_CLI, T0)}"}
+    for current in (PASSWORD, "guess-123", "guess-456", "guess-789", "guess-000"):
+        body = {"current_password": current, "new_password": "n3w-secret"}
+        _error(env.client.post(CHANGE, json=body, headers=auth), 403, "session_required")
+    assert _audit(env, "login.") == []  # nothing counted as a guess, nothing locked
+    assert _login(env, "otto").status_code == 200  # the password is unchanged
+
+
 def test_a_sequence_number_beyond_sqlites_integer_is_a_422_not_a_500(env: Env) -> None:
     """schemathesis drew `after=2**63` (an OverflowError where SQLite binds it)."""
     auth = {"Authorization": f"Bearer {env.store.create_token('audrey-t', 'audrey', ADMIN_CLI, T0)}"}
