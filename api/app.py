@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from api import (
     pages,
     pages_access,
+    pages_audit,
     pages_door,
     pages_records,
     routes_access,
@@ -83,6 +84,7 @@ ROUTERS = (
     routes_access.router,
     pages_records.router,
     pages_access.router,
+    pages_audit.router,
     pages_door.router,
 )
 # (/metrics is not here: each app adds it, anonymous or not as `api.metrics_public` says.)

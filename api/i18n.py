@@ -172,6 +172,37 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "err.forbidden": ("權限不足", "Not allowed"),
     "err.no_site": ("未載入場域設定", "No site file loaded"),
     "back": ("回到機房狀態", "Back to the room status"),
+    "nav.audit": ("稽核軌跡", "Audit log"),
+    "audit": ("稽核軌跡", "Audit log"),
+    "audit.about": (
+        "每一筆寫入（紀錄、告警確認與靜音、覆核簽核、登入與失敗、使用者異動）皆依序以雜湊鏈記錄，最新在前。",
+        "Every write (records, alert acks and silences, review sign-offs, logins and failures, user "
+        "changes) in a hash chain, newest first.",
+    ),
+    "audit.seq": ("序號", "No."),
+    "audit.at": ("時間", "Time"),
+    "audit.actor": ("操作者", "Who"),
+    "audit.source": ("來源", "From"),
+    "audit.action": ("動作", "Action"),
+    "audit.entity": ("對象", "Record"),
+    "audit.change": ("變更 (前 → 後)", "Change (before → after)"),
+    "audit.note": ("備註", "Note"),
+    "audit.action_prefix": ("動作開頭為", "Action starts with"),
+    "audit.filter": ("篩選", "Filter"),
+    "audit.verify": ("驗證雜湊鏈", "Verify the hash chain"),
+    "audit.chain_ok": ("雜湊鏈完整", "The hash chain is intact"),
+    "audit.chain_counts": ("共 {entries} 筆，最新第 {seq} 筆", "{entries} entries, the newest no. {seq}"),
+    "audit.chain_bad": (
+        "雜湊鏈有誤：稽核軌跡遭修改或刪除",
+        "The hash chain is broken: entries were edited or deleted",
+    ),
+    "audit.export": ("匯出全部", "Export all"),
+    "audit.export_note": ("匯出本身亦記入稽核軌跡", "the export itself is audited"),
+    "audit.caption": ("本頁 {n} 筆", "{n} entries on this page"),
+    "audit.none": ("沒有符合的紀錄", "No matching entries"),
+    "audit.pages": ("分頁", "Pages"),
+    "audit.newest": ("最新", "Newest"),
+    "audit.older": ("較舊 →", "Older →"),
 }
 
 

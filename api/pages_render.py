@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 
 from api import i18n
+from api.roles import Permission, permissions
 
 # A year: the choice of language is not a secret and outlives a session.
 LANG_COOKIE_AGE = 365 * 24 * 3600
@@ -41,6 +42,15 @@ def _page_context(request: Request) -> dict[str, Any]:
 TEMPLATES = Jinja2Templates(
     directory=Path(__file__).resolve().parent / "templates", context_processors=[_page_context]
 )
+
+
+def may(user: Any, permission: str) -> bool:
+    """Whether `user`'s roles grant `permission` (the templates' `may`: a link the role could not
+    follow is left out of the menu)."""
+    return Permission(permission) in permissions(user.roles)
+
+
+TEMPLATES.env.globals["may"] = may
 
 
 class PageError(Exception):

@@ -22,6 +22,7 @@ from alerts.inputs import Labels, Sample
 from alerts.service import AlertService
 from api.app import create_app
 from api.live_model import DeviceLive, LiveSnapshot, MetricLive, StaticLive
+from api.pages_audit import PAGE_SIZE, changes
 from api.routes_alerts import alert_service
 from compliance.access.model import Grant, Holder
 from compliance.access.service import flag_rules, start_review
@@ -29,7 +30,7 @@ from compliance.access.store import AccessStore
 from compliance.kinds import DutyShift, GeneratorTest
 from compliance.store import Records
 from devices.reading import DeviceClass
-from records.audit import AuditEntry, verify
+from records.audit import AuditEntry, append, verify
 from records.db import session_factory
 from siteconfig.api_config import ApiConfig
 from siteconfig.compliance_config import AccessRules
@@ -472,3 +473,65 @@ def test_an_alert_id_beyond_sqlites_integer_is_refused_not_a_500(env: Env) -> No
     csrf = login(env, "otto")
     r = env.client.post(f"/alerts/{2**63}/ack", data={"csrf_token": csrf}, follow_redirects=False)
     assert r.status_code == 422, r.text
+
+
+# -- the audit log -----------------------------------------------------------------------------
+
+
+def test_the_auditor_pages_back_through_the_audit_log_newest_first_and_filters_it(env: Env) -> None:
+    with session_factory(env.engine).begin() as s:
+        for n in range(PAGE_SIZE + 5):
+            append(s, ADMIN_CLI, "record.create", "generator_test", f"gen-{n}", after={"n": n}, at=T0)
+    login(env, "audrey")
+    first = env.client.get("/audit")
+    assert first.status_code == 200
+    seqs = [int(x) for x in re.findall(r'<th scope="row">(\d+)</th>', first.text)]
+    assert len(seqs) == PAGE_SIZE
+    assert seqs == sorted(seqs, reverse=True)  # newest first: the auditor's own login on top
+    older = re.search(r'href="/audit\?before=(\d+)"', first.text)
+    assert older is not None
+    assert int(older.group(1)) == seqs[-1]
+    second = env.client.get("/audit", params={"before": older.group(1)})
+    rest = [int(x) for x in re.findall(r'<th scope="row">(\d+)</th>', second.text)]
+    assert rest == list(range(seqs[-1] - 1, 0, -1))  # every older entry, down to the first
+    assert "before=" not in second.text.split("</table>")[1]  # no older page after the last
+    logins = env.client.get("/audit", params={"action": "login", "actor": "audrey"})
+    assert text_of(logins.text).count(" login ") == 1
+    assert "gen-3" not in logins.text
+    assert "n: 7" in env.client.get("/audit", params={"action": "record."}).text
+
+
+def test_the_audit_page_verifies_the_chain_and_names_a_tampered_entry(env: Env) -> None:
+    login(env, "audrey")
+    ok = env.client.get("/audit", params={"check": "true"})
+    assert "雜湊鏈完整" in ok.text
+    with env.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+    broken = env.client.get("/audit", params={"check": "true", "lang": "en"})
+    assert "The hash chain is broken" in broken.text
+    problem = text_of(broken.text.split('role="alert"')[1].split("</div>")[0])
+    assert "entry 2 " in problem
+    assert "was edited" in problem
+
+
+def test_only_the_auditor_and_admin_see_the_audit_log_and_its_menu_link(env: Env) -> None:
+    login(env, "otto")
+    assert 'href="/audit"' not in env.client.get("/").text
+    r = env.client.get("/audit")
+    assert r.status_code == 403
+    assert "audit.read" in r.text
+    login(env, "audrey")
+    assert 'href="/audit"' in env.client.get("/").text
+
+
+def test_an_entrys_change_is_shown_field_by_field() -> None:
+    assert changes(
+        {"roles": ["viewer"], "disabled": False}, {"roles": ["viewer", "auditor"], "disabled": False}
+    ) == ('roles: ["viewer"] → ["viewer", "auditor"]',)
+    assert changes(None, {"expires_at": "2026-12-02", "ticket": "", "valid_to": None}) == (
+        "expires_at: 2026-12-02",
+    )
+    assert changes({"note": "x"}, None) == ("note: x → ∅",)
+    assert changes(None, None) == ()
+    assert changes("a", "b") == ("a → b",)
+    assert changes(None, {"text": "長" * 200})[0].endswith("…")

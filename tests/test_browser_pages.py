@@ -147,3 +147,17 @@ def test_a_room_that_does_not_exist_is_a_404_page(page: Page, served: Served) ->
     assert response is not None
     assert response.status == 404
     axe_check(page, "404 page")
+
+
+def test_the_auditor_browses_and_verifies_the_audit_log(page: Page, served: Served) -> None:
+    login(page, served.url, "audrey", PASSWORD, next="/audit")
+    assert page.get_by_role("link", name="稽核軌跡").count() == 1  # in the menu for the auditor
+    rows = page.locator("tbody tr")
+    assert rows.count() >= 3  # the logins, the roster, the review's start at least
+    page.get_by_role("button", name="驗證雜湊鏈").click()
+    assert "雜湊鏈完整" in page.get_by_role("status").first.inner_text()
+    axe_check(page, "audit log 稽核軌跡")
+    screenshot(page, "pages-audit")
+    page.get_by_label("動作開頭為").fill("login")
+    page.get_by_role("button", name="篩選").click()
+    assert all(a.startswith("login") for a in page.locator("tbody tr td:nth-child(5)").all_inner_texts())
