@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from api import (
     pages,
     pages_access,
+    pages_alerts,
     pages_audit,
     pages_door,
     pages_records,
@@ -83,6 +84,7 @@ ROUTERS = (
     routes_evidence.router,
     routes_access.router,
     pages_records.router,
+    pages_alerts.router,
     pages_access.router,
     pages_audit.router,
     pages_door.router,

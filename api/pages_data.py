@@ -206,7 +206,8 @@ class AlertRow:
     suppressed: str | None
 
 
-def _text(texts: Mapping[str, object], what: str, lang: str) -> str:
+def alert_text(texts: Mapping[str, object], what: str, lang: str) -> str:
+    """One of an alert's texts (message, forecast, …) in the page's language ('' when it has none)."""
     by_lang = texts.get(what)
     if not isinstance(by_lang, Mapping):
         return ""
@@ -224,8 +225,8 @@ def alert_rows(alerts: Sequence[AlertView], lang: str) -> list[AlertRow]:
             a.labels.get("room", ""),
             a.labels.get("device", ""),
             a.started_at,
-            _text(a.texts, "message", lang),
-            _text(a.texts, "forecast", lang),
+            alert_text(a.texts, "message", lang),
+            alert_text(a.texts, "forecast", lang),
             a.acked_by,
             a.suppressed,
         )

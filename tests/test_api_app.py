@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
-from api import pages, pages_access, pages_audit, pages_door, pages_records
+from api import pages, pages_access, pages_alerts, pages_audit, pages_door, pages_records
 from api.app import ROUTERS, create_app
 from api.auth import SESSION_COOKIE, Principal, Requirement, audit_actor, authenticated
 from api.auth_memo import AuthMemo
@@ -44,6 +44,7 @@ from tests.api_support import (
 PAGE_ROUTERS = (
     pages.router,
     pages_records.router,
+    pages_alerts.router,
     pages_access.router,
     pages_audit.router,
     pages_door.router,

@@ -22,6 +22,7 @@ from alerts.inputs import Labels, Sample
 from alerts.service import AlertService
 from api.app import create_app
 from api.live_model import DeviceLive, LiveSnapshot, MetricLive, StaticLive
+from api.pages_alerts import history_rows
 from api.pages_audit import PAGE_SIZE, changes
 from api.routes_alerts import alert_service
 from compliance.access.model import Grant, Holder
@@ -535,3 +536,41 @@ def test_an_entrys_change_is_shown_field_by_field() -> None:
     assert changes(None, None) == ()
     assert changes("a", "b") == ("a → b",)
     assert changes(None, {"text": "長" * 200})[0].endswith("…")
+
+
+# -- alert history -----------------------------------------------------------------------------
+
+
+def test_alert_history_shows_what_happened_newest_first_and_of_one_alert(env: Env) -> None:
+    alert = fire_alert(env)
+    csrf = login(env, "otto")
+    assert f'href="/alerts/history?alert={alert}"' in env.client.get("/").text  # from the alert's row
+    r = env.client.post(f"/alerts/{alert}/ack", data={"csrf_token": csrf, "note": "查看中"})
+    assert r.status_code == 200  # followed back to the status page
+    html = env.client.get("/alerts/history").text
+    events = re.findall(r'</th>\s*<td>([^<]+)</td>', html.split("<tbody>")[1])
+    assert events[0] == "確認"  # the ack, newest, on top
+    assert "觸發" in events[1:]
+    page = text_of(html)
+    assert "otto" in page
+    assert "查看中" in page
+    assert "temp-high-critical" in page  # every alert's events
+    one = text_of(env.client.get("/alerts/history", params={"alert": alert, "lang": "en"}).text)
+    assert f"#{alert} temp-high" in one
+    assert "acknowledged" in one
+    assert "fired" in one
+    assert "temp-high-critical" not in one
+    assert env.client.get("/alerts/history", params={"alert": 999999}).status_code == 404
+
+
+def test_alert_history_pages_back_to_the_first_event(env: Env) -> None:
+    fire_alert(env)
+    service = env.alerts()
+    everything, none_older = history_rows(service, None, None, "zh", limit=1000)
+    assert none_older is None
+    assert len(everything) >= 3
+    first, older = history_rows(service, None, None, "zh", limit=2)
+    rest, _ = history_rows(service, None, older, "zh", limit=1000)
+    assert older == first[-1].id
+    assert [r.id for r in first + rest] == [r.id for r in everything]
+    assert [r.id for r in everything] == sorted((r.id for r in everything), reverse=True)

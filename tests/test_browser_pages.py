@@ -161,3 +161,13 @@ def test_the_auditor_browses_and_verifies_the_audit_log(page: Page, served: Serv
     page.get_by_label("動作開頭為").fill("login")
     page.get_by_role("button", name="篩選").click()
     assert all(a.startswith("login") for a in page.locator("tbody tr td:nth-child(5)").all_inner_texts())
+
+
+def test_the_alert_history_page_passes_axe(page: Page, served: Served) -> None:
+    login(page, served.url, "vera", PASSWORD, next="/alerts/history")
+    assert page.locator("tbody tr").count() >= 2  # the fixture's alerts fired
+    axe_check(page, "alert history 告警歷程")
+    screenshot(page, "pages-alert-history")
+    page.locator("tbody tr").first.get_by_role("link").click()
+    page.wait_for_url(re.compile(r"/alerts/history\?alert=\d+"))
+    axe_check(page, "one alert's history 單一告警歷程")
