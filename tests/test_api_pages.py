@@ -548,7 +548,7 @@ def test_alert_history_shows_what_happened_newest_first_and_of_one_alert(env: En
     r = env.client.post(f"/alerts/{alert}/ack", data={"csrf_token": csrf, "note": "查看中"})
     assert r.status_code == 200  # followed back to the status page
     html = env.client.get("/alerts/history").text
-    events = re.findall(r'</th>\s*<td>([^<]+)</td>', html.split("<tbody>")[1])
+    events = re.findall(r"</th>\s*<td>([^<]+)</td>", html.split("<tbody>")[1])
     assert events[0] == "確認"  # the ack, newest, on top
     assert "觸發" in events[1:]
     page = text_of(html)
