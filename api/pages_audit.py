@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -32,17 +31,10 @@ VALUE_CHARS = 80  # a changed value longer than this is cut (the export has it w
 
 @dataclass(frozen=True, slots=True)
 class AuditRow:
-    """One entry as the page shows it."""
+    """One stored entry and what it changed, as the page shows it."""
 
-    seq: int
-    at: datetime
-    actor: str
-    source: str
-    action: str
-    entity: str
-    entity_id: str
+    entry: AuditEntry
     changes: tuple[str, ...]
-    note: str | None
 
 
 def _short(value: Any) -> str:
@@ -89,21 +81,8 @@ def audit_rows(
         q = q.where(AuditEntry.actor == actor)
     with session_factory(engine)() as s:
         found = list(s.scalars(q))
-    rows = [
-        AuditRow(
-            e.seq,
-            e.at,
-            e.actor,
-            e.source,
-            e.action,
-            e.entity,
-            e.entity_id,
-            changes(e.before, e.after),
-            e.note,
-        )
-        for e in found[:limit]
-    ]
-    return rows, rows[-1].seq if len(found) > limit else None
+    rows = [AuditRow(e, changes(e.before, e.after)) for e in found[:limit]]
+    return rows, rows[-1].entry.seq if len(found) > limit else None
 
 
 def check_chain(engine: Engine) -> AuditReport:
